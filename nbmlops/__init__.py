@@ -1,0 +1,123 @@
+"""nbmlops: the MLOps lifecycle inside the notebook, over one local store.
+
+``%load_ext nbmlops`` in IPython/Jupyter, or use the same API from any script::
+
+    import nbmlops
+    with nbmlops.start_run(experiment="iris") as run:
+        nbmlops.log_param("C", 1.0)
+        nbmlops.log_metric("accuracy", 0.96)
+
+Heavy modules (pandas, scikit-learn, matplotlib) load only when a call needs them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import IntegrityError, InvalidInput, NbmlopsError, NotFound, StoreError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "start_run", "active_run", "log_param", "log_params", "log_metric", "log_metrics", "set_tag", "set_tags",
+    "log_artifact", "log_text", "log_figure", "log_model", "log_dataset", "get_run", "search_runs",
+    "delete_run", "restore_run", "set_experiment", "get_experiment", "list_experiments", "fingerprint",
+    "set_store", "store_info", "Run", "Experiment",
+    "NbmlopsError", "StoreError", "NotFound", "InvalidInput", "IntegrityError",
+]
+
+_LAZY = {
+    "start_run": "tracking.runs", "active_run": "tracking.runs", "get_run": "tracking.runs",
+    "delete_run": "tracking.runs", "restore_run": "tracking.runs", "Run": "tracking.runs",
+    "search_runs": "tracking.search", "fingerprint": "tracking.fingerprint",
+    "set_experiment": "tracking.experiments", "get_experiment": "tracking.experiments",
+    "list_experiments": "tracking.experiments", "Experiment": "tracking.experiments",
+    "set_store": "store", "store_info": "info",
+}
+
+if TYPE_CHECKING:
+    from .info import store_info
+    from .store import set_store
+    from .tracking.experiments import Experiment, get_experiment, list_experiments, set_experiment
+    from .tracking.fingerprint import fingerprint
+    from .tracking.runs import Run, active_run, delete_run, get_run, restore_run, start_run
+    from .tracking.search import search_runs
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbmlops' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def _run() -> Any:
+    from .tracking.runs import require_active
+
+    return require_active()
+
+
+def log_param(key: str, value: Any) -> None:
+    """Record a parameter of the active run (params cannot change within a run)."""
+    _run().log_param(key, value)
+
+
+def log_params(params: dict[str, Any]) -> None:
+    _run().log_params(params)
+
+
+def log_metric(key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
+    """Append a point to a metric of the active run; ``step`` defaults to the next one."""
+    _run().log_metric(key, value, step, timestamp)
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None, timestamp: int | None = None) -> None:
+    _run().log_metrics(metrics, step, timestamp)
+
+
+def set_tag(key: str, value: Any) -> None:
+    _run().set_tag(key, value)
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    _run().set_tags(tags)
+
+
+def log_artifact(path: Any, name: str | None = None) -> list[dict[str, Any]]:
+    """Copy a file or folder into the store as an artifact of the active run."""
+    return _run().log_artifact(path, name)
+
+
+def log_text(text: str, name: str) -> dict[str, Any]:
+    return _run().log_text(text, name)
+
+
+def log_figure(fig: Any, name: str | None = None) -> dict[str, Any]:
+    """Save a matplotlib figure as a PNG artifact of the active run."""
+    return _run().log_figure(fig, name)
+
+
+def log_model(model: Any, name: str = "model", datasets: list[str] | None = None) -> dict[str, Any]:
+    """Save a fitted model (joblib, content-addressed, sha256 recorded) on the active run."""
+    return _run().log_model(model, name, datasets)
+
+
+def log_dataset(data: Any, name: str, role: str | None = None) -> dict[str, Any]:
+    """Record a dataset's fingerprint (hash, shape, columns, dtypes) on the active run."""
+    return _run().log_dataset(data, name, role)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    from .magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from .magics import unload
+
+    unload(ipython)

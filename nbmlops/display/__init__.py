@@ -1,0 +1,1 @@
+"""HTML renderers shared by every face (magics, widgets, reports)."""

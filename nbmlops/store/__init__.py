@@ -1,0 +1,169 @@
+"""The local store: TinyDB documents, append-only logs and content-addressed blobs in one folder.
+
+Layout of a store folder (``.nbmlops/`` by default)::
+
+    STORE.json                      format marker and schema version
+    db/experiments.json             experiments (TinyDB)
+    db/runs/<experiment>/<xx>.json  runs, sharded by the first two hex digits of their id
+    db/active.json                  runs in progress, with their owner's pid (stale-run sweep)
+    db/cells.json                   last run of each notebook cell (re-run links)
+    logs/metrics/<run>.jsonl        metric histories, append-only
+    blobs/sha256/ab/cdef…           artifacts, models, figures, cell sources
+    tmp/                            files being written before they move into blobs/
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInput, StoreError
+from .blobs import BlobStore
+from .documents import DocFile, atomic_write
+from .logs import AppendLog, read_lines
+
+__all__ = ["Store", "DocFile", "AppendLog", "read_lines", "SCHEMA", "current_store", "set_store", "locate"]
+
+SCHEMA = 1
+MARKER = "STORE.json"
+DIRNAME = ".nbmlops"
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+# Upgrades from an older schema, run once under the store lock: {old_version: function(store)}.
+MIGRATIONS: dict[int, Any] = {}
+
+
+def check_id(kind: str, value: object) -> str:
+    """Ids reach file names: accept only our own 32-hex-digit ids."""
+    if not isinstance(value, str) or not _HEX32.match(value):
+        raise InvalidInput(f"{kind} id must be 32 hex digits, got {value!r}")
+    return value
+
+
+class Store:
+    """One store folder. Cheap to construct; creates its folders on first write."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self.blobs = BlobStore(self.root / "blobs" / "sha256", self.root / "tmp")
+        self.experiments = DocFile(self.root / "db" / "experiments.json")
+        self.active = DocFile(self.root / "db" / "active.json")
+        self.cells = DocFile(self.root / "db" / "cells.json")
+        self._checked = False
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # -- opening ------------------------------------------------------------
+    def exists(self) -> bool:
+        return (self.root / MARKER).exists()
+
+    def ensure(self) -> Store:
+        """Create the store if needed and check that this nbmlops can read it."""
+        if self._checked:
+            return self
+        marker = self.root / MARKER
+        if not marker.exists():
+            if self.root.exists() and not self.root.is_dir():
+                raise StoreError(f"{self.root} is a file, not a store folder")
+            self.root.mkdir(parents=True, exist_ok=True)
+            lock = DocFile(self.root / MARKER)._lock
+            with lock:
+                if not marker.exists():
+                    atomic_write(marker, json.dumps({"format": "nbmlops", "schema": SCHEMA}).encode())
+        self._check_schema()
+        self._checked = True
+        return self
+
+    def _check_schema(self) -> None:
+        marker = self.root / MARKER
+        try:
+            meta = json.loads(marker.read_text())
+            version = int(meta["schema"])
+            assert meta.get("format") == "nbmlops"
+        except (ValueError, KeyError, TypeError, AssertionError):
+            raise StoreError(f"{marker} is not an nbmlops store marker") from None
+        if version > SCHEMA:
+            raise StoreError(
+                f"the store at {self.root} has schema {version}, newer than this nbmlops understands ({SCHEMA}): "
+                "upgrade nbmlops (pip install -U nbmlops) rather than risk misreading it"
+            )
+        if version < SCHEMA:
+            with DocFile(marker)._lock:
+                meta = json.loads(marker.read_text())
+                for v in range(int(meta["schema"]), SCHEMA):
+                    if v not in MIGRATIONS:
+                        raise StoreError(f"no migration from store schema {v} to {v + 1}")
+                    MIGRATIONS[v](self)
+                    meta["schema"] = v + 1
+                    atomic_write(marker, json.dumps(meta).encode())
+
+    # -- places -------------------------------------------------------------
+    def runs_dir(self, experiment_id: str) -> Path:
+        return self.root / "db" / "runs" / check_id("experiment", experiment_id)
+
+    def run_file(self, experiment_id: str, run_id: str) -> DocFile:
+        return DocFile(self.runs_dir(experiment_id) / f"{check_id('run', run_id)[:2]}.json")
+
+    def run_files(self, experiment_id: str) -> list[DocFile]:
+        d = self.runs_dir(experiment_id)
+        if not d.exists():
+            return []
+        return [DocFile(p) for p in sorted(d.glob("??.json"))]
+
+    def metric_log(self, run_id: str) -> Path:
+        return self.root / "logs" / "metrics" / f"{check_id('run', run_id)}.jsonl"
+
+
+_explicit: Path | None = None
+_stores: dict[Path, Store] = {}
+
+
+def locate(start: str | Path | None = None) -> Path:
+    """Where the store is: ``set_store``, else ``$NBMLOPS_STORE``, else the nearest ``.nbmlops/``
+    in the working directory or a parent (like git), else ``./.nbmlops`` (created on first write)."""
+    if _explicit is not None:
+        return _explicit
+    env = os.environ.get("NBMLOPS_STORE")
+    if env:
+        return _resolve_named(Path(env))
+    here = Path(start or os.getcwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / DIRNAME / MARKER).exists():
+            return d / DIRNAME
+    return here / DIRNAME
+
+
+def _resolve_named(path: Path) -> Path:
+    path = path.expanduser().resolve()
+    if not (path / MARKER).exists() and (path / DIRNAME / MARKER).exists():
+        return path / DIRNAME
+    return path
+
+
+def set_store(path: str | Path | None) -> Path:
+    """Use the store at ``path`` (a store folder, or a folder holding ``.nbmlops/``) from now on
+    in this process; ``None`` goes back to finding it. Returns the store folder."""
+    global _explicit
+    if path is None:
+        _explicit = None
+        return locate()
+    p = _resolve_named(Path(path))
+    if p.exists() and not p.is_dir():
+        raise InvalidInput(f"{p} is a file; give a folder for the store")
+    _explicit = p
+    return p
+
+
+def current_store(create: bool = True) -> Store:
+    """The store in effect; with ``create``, make its folder if it does not exist yet."""
+    root = locate()
+    store = _stores.get(root)
+    if store is None:
+        store = _stores[root] = Store(root)
+    if create:
+        store.ensure()
+    return store

@@ -1,0 +1,118 @@
+"""TinyDB documents that many processes can share and a crash cannot corrupt.
+
+TinyDB is not process-safe and rewrites its whole file on each write. So every
+write here holds a cross-process lock on a separate ``.lock`` file around the
+whole read-modify-write, opens TinyDB afresh over ``AtomicJSONStorage`` (which
+rereads the file and replaces it atomically), and closes it again. Reads need no
+lock: a file is only ever replaced whole, never written in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+from tinydb import TinyDB
+from tinydb.storages import Storage
+from tinydb.table import Table
+
+from ..errors import StoreError
+
+_TABLE = "docs"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+class AtomicJSONStorage(Storage):
+    """A TinyDB storage that reads the file on every ``read`` and replaces it on every ``write``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def read(self) -> dict[str, dict[str, Any]] | None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise StoreError(f"{self.path} is not valid JSON ({exc}); it was not written by nbmlops") from None
+
+    def write(self, data: dict[str, dict[str, Any]]) -> None:
+        atomic_write(self.path, json.dumps(data, separators=(",", ":"), default=str).encode())
+
+    def close(self) -> None:
+        pass
+
+
+_cache: dict[Path, tuple[tuple[int, int, int], list[dict[str, Any]]]] = {}
+_cache_lock = threading.Lock()
+
+
+class DocFile:
+    """One small TinyDB file of documents, with a lock and a read cache.
+
+    >>> f = DocFile(tmp / "runs.json")
+    >>> with f.table() as t:
+    ...     t.insert({"id": "ab12", "status": "RUNNING"})
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = FileLock(str(path) + ".lock", thread_local=False)
+
+    @contextmanager
+    def table(self) -> Iterator[Table]:
+        """The file's table for one read-modify-write, under the cross-process lock."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            db = TinyDB(self.path, storage=AtomicJSONStorage)
+            try:
+                yield db.table(_TABLE, cache_size=0)
+            finally:
+                db.close()
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every document, from a cache refreshed when the file changes. Do not mutate them."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return []
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        with _cache_lock:
+            hit = _cache.get(self.path)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        data = AtomicJSONStorage(self.path).read() or {}
+        docs = list(data.get(_TABLE, {}).values())
+        with _cache_lock:
+            _cache[self.path] = (key, docs)
+        return docs
+
+    def get(self, field: str, value: Any) -> dict[str, Any] | None:
+        """The first document whose ``field`` equals ``value`` (a copy), or None."""
+        for doc in self.all():
+            if doc.get(field) == value:
+                return json.loads(json.dumps(doc))
+        return None

@@ -1,0 +1,56 @@
+"""Append-only JSON Lines: one writer per file, any number of readers.
+
+Each record is one ``os.write`` of one line to a file opened with ``O_APPEND``,
+so a record is in the file (in the page cache) as soon as the call returns and a
+kill -9 loses nothing already appended. A line cut short by a crash, or one that
+does not parse, is skipped on read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+class AppendLog:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fd: int | None = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        size = os.fstat(self._fd).st_size
+        if size and os.pread(self._fd, 1, size - 1) != b"\n":
+            os.write(self._fd, b"\n")  # end a line a crash cut short, so it cannot swallow ours
+
+    def write(self, line: str) -> None:
+        """Append one record; ``line`` must end with a newline."""
+        os.write(self._fd, line.encode())  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def read_lines(path: Path) -> Iterator[Any]:
+    """Yield each complete, parseable JSON line of ``path``; nothing if it does not exist."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    end = data.rfind(b"\n")
+    if end < 0:
+        return
+    for raw in data[: end + 1].splitlines():
+        try:
+            yield json.loads(raw)
+        except ValueError:
+            continue

@@ -1,0 +1,96 @@
+"""Experiments: named groups of runs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._util import new_id, now_ms
+from ..errors import InvalidInput, NotFound
+from ..store import SCHEMA, Store, current_store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT = "Default"
+_default_name = DEFAULT
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\n" in name:
+        raise InvalidInput(f"experiment name must be a non-empty one-line string of at most 200 characters, got {name!r}")
+    return name.strip()
+
+
+def set_experiment(name: str) -> Experiment:
+    """Make ``name`` the experiment that new runs go to (created if needed)."""
+    global _default_name
+    exp = get_or_create(current_store(), _check_name(name))
+    _default_name = exp["name"]
+    return Experiment(exp)
+
+
+def default_name() -> str:
+    return _default_name
+
+
+def get_or_create(store: Store, name: str) -> dict[str, Any]:
+    name = _check_name(name)
+    for doc in store.experiments.all():
+        if doc["name"] == name:
+            return doc
+    with store.experiments.table() as t:
+        for doc in t.all():  # another process may have created it since we looked
+            if doc["name"] == name:
+                return dict(doc)
+        doc = {"schema": SCHEMA, "id": new_id(), "name": name, "created": now_ms(), "tags": {}}
+        t.insert(doc)
+    return doc
+
+
+def find(store: Store, name_or_id: str) -> dict[str, Any]:
+    docs = store.experiments.all()
+    for doc in docs:
+        if doc["name"] == name_or_id or doc["id"] == name_or_id:
+            return doc
+    names = ", ".join(repr(d["name"]) for d in docs) or "none yet"
+    raise NotFound(f"no experiment named {name_or_id!r} (experiments: {names})")
+
+
+def get_experiment(name_or_id: str) -> Experiment:
+    """The experiment with this name or id."""
+    return Experiment(find(current_store(create=False), name_or_id))
+
+
+def list_experiments() -> pd.DataFrame:
+    """All experiments with their run counts, as a DataFrame."""
+    import pandas as pd
+
+    store = current_store(create=False)
+    rows = []
+    for doc in store.experiments.all():
+        runs = [r for f in store.run_files(doc["id"]) for r in f.all() if not r.get("deleted")]
+        rows.append({"experiment_id": doc["id"], "name": doc["name"], "runs": len(runs),
+                     "created": pd.Timestamp(doc["created"], unit="ms")})
+    return pd.DataFrame(rows, columns=["experiment_id", "name", "runs", "created"])
+
+
+class Experiment:
+    """A named group of runs; ``.runs()`` searches it."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.id: str = doc["id"]
+        self.name: str = doc["name"]
+        self.created: int = doc["created"]
+
+    def runs(self, **kwargs: Any) -> pd.DataFrame:
+        from .search import search_runs
+
+        return search_runs(self.id, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Experiment {self.name!r} id={self.id[:8]}>"
+
+    def _repr_html_(self) -> str:
+        from ..display.html import experiment_card
+
+        return experiment_card(self)

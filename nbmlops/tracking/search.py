@@ -1,0 +1,175 @@
+"""search_runs: filter and sort runs, MLflow's filter syntax, pandas out.
+
+Filters are clauses joined by ``and``: ``metrics.accuracy > 0.9 and params.model = 'rf'
+and tags.team != 'x' and status = 'FINISHED'``. Operators: ``= == != < <= > >= like ilike
+in (...) not in (...)``. Names with odd characters go in backticks: ``metrics.`val loss` < 1``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidInput
+from ..store import current_store
+from . import experiments
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_ATTRS = {"run_id": "id", "id": "id", "run_name": "name", "name": "name", "status": "status", "user": "user",
+          "start_time": "start_time", "end_time": "end_time", "duration": "duration", "notebook": "notebook",
+          "experiment_id": "experiment_id", "git_commit": "git_commit"}
+_TOKEN = re.compile(r"""\s*(?:
+    (?P<ident>(?:metrics|params|tags|attributes|attribute|metric|param|tag|run)\.(?:`[^`]+`|"[^"]+"|[\w.\-/:]+)|\w+)
+  | (?P<op>==|!=|<=|>=|=|<|>|\bnot\s+in\b|\bin\b|\bilike\b|\blike\b)
+  | (?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)
+  | (?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
+  | (?P<list>\((?:[^()'"]|'[^']*'|"[^"]*")*\))
+)""", re.X | re.I)
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "=": lambda a, b: a == b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+}
+_PREFIX = {"metric": "metrics", "param": "params", "tag": "tags", "attribute": "attributes", "run": "attributes"}
+
+
+def _getter(ident: str) -> Callable[[dict[str, Any]], Any]:
+    if "." not in ident:
+        ident = "attributes." + ident
+    kind, key = ident.split(".", 1)
+    kind = _PREFIX.get(kind.lower(), kind.lower())
+    key = key.strip('`"')
+    if kind == "metrics":
+        return lambda d: (d["metrics"].get(key) or {}).get("value")
+    if kind in ("params", "tags"):
+        return lambda d: d[kind].get(key)
+    if key not in _ATTRS:
+        raise InvalidInput(f"unknown run attribute {key!r} in filter; use one of {', '.join(sorted(_ATTRS))}")
+    field = _ATTRS[key]
+    return lambda d: d.get(field)
+
+
+def _literal(kind: str, text: str) -> Any:
+    if kind == "num":
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    if kind == "str":
+        return text[1:-1].encode().decode("unicode_escape")
+    items = re.findall(r"""'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|([-+]?[\d.]+(?:[eE][-+]?\d+)?)""", text[1:-1])
+    return [a or b or (float(c) if any(x in c for x in ".eE") else int(c)) for a, b, c in items]
+
+
+def _like(pattern: str, flags: int) -> re.Pattern[str]:
+    return re.compile("^" + re.escape(pattern).replace("%", ".*").replace("_", ".") + "$", flags | re.S)
+
+
+def _compare(op: str, left: Any, right: Any) -> bool:
+    if left is None:
+        return op == "!=" and right is not None
+    if op in ("in", "not in"):
+        hit = left in right or str(left) in [str(r) for r in right]
+        return hit if op == "in" else not hit
+    if isinstance(right, (int, float)) and not isinstance(left, (int, float)):
+        try:
+            left = float(left)
+        except (TypeError, ValueError):
+            return op == "!="
+    elif isinstance(right, str) and not isinstance(left, str):
+        left = str(left)
+    try:
+        return _OPS[op](left, right)
+    except TypeError:
+        return False
+
+
+def parse_filter(text: str | None) -> Callable[[dict[str, Any]], bool]:
+    """Compile a filter string into a predicate over run documents."""
+    if not text or not text.strip():
+        return lambda d: True
+    clauses: list[Callable[[dict[str, Any]], bool]] = []
+    for part in re.split(r"\s+and\s+", text.strip(), flags=re.I):
+        pos, toks = 0, []
+        while pos < len(part):
+            m = _TOKEN.match(part, pos)
+            if not m or m.end() == pos:
+                raise InvalidInput(f"cannot parse filter near {part[pos:]!r}; write e.g. "
+                                   "\"metrics.accuracy > 0.9 and params.model = 'rf'\"")
+            pos = m.end()
+            toks.append((m.lastgroup, m.group(m.lastgroup)))
+        if len(toks) != 3 or toks[0][0] != "ident" or toks[1][0] != "op" or toks[2][0] not in ("num", "str", "list"):
+            raise InvalidInput(f"filter clause {part!r} must be NAME OPERATOR VALUE, e.g. metrics.accuracy > 0.9")
+        get = _getter(toks[0][1])
+        op = re.sub(r"\s+", " ", toks[1][1].lower())
+        value = _literal(toks[2][0], toks[2][1])
+        if (op in ("in", "not in")) != isinstance(value, list):
+            raise InvalidInput(f"in clause {part!r}, IN takes a list like ('a', 'b') and other operators a single value")
+        if op in ("like", "ilike"):
+            rx = _like(str(value), re.I if op == "ilike" else 0)
+            clauses.append(lambda d, get=get, rx=rx: (v := get(d)) is not None and bool(rx.match(str(v))))
+        else:
+            clauses.append(lambda d, get=get, op=op, value=value: _compare(op, get(d), value))
+    return lambda d: all(c(d) for c in clauses)
+
+
+def _sort(docs: list[dict[str, Any]], order_by: Iterable[str]) -> list[dict[str, Any]]:
+    for spec in reversed(list(order_by)):
+        words = spec.strip().split()
+        desc = len(words) > 1 and words[-1].lower() == "desc"
+        if len(words) > 1 and words[-1].lower() in ("asc", "desc"):
+            words = words[:-1]
+        get = _getter(" ".join(words))
+        present = [d for d in docs if get(d) is not None]
+        missing = [d for d in docs if get(d) is None]
+        try:
+            present.sort(key=get, reverse=desc)
+        except TypeError:
+            present.sort(key=lambda d: str(get(d)), reverse=desc)
+        docs = present + missing  # runs without the value go last, either way
+    return docs
+
+
+def search_runs(experiment: str | list[str] | None = None, filter: str | None = None,
+                order_by: str | list[str] | None = None, max_results: int | None = None,
+                include_deleted: bool = False) -> pd.DataFrame:
+    """Runs as a DataFrame with ``params.*``, ``metrics.*`` and ``tags.*`` columns, newest first.
+
+    >>> nbmlops.search_runs("churn", "metrics.auc > 0.8", order_by="metrics.auc desc", max_results=5)
+    """
+    import pandas as pd
+
+    if max_results is not None and (not isinstance(max_results, int) or max_results < 0):
+        raise InvalidInput(f"max_results must be a non-negative integer, got {max_results!r}")
+    keep = parse_filter(filter)
+    order = [order_by] if isinstance(order_by, str) else list(order_by or [])
+    store = current_store(create=False)
+    exps = store.experiments.all()
+    if experiment is not None:
+        wanted = [experiment] if isinstance(experiment, str) else list(experiment)
+        exps = [experiments.find(store, w) for w in wanted]
+    names = {e["id"]: e["name"] for e in exps}
+    docs = [d for e in exps for f in store.run_files(e["id"]) for d in f.all()
+            if (include_deleted or not d.get("deleted")) and keep(d)]
+    docs = _sort(docs, [*order, "start_time desc"])
+    if max_results is not None:
+        docs = docs[:max_results]
+    params = sorted({k for d in docs for k in d["params"]})
+    metrics = sorted({k for d in docs for k in d["metrics"]})
+    tags = sorted({k for d in docs for k in d["tags"]})
+    base = ["run_id", "experiment", "run_name", "status", "start_time", "end_time", "duration", "user"]
+    columns = base + [f"params.{k}" for k in params] + [f"metrics.{k}" for k in metrics] + [f"tags.{k}" for k in tags]
+    rows = []
+    for d in docs:
+        row = [d["id"], names[d["experiment_id"]], d["name"], d["status"], d["start_time"], d["end_time"],
+               d["duration"], d["user"]]
+        p, m, t = d["params"], d["metrics"], d["tags"]
+        row += [p.get(k) for k in params]
+        row += [(m.get(k) or {}).get("value") for k in metrics]
+        row += [t.get(k) for k in tags]
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=columns)
+    for col in ("start_time", "end_time"):
+        df[col] = pd.to_datetime(df[col], unit="ms")
+    for k in metrics:
+        df[f"metrics.{k}"] = df[f"metrics.{k}"].astype("float64")
+    return df

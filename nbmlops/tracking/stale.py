@@ -1,0 +1,95 @@
+"""Runs whose process died: a kernel that crashed leaves its run RUNNING; the next process to
+open the store marks it KILLED (with metric summaries rebuilt from its log)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+from tinydb import where
+
+from ..store import Store, read_lines
+from . import environment
+
+
+def _proc_start(pid: int) -> str | None:
+    """The kernel's start tick of a process (Linux), to tell a live pid from a reused one."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rfind(b")") + 2:].split()[19].decode()
+
+
+@lru_cache(maxsize=1)
+def _own_start() -> str | None:
+    return _proc_start(os.getpid())
+
+
+def pid_alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    if start is not None:
+        current = _proc_start(pid)
+        if current is not None and current != start:
+            return False  # the pid now belongs to another process
+    return True
+
+
+def register_active(store: Store, doc: dict[str, Any]) -> None:
+    with store.active.table() as t:
+        t.insert({"run_id": doc["id"], "experiment_id": doc["experiment_id"], "pid": os.getpid(),
+                  "pid_start": _own_start(), "host": environment.host()})
+
+
+def unregister_active(store: Store, run_id: str) -> None:
+    with store.active.table() as t:
+        t.remove(where("run_id") == run_id)
+
+
+def sweep_stale_runs(store: Store) -> list[str]:
+    """Mark KILLED every run left RUNNING by a process of this host that no longer exists."""
+    host = environment.host()
+    dead = [a for a in store.active.all()
+            if a["host"] == host and not pid_alive(a["pid"], a.get("pid_start"))]
+    killed = []
+    for a in dead:
+        f = store.run_file(a["experiment_id"], a["run_id"])
+        with f.table() as t:
+            docs = t.search(where("id") == a["run_id"])
+            if docs and docs[0]["status"] == "RUNNING":
+                doc = docs[0]
+                metrics = _summaries(store, a["run_id"])
+                last = max([doc["start_time"], *(m["timestamp"] for m in metrics.values())])
+                t.update({"status": "KILLED", "end_time": last, "duration": (last - doc["start_time"]) / 1000,
+                          "metrics": {**doc["metrics"], **metrics},
+                          "error": f"the process that ran it (pid {a['pid']} on {host}) exited without ending it"},
+                         where("id") == a["run_id"])
+                killed.append(a["run_id"])
+        with store.active.table() as t:
+            t.remove(where("run_id") == a["run_id"])
+    return killed
+
+
+def _summaries(store: Store, run_id: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for line in read_lines(store.metric_log(run_id)):
+        if not isinstance(line, list) or len(line) != 4:
+            continue
+        key, step, ts, value = line
+        m = out.get(key)
+        if m is None:
+            out[key] = {"value": value, "step": step, "timestamp": ts, "min": value, "max": value, "count": 1}
+            continue
+        if step >= m["step"]:
+            m.update(value=value, step=step, timestamp=ts)
+        m["min"] = min(m["min"], value)
+        m["max"] = max(m["max"], value)
+        m["count"] += 1
+    return out
