@@ -20,13 +20,20 @@ import nbmlops
 from .errors import NbmlopsError
 
 
+def _unquote(text: str | None) -> str | None:
+    """IPython's argument splitter keeps the quotes of ``-e "my experiment"``: drop them."""
+    if text is not None and len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
 def _parse_tags(items: list[str]) -> dict[str, str]:
     tags = {}
-    for item in items:
-        key, sep, value = item.partition("=")
+    for item in map(_unquote, items):
+        key, sep, value = item.partition("=")  # type: ignore[union-attr]
         if not sep or not key.strip():
             raise UsageError(f"-t takes KEY=VALUE, got {item!r}")
-        tags[key.strip()] = value
+        tags[key.strip()] = _unquote(value)  # type: ignore[assignment]
     return tags
 
 
@@ -93,7 +100,7 @@ class Track(Magics):
         notebook = self.notebook()
         key = self.cell_id or (args.name and f"name:{args.name}") or "src:" + hashlib.sha256(cell.encode()).hexdigest()[:16]
         try:
-            run = nbmlops.start_run(args.experiment, args.name, tags, autolog=self.autolog and not args.no_autolog,
+            run = nbmlops.start_run(_unquote(args.experiment), _unquote(args.name), tags, autolog=self.autolog and not args.no_autolog,
                                     source=cell, cell_key=f"{notebook or 'session'}::{key}", notebook=notebook)
         except NbmlopsError as exc:
             raise UsageError(str(exc)) from None
@@ -153,6 +160,8 @@ class Track(Magics):
 
         def shown_already(_shell: Any, etype: Any, value: Any, tb: Any, tb_offset: Any = None) -> list[str]:
             shell.custom_exceptions, shell.CustomTB = saved
+            if value is not error:  # not ours (the magic was called some other way): show it as usual
+                shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
             return []
 
         shell.set_custom_exc((type(error),), shown_already)

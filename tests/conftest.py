@@ -31,8 +31,14 @@ def ip(store):
     """A real IPython InteractiveShell with ``%load_ext nbmlops`` done."""
     from IPython.testing.globalipapp import start_ipython
 
-    shell = start_ipython()
+    shell = start_ipython() or get_ipython_shell()
     if "track" not in shell.magics_manager.magics["cell"]:
         shell.run_line_magic("load_ext", "nbmlops")
     shell.user_ns.pop("run", None)
     yield shell
+
+
+def get_ipython_shell():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    return InteractiveShell.instance()

@@ -15,7 +15,7 @@ DEFAULT = "Default"
 _default_name = DEFAULT
 
 
-def _check_name(name: object) -> str:
+def check_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\n" in name:
         raise InvalidInput(f"experiment name must be a non-empty one-line string of at most 200 characters, got {name!r}")
     return name.strip()
@@ -24,7 +24,7 @@ def _check_name(name: object) -> str:
 def set_experiment(name: str) -> Experiment:
     """Make ``name`` the experiment that new runs go to (created if needed)."""
     global _default_name
-    exp = get_or_create(current_store(), _check_name(name))
+    exp = get_or_create(current_store(), check_name(name))
     _default_name = exp["name"]
     return Experiment(exp)
 
@@ -34,7 +34,7 @@ def default_name() -> str:
 
 
 def get_or_create(store: Store, name: str) -> dict[str, Any]:
-    name = _check_name(name)
+    name = check_name(name)
     for doc in store.experiments.all():
         if doc["name"] == name:
             return doc

@@ -423,8 +423,9 @@ def start_run(experiment: str | None = None, name: str | None = None, tags: dict
     if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 200):
         raise InvalidInput(f"run name must be a non-empty string of at most 200 characters, got {name!r}")
     clean_tags = {check_key("tag", k): str(v) for k, v in (tags or {}).items()}
+    exp_name = experiments.check_name(experiments.default_name() if experiment is None else experiment)
     store = _store()
-    exp = experiments.get_or_create(store, experiment or experiments.default_name())
+    exp = experiments.get_or_create(store, exp_name)
     run_id = new_id()
     env = environment.versions()
     env_sha, _ = store.blobs.put_bytes(json.dumps(env, sort_keys=True).encode())

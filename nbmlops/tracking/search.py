@@ -22,8 +22,8 @@ _ATTRS = {"run_id": "id", "id": "id", "run_name": "name", "name": "name", "statu
           "start_time": "start_time", "end_time": "end_time", "duration": "duration", "notebook": "notebook",
           "experiment_id": "experiment_id", "git_commit": "git_commit"}
 _TOKEN = re.compile(r"""\s*(?:
-    (?P<ident>(?:metrics|params|tags|attributes|attribute|metric|param|tag|run)\.(?:`[^`]+`|"[^"]+"|[\w.\-/:]+)|\w+)
-  | (?P<op>==|!=|<=|>=|=|<|>|\bnot\s+in\b|\bin\b|\bilike\b|\blike\b)
+    (?P<op>==|!=|<=|>=|=|<|>|\bnot\s+in\b|\bin\b|\bilike\b|\blike\b)
+  | (?P<ident>(?:metrics|params|tags|attributes|attribute|metric|param|tag|run)\.(?:`[^`]+`|"[^"]+"|[\w.\-/:]+)|[A-Za-z_]\w*)
   | (?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)
   | (?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
   | (?P<list>\((?:[^()'"]|'[^']*'|"[^"]*")*\))
