@@ -1,0 +1,50 @@
+"""The demo notebooks execute headless, as the main job and nbconvert-executed reports run them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbconvert import HTMLExporter
+
+NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("[0-9]*.ipynb"))
+
+
+def execute(path: Path, tmp_path: Path, monkeypatch) -> nbformat.NotebookNode:
+    work = tmp_path / path.name
+    shutil.copy(path, work)
+    monkeypatch.setenv("NBMLOPS_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("NBMLOPS_NOTEBOOK", str(work))
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    nb = nbformat.read(work, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    return nb
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "notebooks/ holds no numbered notebooks"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_executes_and_renders(path, tmp_path, monkeypatch):
+    nb = execute(path, tmp_path, monkeypatch)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    assert "<script" not in "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    if path.stem == "01_tracking":
+        assert html.count("FINISHED</span> run <b>") == 2  # the two %%track summaries
+        assert any("image/png" in o.get("data", {}) for o in outputs)
+        import nbmlops
+
+        nbmlops.set_store(tmp_path / "store")
+        try:
+            runs = nbmlops.search_runs("breast-cancer")
+            assert sorted(runs.run_name) == ["forest", "logreg"]
+            assert (runs["metrics.auc"] > 0.95).all()
+            assert set(nbmlops.get_run(runs.run_id[0]).info["notebook"].split("/")[-1:]) == {path.name}
+        finally:
+            nbmlops.set_store(None)
