@@ -48,3 +48,29 @@ def test_notebook_executes_and_renders(path, tmp_path, monkeypatch):
             assert set(nbmlops.get_run(runs.run_id[0]).info["notebook"].split("/")[-1:]) == {path.name}
         finally:
             nbmlops.set_store(None)
+
+
+def test_papermill_parameters_become_params_of_tracked_runs(tmp_path, monkeypatch):
+    import papermill
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("alpha = 1.0\nsolver = 'lbfgs'")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("%load_ext nbmlops"),
+                nbformat.v4.new_code_cell("%%track -e pm -n step -m score\nscore = alpha * 2")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    src, out = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(nb, src)
+    monkeypatch.setenv("NBMLOPS_STORE", str(tmp_path / "store"))
+    papermill.execute_notebook(str(src), str(out), parameters={"alpha": 0.25, "solver": "saga"},
+                               cwd=str(tmp_path), progress_bar=False, kernel_name="python3")
+    import nbmlops
+
+    nbmlops.set_store(tmp_path / "store")
+    try:
+        (run_id,) = nbmlops.search_runs("pm")["run_id"]
+        run = nbmlops.get_run(run_id)
+        assert run.params == {"alpha": 0.25, "solver": "saga"}
+        assert run.metrics == {"score": 0.5}
+    finally:
+        nbmlops.set_store(None)

@@ -56,6 +56,9 @@ class BlobStore:
         return sha, size
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
+        sha = hashlib.sha256(data).hexdigest()
+        if self.path(sha).exists():
+            return sha, len(data)
         tmp = self.tmp_path()
         tmp.write_bytes(data)
         return self.put_path(tmp)
