@@ -152,10 +152,10 @@ def test_notebook_path_is_recorded_from_environment(ip, monkeypatch):
     from nbmlops.magics import _loaded
 
     monkeypatch.setenv("NBMLOPS_NOTEBOOK", "/work/analysis.ipynb")
-    _loaded[id(ip)]._notebook = False
+    _loaded[id(ip)]["Track"]._notebook = False
     ip.run_cell_magic("track", "", "1")
     assert last_run().info["notebook"] == "/work/analysis.ipynb"
-    _loaded[id(ip)]._notebook = False
+    _loaded[id(ip)]["Track"]._notebook = False
 
 
 def test_summary_line_after_the_cell(ip, capsys):

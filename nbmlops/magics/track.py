@@ -1,7 +1,4 @@
-"""IPython faces: ``%%track`` and ``%nbmlops``. Thin: parse the line, call the public API, display.
-
-User mistakes raise ``UsageError`` (one red line, no traceback) before anything is written.
-"""
+"""``%%track``: run a cell as a tracked run. Thin: parse the line, call the public API, display."""
 
 from __future__ import annotations
 
@@ -10,14 +7,14 @@ import traceback
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import HTML, display
 from traitlets import Bool
 
 import nbmlops
 
-from .errors import NbmlopsError
+from ..errors import NbmlopsError
 
 
 def _unquote(text: str | None) -> str | None:
@@ -42,7 +39,7 @@ class _Summary:
         self.run = run
 
     def _repr_html_(self) -> str:
-        from .display.html import run_summary
+        from ..display.html import run_summary
 
         return run_summary(self.run)
 
@@ -50,7 +47,7 @@ class _Summary:
         doc = self.run.info
         metrics = " ".join(f"{k}={m['value']:.4g}" for k, m in list(doc["metrics"].items())[:8])
         same = f" · same as run {doc['same_as'][:8]} (source, params and inputs unchanged)" if doc["same_as"] else ""
-        from ._util import fmt_duration
+        from .._util import fmt_duration
 
         return (f"{doc['status']} run {doc['name']} ({doc['id'][:8]}) · {fmt_duration(doc['duration'])}"
                 f"{' · ' + metrics if metrics else ''}{same}")
@@ -72,7 +69,7 @@ class Track(Magics):
 
     def notebook(self) -> str | None:
         if self._notebook is False:
-            from .tracking.environment import notebook_path
+            from ..tracking.environment import notebook_path
 
             self._notebook = notebook_path()
         return self._notebook  # type: ignore[return-value]
@@ -95,7 +92,7 @@ class Track(Magics):
         for name in (*args.param, *args.metric):
             if not name.isidentifier():
                 raise UsageError(f"-p/-m take variable names, got {name!r}")
-        from .tracking.environment import papermill_params
+        from ..tracking.environment import papermill_params
 
         notebook = self.notebook()
         key = self.cell_id or (args.name and f"name:{args.name}") or "src:" + hashlib.sha256(cell.encode()).hexdigest()[:16]
@@ -104,7 +101,7 @@ class Track(Magics):
                                     source=cell, cell_key=f"{notebook or 'session'}::{key}", notebook=notebook)
         except NbmlopsError as exc:
             raise UsageError(str(exc)) from None
-        from .tracking.runs import _pop
+        from ..tracking.runs import _pop
 
         error: BaseException | None = None
         problem = None
@@ -166,45 +163,3 @@ class Track(Magics):
 
         shell.set_custom_exc((type(error),), shown_already)
         raise error.with_traceback(None)
-
-
-@magics_class
-class Nbmlops(Magics):
-    """``%nbmlops``: where the store is and what it holds; ``%nbmlops store PATH`` to choose it."""
-
-    @magic_arguments()
-    @argument("action", nargs="?", choices=["store", "info"], help="store [PATH]: show or set the store")
-    @argument("path", nargs="?", help="store folder (or a folder holding .nbmlops/)")
-    @line_magic
-    def nbmlops(self, line: str) -> None:
-        """Show the store in use and what it holds; `%nbmlops store PATH` switches to another store."""
-        args = parse_argstring(self.nbmlops, line)
-        if args.action == "store" and args.path:
-            try:
-                path = nbmlops.set_store(args.path)
-            except NbmlopsError as exc:
-                raise UsageError(str(exc)) from None
-            print(f"nbmlops store: {path}")
-            return
-        if args.path:
-            raise UsageError("usage: %nbmlops [store [PATH]]")
-        try:
-            display(nbmlops.store_info())
-        except NbmlopsError as exc:
-            raise UsageError(str(exc)) from None
-
-
-_loaded: dict[int, Track] = {}
-
-
-def load(ipython: Any) -> None:
-    track = Track(ipython)
-    ipython.register_magics(track, Nbmlops)
-    ipython.events.register("pre_run_cell", track.pre_run_cell)
-    _loaded[id(ipython)] = track
-
-
-def unload(ipython: Any) -> None:
-    track = _loaded.pop(id(ipython), None)
-    if track is not None:
-        ipython.events.unregister("pre_run_cell", track.pre_run_cell)
