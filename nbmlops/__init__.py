@@ -23,6 +23,8 @@ __all__ = [
     "log_artifact", "log_text", "log_figure", "log_model", "log_dataset", "get_run", "search_runs",
     "delete_run", "restore_run", "set_experiment", "get_experiment", "list_experiments", "fingerprint",
     "set_store", "store_info", "Run", "Experiment",
+    "register_model", "load_model", "load_reference", "get_model_version", "set_alias", "delete_alias",
+    "delete_version", "list_models", "list_versions", "model_history", "compare_versions", "registry_widget",
     "NbmlopsError", "StoreError", "NotFound", "InvalidInput", "IntegrityError",
 ]
 
@@ -33,10 +35,17 @@ _LAZY = {
     "set_experiment": "tracking.experiments", "get_experiment": "tracking.experiments",
     "list_experiments": "tracking.experiments", "Experiment": "tracking.experiments",
     "set_store": "store", "store_info": "info",
+    **{name: "registry" for name in ("register_model", "load_model", "load_reference", "get_model_version",
+                                     "set_alias", "delete_alias", "delete_version", "list_models", "list_versions",
+                                     "model_history", "compare_versions")},
+    "registry_widget": "widgets.registry",
 }
 
 if TYPE_CHECKING:
     from .info import store_info
+    from .registry import (compare_versions, delete_alias, delete_version, get_model_version, list_models,
+                           list_versions, load_model, load_reference, model_history, register_model, set_alias)
+    from .widgets.registry import registry_widget
     from .store import set_store
     from .tracking.experiments import Experiment, get_experiment, list_experiments, set_experiment
     from .tracking.fingerprint import fingerprint
@@ -101,9 +110,11 @@ def log_figure(fig: Any, name: str | None = None) -> dict[str, Any]:
     return _run().log_figure(fig, name)
 
 
-def log_model(model: Any, name: str = "model", datasets: list[str] | None = None) -> dict[str, Any]:
-    """Save a fitted model (joblib, content-addressed, sha256 recorded) on the active run."""
-    return _run().log_model(model, name, datasets)
+def log_model(model: Any, name: str = "model", datasets: list[str] | None = None,
+              reference: Any = None) -> dict[str, Any]:
+    """Save a fitted model (pickled, content-addressed, sha256 recorded) on the active run;
+    ``reference=(X, y)`` keeps a bounded sample of the training data for drift monitoring."""
+    return _run().log_model(model, name, datasets, reference)
 
 
 def log_dataset(data: Any, name: str, role: str | None = None) -> dict[str, Any]:

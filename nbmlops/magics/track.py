@@ -15,23 +15,7 @@ from traitlets import Bool
 import nbmlops
 
 from ..errors import NbmlopsError
-
-
-def _unquote(text: str | None) -> str | None:
-    """IPython's argument splitter keeps the quotes of ``-e "my experiment"``: drop them."""
-    if text is not None and len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    return text
-
-
-def _parse_tags(items: list[str]) -> dict[str, str]:
-    tags = {}
-    for item in map(_unquote, items):
-        key, sep, value = item.partition("=")  # type: ignore[union-attr]
-        if not sep or not key.strip():
-            raise UsageError(f"-t takes KEY=VALUE, got {item!r}")
-        tags[key.strip()] = _unquote(value)  # type: ignore[assignment]
-    return tags
+from ._args import parse_tags, unquote
 
 
 class _Summary:
@@ -88,7 +72,7 @@ class Track(Magics):
         """Run the cell as a tracked run: the cell's source, autologged scikit-learn params, models,
         datasets and figures, and the variables named by -p/-m. Inside the cell `run` is the run."""
         args = parse_argstring(self.track, line)
-        tags = _parse_tags(args.tag)
+        tags = parse_tags(args.tag)
         for name in (*args.param, *args.metric):
             if not name.isidentifier():
                 raise UsageError(f"-p/-m take variable names, got {name!r}")
@@ -97,7 +81,7 @@ class Track(Magics):
         notebook = self.notebook()
         key = self.cell_id or (args.name and f"name:{args.name}") or "src:" + hashlib.sha256(cell.encode()).hexdigest()[:16]
         try:
-            run = nbmlops.start_run(_unquote(args.experiment), _unquote(args.name), tags, autolog=self.autolog and not args.no_autolog,
+            run = nbmlops.start_run(unquote(args.experiment), unquote(args.name), tags, autolog=self.autolog and not args.no_autolog,
                                     source=cell, cell_key=f"{notebook or 'session'}::{key}", notebook=notebook)
         except NbmlopsError as exc:
             raise UsageError(str(exc)) from None

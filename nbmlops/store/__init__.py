@@ -83,9 +83,11 @@ class Store:
         try:
             meta = json.loads(marker.read_text())
             version = int(meta["schema"])
-            assert meta.get("format") == "nbmlops"
-        except (ValueError, KeyError, TypeError, AssertionError):
-            raise StoreError(f"{marker} is not an nbmlops store marker") from None
+            ours = meta.get("format") == "nbmlops"
+        except (ValueError, KeyError, TypeError):
+            ours = False
+        if not ours:
+            raise StoreError(f"{marker} is not an nbmlops store marker; refusing to use {self.root} as a store")
         if version > SCHEMA:
             raise StoreError(
                 f"the store at {self.root} has schema {version}, newer than this nbmlops understands ({SCHEMA}): "
@@ -164,6 +166,6 @@ def current_store(create: bool = True) -> Store:
     store = _stores.get(root)
     if store is None:
         store = _stores[root] = Store(root)
-    if create:
-        store.ensure()
+    if create or store.exists():
+        store.ensure()  # checks the schema (and migrates) before anything reads the store
     return store

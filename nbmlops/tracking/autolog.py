@@ -203,7 +203,7 @@ class Autolog:
                     run._save({"datasets": [d for d in run._doc["datasets"] if d["name"] != entry["name"]] + [entry]})
                     shas.append(f["sha256"])
             try:
-                run.log_model(est, name, datasets=shas)
+                run.log_model(est, name, datasets=shas, reference=(X, y))
             except NbmlopsError:
                 pass
             run.set_tag(f"estimator.{name}" if prefix else "estimator", f"{type(est).__module__}.{cls}")

@@ -23,7 +23,7 @@ from tinydb import where
 from .._util import check_key, fmt_duration, new_id, now_ms
 from ..errors import InvalidInput, NotFound
 from ..store import SCHEMA, AppendLog, Store, current_store, read_lines
-from . import environment, experiments
+from . import environment, experiments, modelfiles
 from .fingerprint import fingerprint
 from .names import random_name
 
@@ -139,11 +139,9 @@ class Run:
 
     def load_model(self, name: str = "model") -> Any:
         """Load a model logged with ``log_model``, refusing it if its bytes changed since."""
-        import joblib
-
         for entry in self._doc["models"]:
             if entry["name"] == name:
-                return joblib.load(self._store.blobs.verified_path(entry["sha256"]))
+                return modelfiles.read_model(self._store, entry["sha256"], entry.get("format", modelfiles.FORMAT))
         have = ", ".join(e["name"] for e in self._doc["models"]) or "none"
         raise NotFound(f"run {self.name} has no model {name!r} (models: {have})")
 
@@ -292,25 +290,25 @@ class Run:
         self._put_entry("artifacts", entry)
         return entry
 
-    def log_model(self, model: Any, name: str = "model", datasets: list[str] | None = None) -> dict[str, Any]:
-        """Store a fitted model with joblib, content-addressed; returns its entry (with ``sha256``).
-        ``datasets`` names the fingerprints (sha256) of the data it was trained on."""
-        import joblib
-
+    def log_model(self, model: Any, name: str = "model", datasets: list[str] | None = None,
+                  reference: Any = None) -> dict[str, Any]:
+        """Store a fitted model (pickled, content-addressed); returns its entry (with ``sha256``).
+        ``datasets`` names the fingerprints (sha256) of the data it was trained on; ``reference``
+        (``X`` or ``(X, y)``) keeps a bounded sample of it for monitoring."""
         self._check_open()
         check_key("model", name)
-        tmp = self._store.blobs.tmp_path(".joblib")
-        try:
-            joblib.dump(model, tmp)
-        except Exception as exc:
-            tmp.unlink(missing_ok=True)
-            raise InvalidInput(f"cannot save model {name!r} with joblib: {exc}") from None
-        sha, size = self._store.blobs.put_path(tmp)
+        sha, size = modelfiles.dump_model(self._store, model, name)
         cls = type(model)
-        entry = {"name": name, "sha256": sha, "size": size, "format": "joblib",
+        entry = {"name": name, "sha256": sha, "size": size, "format": modelfiles.FORMAT,
                  "class": f"{cls.__module__}.{cls.__qualname__}", "datasets": list(datasets or []),
                  "versions": {k: v for k, v in environment.versions().items() if k in ("scikit-learn", "numpy", "python")}}
+        if reference is not None:
+            X, y = reference if isinstance(reference, tuple) else (reference, None)
+            frame = modelfiles.reference_frame(X, y)
+            if frame is not None:
+                entry["reference"] = modelfiles.save_frame(self._store, frame)
         self._put_entry("models", entry)
+        modelfiles.remember(model, self.id, name, sha)
         return entry
 
     def log_dataset(self, data: Any, name: str, role: str | None = None) -> dict[str, Any]:

@@ -1,0 +1,319 @@
+"""The registry: registered models with numbered versions, aliases and history.
+
+``db/models.json`` holds one document per registered model (aliases, history, the next
+version number); ``db/models/<model id>.json`` holds its versions. A version number is
+allocated under the models lock and never reused, even after deletion; an alias move is one
+atomic write of the model document and is recorded in its history.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from tinydb import where
+
+from .._util import check_key, new_id, now_ms
+from ..errors import InvalidInput, NotFound
+from ..store import SCHEMA, DocFile, Store, check_id, current_store
+from ..tracking import environment, modelfiles
+from . import signature as sig
+from .objects import LoadedModel, ModelVersion
+from .uri import ModelRef, check_alias, check_name, parse
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def models_file(store: Store) -> DocFile:
+    return DocFile(store.root / "db" / "models.json")
+
+
+def versions_file(store: Store, model_id: str) -> DocFile:
+    return DocFile(store.root / "db" / "models" / f"{check_id('model', model_id)}.json")
+
+
+def _model_doc(store: Store, name: str) -> dict[str, Any]:
+    docs = models_file(store).all()
+    for doc in docs:
+        if doc["name"] == name:
+            return doc
+    names = ", ".join(sorted(d["name"] for d in docs)) or "none yet"
+    raise NotFound(f"no registered model named {name!r} (models: {names})")
+
+
+def _versions(store: Store, model: dict[str, Any], deleted: bool = False) -> list[dict[str, Any]]:
+    docs = versions_file(store, model["id"]).all()
+    return sorted((d for d in docs if deleted or not d.get("deleted")), key=lambda d: d["version"])
+
+
+def resolve(store: Store, ref: ModelRef) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The model document and the version document a reference names."""
+    model = _model_doc(store, ref.name)
+    versions = _versions(store, model, deleted=True)
+    number = ref.version
+    if ref.alias is not None:
+        number = model["aliases"].get(ref.alias)
+        if number is None:
+            have = ", ".join(f"{a}→{v}" for a, v in model["aliases"].items()) or "none"
+            raise NotFound(f"model {ref.name!r} has no alias {ref.alias!r} (aliases: {have})")
+    elif number is None:
+        live = [v for v in versions if not v.get("deleted")]
+        if not live:
+            raise NotFound(f"model {ref.name!r} has no versions left")
+        return model, live[-1]
+    for v in versions:
+        if v["version"] == number:
+            if v.get("deleted"):
+                raise NotFound(f"version {number} of {ref.name!r} was deleted")
+            return model, v
+    have = ", ".join(str(v["version"]) for v in versions if not v.get("deleted")) or "none"
+    raise NotFound(f"model {ref.name!r} has no version {number} (versions: {have})")
+
+
+def get_model_version(uri: str) -> ModelVersion:
+    """The version a URI names: ``"churn"`` (latest), ``"churn@production"``, ``"churn/3"``."""
+    store = current_store(create=False)
+    model, version = resolve(store, parse(uri))
+    return ModelVersion(store, model, version)
+
+
+def load_model(uri: str, raw: bool = False) -> Any:
+    """Load a registered model after checking its sha256. The result checks inputs against the
+    signature (missing/extra features name themselves); ``raw=True`` gives the bare estimator."""
+    version = get_model_version(uri)
+    model = version.load_estimator()
+    return model if raw else LoadedModel(model, version)
+
+
+def load_reference(uri: str) -> pd.DataFrame:
+    """The monitoring reference of a version: training inputs, ``target`` when known, ``prediction``."""
+    version = get_model_version(uri)
+    ref = version.doc.get("reference")
+    if not ref:
+        raise NotFound(f"{version.uri} has no monitoring reference: register it from a %%track run that fitted it, "
+                       "or pass reference=(X_train, y_train) to register_model")
+    return modelfiles.load_frame(version.store, ref["sha256"])
+
+
+def _history(entry: dict[str, Any]) -> dict[str, Any]:
+    return {"time": now_ms(), "user": environment.user(), **entry}
+
+
+def _source(store: Store, model_or_run: Any, artifact: str | None) -> dict[str, Any]:
+    """Where the model comes from: a fitted object (linked to the run that logged it, if any)
+    or a run's logged model. Returns sha, size, class, the object, run doc and entry."""
+    from ..tracking.runs import Run, find_run_doc
+
+    run_doc = None
+    if isinstance(model_or_run, Run):
+        run_doc = find_run_doc(store, model_or_run.id)
+    elif isinstance(model_or_run, str):
+        text = model_or_run[len("runs:/"):] if model_or_run.startswith("runs:/") else model_or_run
+        run_id, _, name = text.replace("/", ":", 1).partition(":")
+        artifact = artifact or name or None
+        try:
+            run_doc = find_run_doc(store, run_id)
+        except InvalidInput:
+            raise InvalidInput(f"{model_or_run!r} is neither a fitted model nor a run id (RUN_ID[:MODEL])") from None
+    if run_doc is not None:
+        models = run_doc["models"]
+        if artifact is None and len(models) != 1:
+            have = ", ".join(m["name"] for m in models) or "none"
+            raise InvalidInput(f"run {run_doc['name']} has {len(models)} models ({have}): name one, as RUN_ID:MODEL")
+        entry = next((m for m in models if artifact is None or m["name"] == artifact), None)
+        if entry is None:
+            have = ", ".join(m["name"] for m in models) or "none"
+            raise NotFound(f"run {run_doc['name']} has no model {artifact!r} (models: {have})")
+        obj = modelfiles.read_model(store, entry["sha256"], entry.get("format", modelfiles.FORMAT))
+        return {"sha256": entry["sha256"], "size": entry["size"], "object": obj, "run": run_doc, "entry": entry}
+    sig.check_fitted(model_or_run)
+    sha, size = modelfiles.dump_model(store, model_or_run, type(model_or_run).__name__)
+    out = {"sha256": sha, "size": size, "object": model_or_run, "run": None, "entry": None}
+    logged = modelfiles.logged_by(model_or_run)
+    if logged and logged[2] == sha:  # the same object, unchanged since its run logged it
+        run_doc = find_run_doc(store, logged[0])
+        out["run"] = run_doc
+        out["entry"] = next((m for m in run_doc["models"] if m["name"] == logged[1]), None)
+    return out
+
+
+def _reference(store: Store, src: dict[str, Any], reference: Any, signature: dict[str, Any]) -> Any:
+    frame = None
+    if reference is not None:
+        X, y = reference if isinstance(reference, tuple) else (reference, None)
+        frame = modelfiles.reference_frame(X, y)
+    elif src["entry"] and src["entry"].get("reference"):
+        frame = modelfiles.load_frame(store, src["entry"]["reference"]["sha256"])
+    if frame is None or not len(frame):
+        return None
+    X = frame.drop(columns=[c for c in (modelfiles.TARGET, modelfiles.PREDICTION) if c in frame.columns])
+    try:
+        X = sig.validate(signature, X, "the reference")
+        predicted = src["object"].predict(X)
+        if getattr(predicted, "ndim", 1) == 1:
+            frame[modelfiles.PREDICTION] = predicted
+    except Exception:  # a model that cannot score its own training sample: keep inputs only
+        pass
+    return frame
+
+
+def register_model(model_or_run: Any, name: str, alias: str | None = None, tags: dict[str, Any] | None = None,
+                   description: str | None = None, reference: Any = None, artifact: str | None = None) -> ModelVersion:
+    """Register a fitted model, or a model a run logged, as the next version of ``name``.
+
+    >>> nbmlops.register_model(model, "churn", alias="staging")   # a fitted object
+    >>> nbmlops.register_model("3f2a9c1e:RandomForestClassifier", "churn")  # from a run
+    """
+    check_name(name)
+    if alias is not None:
+        check_alias(alias)
+    clean_tags = {check_key("tag", k): str(v) for k, v in (tags or {}).items()}
+    store = current_store()
+    src = _source(store, model_or_run, artifact)
+    signature = sig.infer(src["object"])
+    frame = _reference(store, src, reference, signature)
+    if frame is not None:
+        signature = sig.infer(src["object"], frame)
+    run = src["run"]
+    wanted = set((src["entry"] or {}).get("datasets") or [])
+    version: dict[str, Any] = {
+        "schema": SCHEMA, "id": new_id(), "version": None, "sha256": src["sha256"], "size": src["size"],
+        "format": (src["entry"] or {}).get("format", modelfiles.FORMAT), "class": f"{type(src['object']).__module__}.{type(src['object']).__qualname__}",
+        "created": now_ms(), "user": environment.user(), "description": description, "tags": clean_tags,
+        "signature": signature, "deleted": False, "monitoring": [],
+        "run_id": run["id"] if run else None, "run_name": run["name"] if run else None,
+        "experiment_id": run["experiment_id"] if run else None,
+        "params": run["params"] if run else {}, "metrics": {k: m["value"] for k, m in run["metrics"].items()} if run else {},
+        "datasets": [d for d in run["datasets"] if not wanted or d["sha256"] in wanted] if run else [],
+        "reference": modelfiles.save_frame(store, frame) if frame is not None else None,
+    }
+    mfile = models_file(store)
+    with mfile.table() as mt:
+        found = mt.search(where("name") == name)
+        model = dict(found[0]) if found else {
+            "schema": SCHEMA, "id": new_id(), "name": name, "description": description, "tags": {},
+            "aliases": {}, "next_version": 1, "created": now_ms(), "history": []}
+        with versions_file(store, model["id"]).table() as vt:
+            existing = max((v["version"] for v in vt.all()), default=0)
+            version["model_id"], version["model"] = model["id"], name
+            version["version"] = max(model["next_version"], existing + 1)
+            vt.insert(version)
+        number = version["version"]
+        model["next_version"] = number + 1
+        model["updated"] = now_ms()
+        model["history"] = [*model["history"], _history({"action": "register", "version": number})]
+        if alias is not None:
+            model["history"].append(_history({"action": "alias", "alias": alias, "from": model["aliases"].get(alias),
+                                              "to": number}))
+            model["aliases"] = {**model["aliases"], alias: number}
+        if found:
+            mt.update(model, where("id") == model["id"])
+        else:
+            mt.insert(model)
+    return ModelVersion(store, model, version)
+
+
+def set_alias(name: str, alias: str, version: int) -> ModelVersion:
+    """Point ``alias`` at ``version`` of ``name`` (one atomic write, recorded in the history)."""
+    check_name(name)
+    check_alias(alias)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise InvalidInput(f"version must be a number, got {version!r}")
+    store = current_store(create=False)
+    model = _model_doc(store, name)
+    _, vdoc = resolve(store, ModelRef(name, version=version))
+    with models_file(store).table() as mt:
+        model = dict(mt.search(where("id") == model["id"])[0])
+        model["history"] = [*model["history"], _history({"action": "alias", "alias": alias,
+                                                          "from": model["aliases"].get(alias), "to": version})]
+        model["aliases"] = {**model["aliases"], alias: version}
+        model["updated"] = now_ms()
+        mt.update(model, where("id") == model["id"])
+    return ModelVersion(store, model, vdoc)
+
+
+def delete_alias(name: str, alias: str) -> None:
+    check_name(name)
+    check_alias(alias)
+    store = current_store(create=False)
+    model = _model_doc(store, name)
+    with models_file(store).table() as mt:
+        model = dict(mt.search(where("id") == model["id"])[0])
+        if alias not in model["aliases"]:
+            raise NotFound(f"model {name!r} has no alias {alias!r}")
+        model["history"] = [*model["history"], _history({"action": "alias", "alias": alias,
+                                                          "from": model["aliases"][alias], "to": None})]
+        model["aliases"] = {a: v for a, v in model["aliases"].items() if a != alias}
+        mt.update(model, where("id") == model["id"])
+
+
+def delete_version(name: str, version: int) -> None:
+    """Delete a version (its number is never reused). Refused while an alias points at it."""
+    store = current_store(create=False)
+    model, vdoc = resolve(store, ModelRef(check_name(name), version=version))
+    with models_file(store).table() as mt:
+        model = dict(mt.search(where("id") == model["id"])[0])
+        pointing = [a for a, v in model["aliases"].items() if v == version]
+        if pointing:
+            raise InvalidInput(f"alias {pointing[0]!r} points at version {version} of {name!r}: "
+                               "move or delete the alias first")
+        with versions_file(store, model["id"]).table() as vt:
+            vt.update({"deleted": True}, where("id") == vdoc["id"])
+        model["history"] = [*model["history"], _history({"action": "delete", "version": version})]
+        mt.update(model, where("id") == model["id"])
+
+
+def record_drift_summary(uri: str, summary: dict[str, Any]) -> None:
+    """Store a drift report's summary against the model version (the last 100 are kept)."""
+    store = current_store(create=False)
+    model, vdoc = resolve(store, parse(uri))
+    entry = json.loads(json.dumps({"time": now_ms(), **summary}, default=str))
+    with versions_file(store, model["id"]).table() as vt:
+        current = vt.search(where("id") == vdoc["id"])[0]
+        vt.update({"monitoring": [*current.get("monitoring", []), entry][-100:]}, where("id") == vdoc["id"])
+
+
+def list_models() -> pd.DataFrame:
+    """Registered models: latest version, aliases, number of versions, description."""
+    import pandas as pd
+
+    store = current_store(create=False)
+    rows = []
+    for m in sorted(models_file(store).all(), key=lambda d: d["name"]):
+        live = _versions(store, m)
+        rows.append({"name": m["name"], "latest_version": live[-1]["version"] if live else None,
+                     "versions": len(live), "aliases": ", ".join(f"{a}→{v}" for a, v in sorted(m["aliases"].items())),
+                     "description": m.get("description"),
+                     "updated": pd.Timestamp(m.get("updated") or m["created"], unit="ms")})
+    return pd.DataFrame(rows, columns=["name", "latest_version", "versions", "aliases", "description", "updated"])
+
+
+def list_versions(name: str) -> pd.DataFrame:
+    """Versions of a model with their aliases, source run, key metrics and hash."""
+    import pandas as pd
+
+    store = current_store(create=False)
+    model = _model_doc(store, check_name(name))
+    by_version: dict[int, list[str]] = {}
+    for a, v in model["aliases"].items():
+        by_version.setdefault(v, []).append(a)
+    rows = []
+    for v in _versions(store, model):
+        row = {"version": v["version"], "aliases": ", ".join(sorted(by_version.get(v["version"], []))),
+               "created": pd.Timestamp(v["created"], unit="ms"), "run": v.get("run_name"),
+               "class": v["class"].rsplit(".", 1)[-1], "sha256": v["sha256"][:12]}
+        row.update({f"metrics.{k}": val for k, val in sorted(v["metrics"].items())})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def model_history(name: str) -> pd.DataFrame:
+    """Every registration, alias move and deletion of a model, oldest first."""
+    import pandas as pd
+
+    model = _model_doc(current_store(create=False), check_name(name))
+    df = pd.DataFrame(model["history"])
+    if len(df):
+        df["time"] = pd.to_datetime(df["time"], unit="ms")
+    return df
