@@ -1,0 +1,1 @@
+"""ipywidgets faces: thin panels over the public API (never the store files)."""
