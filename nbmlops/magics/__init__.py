@@ -13,6 +13,7 @@ from typing import Any
 MAGICS = [
     ("track", "Track"),
     ("store", "Nbmlops"),
+    ("register", "Register"),
 ]
 
 _loaded: dict[int, Any] = {}

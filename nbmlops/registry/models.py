@@ -169,8 +169,13 @@ def register_model(model_or_run: Any, name: str, alias: str | None = None, tags:
     if alias is not None:
         check_alias(alias)
     clean_tags = {check_key("tag", k): str(v) for k, v in (tags or {}).items()}
-    store = current_store()
+    from ..tracking.runs import Run
+
+    if not isinstance(model_or_run, (str, Run)):
+        sig.check_fitted(model_or_run)  # before anything touches the store
+    store = current_store(create=False)
     src = _source(store, model_or_run, artifact)
+    store.ensure()
     signature = sig.infer(src["object"])
     frame = _reference(store, src, reference, signature)
     if frame is not None:

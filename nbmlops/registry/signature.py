@@ -105,7 +105,7 @@ def validate(signature: dict[str, Any], X: Any, label: str) -> Any:
                 if len(bad):
                     raise InvalidInput(f"{label}: feature {col!r} must be numeric ({dtype}), got {bad.iloc[0]!r}")
                 X = X.assign(**{col: converted})
-        return X
+        return X if features else X.to_numpy()  # a model fitted on an array wants no column names
     arr = np.asarray(X)
     if arr.ndim == 1:
         arr = arr.reshape(1, -1)

@@ -1,0 +1,63 @@
+"""``%register``: put a fitted model (or a run's model) in the registry, move aliases, list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+import nbmlops
+
+from ..errors import NbmlopsError
+from ._args import parse_tags, unquote
+
+USAGE = ("usage: %register VARIABLE NAME [--alias A] [--tag K=V ...] [--description TEXT] | "
+         "%register --run RUN_ID[:MODEL] NAME [...] | %register NAME --alias A --version N | %register --list [NAME]")
+
+
+@magics_class
+class Register(Magics):
+    @magic_arguments()
+    @argument("args", nargs="*", help="VARIABLE NAME, or NAME (with --run, or --alias and --version, or --list)")
+    @argument("--run", metavar="RUN_ID[:MODEL]", help="register the model a run logged")
+    @argument("-a", "--alias", help="point this alias (e.g. production) at the version")
+    @argument("-v", "--version", type=int, help="with --alias: the version to point it at")
+    @argument("-t", "--tag", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="version tags")
+    @argument("-d", "--description", help="what this version is")
+    @argument("-l", "--list", action="store_true", help="show the registered models, or the versions of NAME")
+    @line_magic
+    def register(self, line: str) -> None:
+        """Register a fitted model from a notebook variable (linked to the %%track run that fitted
+        it), or a run's model; move an alias; or list the registry."""
+        args = parse_argstring(self.register, line)
+        names = [unquote(a) for a in args.args]
+        tags = parse_tags(args.tag)
+        alias, description = unquote(args.alias), unquote(args.description)
+        try:
+            if args.list:
+                if len(names) > 1 or args.run or args.version is not None:
+                    raise UsageError(USAGE)
+                display(nbmlops.list_versions(names[0]) if names else nbmlops.list_models())
+                return
+            if args.version is not None:
+                if len(names) != 1 or not alias or args.run:
+                    raise UsageError("to move an alias: %register NAME --alias ALIAS --version N")
+                display(nbmlops.set_alias(names[0], alias, args.version))
+                return
+            if args.run:
+                if len(names) != 1:
+                    raise UsageError(USAGE)
+                source: Any = unquote(args.run)
+            else:
+                if len(names) != 2:
+                    raise UsageError(USAGE)
+                variable = names.pop(0)
+                if variable not in self.shell.user_ns:
+                    raise UsageError(f"no variable {variable!r} in the notebook")
+                source = self.shell.user_ns[variable]
+            display(nbmlops.register_model(source, names[0], alias=alias, tags=tags, description=description))
+        except NbmlopsError as exc:
+            raise UsageError(str(exc)) from None

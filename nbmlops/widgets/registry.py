@@ -1,0 +1,74 @@
+"""The registry widget: pick a model, see its versions side by side, move an alias, see lineage."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+import ipywidgets as w
+
+import nbmlops
+
+from ..errors import NbmlopsError
+
+
+class RegistryWidget(w.VBox):
+    """A panel over ``list_models``/``list_versions``/``set_alias``/``get_model_version``."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self.model = w.Dropdown(description="model", options=[])
+        self.versions = w.HTML()
+        self.alias = w.Combobox(description="alias", placeholder="production", ensure_option=False,
+                                options=["production", "staging"], value="production")
+        self.version = w.Dropdown(description="version", options=[])
+        self.move = w.Button(description="Move alias", button_style="primary", icon="arrow-right")
+        self.status = w.HTML()
+        self.lineage = w.HTML()
+        self.refresh_button = w.Button(description="Refresh", icon="refresh")
+        self.model.observe(lambda _: self.refresh(), names="value")
+        self.version.observe(lambda _: self._show_version(), names="value")
+        self.move.on_click(lambda _: self.move_alias())
+        self.refresh_button.on_click(lambda _: self.refresh(models=True))
+        super().__init__([w.HBox([self.model, self.refresh_button]), self.versions,
+                          w.HBox([self.alias, self.version, self.move]), self.status, self.lineage])
+        self.refresh(models=True, select=name)
+
+    def refresh(self, models: bool = False, select: str | None = None) -> None:
+        if models:
+            names = list(nbmlops.list_models()["name"])
+            current = select or self.model.value
+            self.model.options = names
+            if names:
+                self.model.value = current if current in names else names[0]
+        name = self.model.value
+        if not name:
+            self.versions.value = "<i>no registered models yet</i>"
+            return
+        df = nbmlops.list_versions(name)
+        self.versions.value = df.to_html(index=False, border=0, escape=True, na_rep="")
+        keep = self.version.value
+        self.version.options = [int(v) for v in df["version"]][::-1]
+        if keep in self.version.options:
+            self.version.value = keep
+        aliases = sorted({a for cell in df["aliases"] for a in cell.split(", ") if a} | {"production", "staging"})
+        self.alias.options = aliases
+        self._show_version()
+
+    def _show_version(self) -> None:
+        if self.model.value and self.version.value is not None:
+            version = nbmlops.get_model_version(f"{self.model.value}/{self.version.value}")
+            self.lineage.value = version._repr_html_()
+
+    def move_alias(self) -> None:
+        try:
+            moved = nbmlops.set_alias(self.model.value, self.alias.value, int(self.version.value))
+        except (NbmlopsError, TypeError, ValueError) as exc:
+            self.status.value = f'<span style="color:#cf222e">{escape(str(exc))}</span>'
+            return
+        self.status.value = f"@{escape(self.alias.value)} → version {moved.version}"
+        self.refresh()
+
+
+def registry_widget(name: str | None = None) -> Any:
+    """An ipywidgets panel of the registry (``name`` preselects a model)."""
+    return RegistryWidget(name)
