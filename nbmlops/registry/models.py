@@ -321,4 +321,7 @@ def model_history(name: str) -> pd.DataFrame:
     df = pd.DataFrame(model["history"])
     if len(df):
         df["time"] = pd.to_datetime(df["time"], unit="ms")
+        for col in ("version", "from", "to"):
+            if col in df.columns:
+                df[col] = df[col].astype("Int64")
     return df
