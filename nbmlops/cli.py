@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
-AUTOLOAD_DIR = Path(sys.prefix) / "etc" / "ipython" / "ipython_kernel_config.d"
-AUTOLOAD_FILE = AUTOLOAD_DIR / "nbmlops-autoload.json"
+AUTOLOAD_DIR = Path(sys.prefix) / "etc" / "ipython"
+AUTOLOAD_FILES = ("ipython_kernel_config.json", "ipython_config.json")
 
 
-def _autoload(state: str) -> str:
+def autoload(state: str, directory: Path = AUTOLOAD_DIR) -> str:
+    """Add nbmlops to (or remove it from) ``InteractiveShellApp.extensions`` in the IPython config
+    files of ``directory`` (this environment's by default), keeping every other setting."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in AUTOLOAD_FILES:
+        path = directory / name
+        config = json.loads(path.read_text()) if path.exists() and path.read_text().strip() else {}
+        app = config.setdefault("InteractiveShellApp", {})
+        extensions = [e for e in app.get("extensions", []) if e != "nbmlops"]
+        app["extensions"] = extensions + (["nbmlops"] if state == "on" else [])
+        path.write_text(json.dumps(config, indent=2) + "\n")
     if state == "on":
-        src = Path(__file__).resolve().parent.parent / "jupyter-config" / "nbmlops-autoload.json"
-        AUTOLOAD_DIR.mkdir(parents=True, exist_ok=True)
-        if src.exists():
-            shutil.copyfile(src, AUTOLOAD_FILE)
-        else:  # installed from a wheel: the same content
-            AUTOLOAD_FILE.write_text(json.dumps({"InteractiveShellApp": {"extensions": ["nbmlops"]}}, indent=2))
-        return f"every new IPython kernel of {sys.prefix} loads nbmlops ({AUTOLOAD_FILE})"
-    AUTOLOAD_FILE.unlink(missing_ok=True)
-    return "kernels no longer load nbmlops by themselves"
+        return f"every new IPython kernel and shell started with {directory} loads nbmlops"
+    return f"nbmlops is no longer loaded by itself ({directory})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     runs.add_argument("-n", "--max-results", type=int, default=20)
     auto = sub.add_parser("autoload", help="load the extension in every IPython kernel of this environment")
     auto.add_argument("state", choices=["on", "off"])
+    auto.add_argument("--dir", type=Path, default=AUTOLOAD_DIR,
+                      help="IPython config folder (default: this environment's, %(default)s)")
     args = parser.parse_args(argv)
     try:
         if args.store:
@@ -49,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             df = nbmlops.search_runs(args.experiment, args.filter, args.order_by, args.max_results)
             print(df.drop(columns=["run_id"]).to_string(index=False) if len(df) else "no runs")
         elif args.command == "autoload":
-            print(_autoload(args.state))
+            print(autoload(args.state, args.dir))
     except nbmlops.NbmlopsError as exc:
         print(f"nbmlops: {exc}", file=sys.stderr)
         return 2
