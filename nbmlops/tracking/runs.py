@@ -444,11 +444,11 @@ def start_run(experiment: str | None = None, name: str | None = None, tags: dict
         "parent_run": _active[-1].id if _active else None, "deleted": False,
     }
     run = Run(store, doc, owned=True)
-    with run._file.table() as t:
-        t.insert(doc)
     from .stale import register_active
 
-    register_active(store, doc)
+    register_active(store, doc)  # first: a crash before the run document exists leaves nothing RUNNING
+    with run._file.table() as t:
+        t.insert(doc)
     _active.append(run)
     if autolog:
         from .autolog import Autolog
