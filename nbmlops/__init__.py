@@ -25,6 +25,9 @@ __all__ = [
     "set_store", "store_info", "Run", "Experiment",
     "register_model", "load_model", "load_reference", "get_model_version", "set_alias", "delete_alias",
     "delete_version", "list_models", "list_versions", "model_history", "compare_versions", "registry_widget",
+    "Entity", "FeatureView", "OnDemandFeatureView", "FeatureService", "ParquetSource", "CsvSource", "DataFrameSource",
+    "on_demand_feature_view", "apply_features", "get_feature_view", "get_feature_service", "list_feature_views",
+    "get_historical_features", "get_online_features", "materialize", "materialize_incremental",
     "NbmlopsError", "StoreError", "NotFound", "InvalidInput", "IntegrityError",
 ]
 
@@ -39,9 +42,20 @@ _LAZY = {
                                      "set_alias", "delete_alias", "delete_version", "list_models", "list_versions",
                                      "model_history", "compare_versions")},
     "registry_widget": "widgets.registry",
+    **{name: "features.definitions" for name in ("Entity", "FeatureView", "OnDemandFeatureView", "FeatureService",
+                                                 "ParquetSource", "CsvSource", "DataFrameSource", "on_demand_feature_view")},
+    **{name: "features.catalog" for name in ("apply_features", "get_feature_view", "get_feature_service",
+                                             "list_feature_views")},
+    "get_historical_features": "features.historical",
+    **{name: "features.online" for name in ("get_online_features", "materialize", "materialize_incremental")},
 }
 
 if TYPE_CHECKING:
+    from .features.catalog import apply_features, get_feature_service, get_feature_view, list_feature_views
+    from .features.definitions import (CsvSource, DataFrameSource, Entity, FeatureService, FeatureView,
+                                       OnDemandFeatureView, ParquetSource, on_demand_feature_view)
+    from .features.historical import get_historical_features
+    from .features.online import get_online_features, materialize, materialize_incremental
     from .info import store_info
     from .registry import (compare_versions, delete_alias, delete_version, get_model_version, list_models,
                            list_versions, load_model, load_reference, model_history, register_model, set_alias)
