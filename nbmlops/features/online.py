@@ -363,3 +363,37 @@ def freshness(view: str) -> dict[str, Any]:
     state = online_state(view) or {}
     return {"materialized_at": state.get("materialized_at"), "online_rows": state.get("rows"),
             "materialized_to": state.get("end"), "newest_online": state.get("newest"), "now": now_ns()}
+
+
+def entity_rows_from_text(features: Any, values: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Entity rows from text values (``{"user_id": ["1001", "1002"]}``), typed as the requested
+    views' keys are; several keys are zipped row by row (a composite key)."""
+    plan = resolve(features)
+    keys = plan.join_keys
+    unknown = [k for k in values if k not in keys and k not in plan.request]
+    if unknown:
+        raise InvalidInput(f"{', '.join(unknown)} is not a join key of {', '.join(plan.views)} "
+                           f"(keys: {', '.join(keys)})")
+    missing = [k for k in keys if k not in values]
+    if missing:
+        raise InvalidInput(f"give a value for join key {', '.join(missing)} (KEY=V1,V2)")
+    lengths = {len(v) for v in values.values()}
+    if len(lengths) != 1:
+        raise InvalidInput("give the same number of values for every key (they are zipped into rows)")
+    rows: list[dict[str, Any]] = [{} for _ in range(lengths.pop())]
+    for k, texts in values.items():
+        typ = keys.get(k) or plan.request.get(k)
+        for row, text in zip(rows, texts):
+            if typ in ("int64", "int32"):
+                try:
+                    row[k] = int(text)
+                except ValueError:
+                    raise InvalidInput(f"{k}={text!r} is not an integer, but the key is {typ}") from None
+            elif typ in ("float64", "float32"):
+                try:
+                    row[k] = float(text)
+                except ValueError:
+                    raise InvalidInput(f"{k}={text!r} is not a number") from None
+            else:
+                row[k] = text
+    return rows

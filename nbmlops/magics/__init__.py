@@ -14,6 +14,7 @@ MAGICS = [
     ("track", "Track"),
     ("store", "Nbmlops"),
     ("register", "Register"),
+    ("features", "Features"),
 ]
 
 _loaded: dict[int, Any] = {}
