@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import IntegrityError, InvalidInput, NbmlopsError, NotFound, StoreError
+from .errors import IntegrityError, InvalidInput, NbmlopsError, NotFound, ServingError, StoreError
 
 __version__ = "0.1.0"
 
@@ -25,6 +25,7 @@ __all__ = [
     "set_store", "store_info", "Run", "Experiment",
     "register_model", "load_model", "load_reference", "get_model_version", "set_alias", "delete_alias",
     "delete_version", "list_models", "list_versions", "model_history", "compare_versions", "registry_widget",
+    "serve", "get_deployment", "list_deployments", "Deployment", "ServingError",
     "Entity", "FeatureView", "OnDemandFeatureView", "FeatureService", "ParquetSource", "CsvSource", "DataFrameSource",
     "on_demand_feature_view", "apply_features", "get_feature_view", "get_feature_service", "list_feature_views",
     "get_historical_features", "get_online_features", "materialize", "materialize_incremental",
@@ -42,6 +43,7 @@ _LAZY = {
                                      "set_alias", "delete_alias", "delete_version", "list_models", "list_versions",
                                      "model_history", "compare_versions")},
     "registry_widget": "widgets.registry",
+    "serve": "serving", "get_deployment": "serving", "list_deployments": "serving", "Deployment": "serving",
     **{name: "features.definitions" for name in ("Entity", "FeatureView", "OnDemandFeatureView", "FeatureService",
                                                  "ParquetSource", "CsvSource", "DataFrameSource", "on_demand_feature_view")},
     **{name: "features.catalog" for name in ("apply_features", "get_feature_view", "get_feature_service",
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
     from .info import store_info
     from .registry import (compare_versions, delete_alias, delete_version, get_model_version, list_models,
                            list_versions, load_model, load_reference, model_history, register_model, set_alias)
+    from .serving import Deployment, get_deployment, list_deployments, serve
     from .widgets.registry import registry_widget
     from .store import set_store
     from .tracking.experiments import Experiment, get_experiment, list_experiments, set_experiment

@@ -6,7 +6,7 @@ In a notebook an ``NbmlopsError`` raised by an API call shows as one red line
 
 from __future__ import annotations
 
-__all__ = ["NbmlopsError", "StoreError", "NotFound", "InvalidInput", "IntegrityError"]
+__all__ = ["NbmlopsError", "StoreError", "NotFound", "InvalidInput", "IntegrityError", "ServingError"]
 
 
 class NbmlopsError(Exception):
@@ -30,3 +30,7 @@ class InvalidInput(NbmlopsError, ValueError):
 
 class IntegrityError(NbmlopsError):
     """Stored bytes do not match the hash recorded for them."""
+
+
+class ServingError(NbmlopsError):
+    """A model server failed to start or to answer; the message carries the server's own output."""

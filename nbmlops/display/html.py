@@ -19,10 +19,13 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def status_badge(status: str) -> str:
-    color = _STATUS_COLOR.get(status, "#57606a")
+def badge(text: str, color: str) -> str:
     return (f'<span style="background:{color};color:white;border-radius:10px;padding:1px 8px;'
-            f'font-size:11px">{escape(status)}</span>')
+            f'font-size:11px">{escape(text)}</span>')
+
+
+def status_badge(status: str) -> str:
+    return badge(status, _STATUS_COLOR.get(status, "#57606a"))
 
 
 def kv_table(title: str, items: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ MAGICS = [
     ("track", "Track"),
     ("store", "Nbmlops"),
     ("register", "Register"),
+    ("serve", "Serve"),
     ("features", "Features"),
 ]
 

@@ -1,0 +1,59 @@
+"""``%serve``: serve a registered model from a background process; list, stop, read logs."""
+
+from __future__ import annotations
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+from ..errors import NbmlopsError
+from ._args import unquote
+
+USAGE = ("usage: %serve NAME[@ALIAS|/VERSION] [--port P] [--token T] [--name D] [--detach] | "
+         "%serve --list | %serve --stop D | %serve --logs D")
+
+
+@magics_class
+class Serve(Magics):
+    @magic_arguments()
+    @argument("model", nargs="?", help="registered model: NAME, NAME@ALIAS or NAME/VERSION")
+    @argument("-p", "--port", type=int, default=0, help="port (default: any free one)")
+    @argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
+    @argument("--token", help="require Authorization: Bearer TOKEN on every route but /health")
+    @argument("-n", "--name", help="deployment name (default: the model's name)")
+    @argument("--detach", action="store_true", help="keep serving after this kernel exits")
+    @argument("--no-batching", action="store_true", help="score each request alone")
+    @argument("--no-log", action="store_true", help="do not log requests")
+    @argument("--list", action="store_true", help="show running deployments (--all: stopped ones too)")
+    @argument("--all", action="store_true", help="with --list: include stopped and dead deployments")
+    @argument("--stop", metavar="DEPLOYMENT", help="stop a deployment")
+    @argument("--logs", metavar="DEPLOYMENT", help="print a deployment's server output")
+    @line_magic
+    def serve(self, line: str) -> object:
+        """Serve a registered model over HTTP from a background process (stopped when this kernel
+        exits, unless --detach); --list, --stop and --logs manage deployments."""
+        args = parse_argstring(self.serve, line)
+        from .. import serving
+
+        actions = sum(bool(x) for x in (args.model, args.list, args.stop, args.logs))
+        if actions != 1:
+            raise UsageError(USAGE)
+        try:
+            if args.list:
+                return serving.list_deployments(all=args.all)
+            if args.stop:
+                dep = serving.get_deployment(unquote(args.stop))
+                dep.stop()
+                print(f"stopped deployment {dep.name} (pid {dep.pid})")
+                return None
+            if args.logs:
+                print(serving.get_deployment(unquote(args.logs)).logs())
+                return None
+            dep = serving.serve(unquote(args.model), port=args.port, host=args.host, token=unquote(args.token),
+                                name=unquote(args.name), detach=args.detach, batching=not args.no_batching,
+                                log_requests=not args.no_log)
+        except NbmlopsError as exc:
+            raise UsageError(str(exc)) from None
+        display(dep)
+        return None

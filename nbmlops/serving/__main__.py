@@ -1,0 +1,96 @@
+"""The serving process: ``python -m nbmlops.serving --store ROOT --model URI --deployment ID ...``.
+
+Loads the registered model (hash verified), binds the socket (port 0 picks a free one),
+records its port in the deployment document, then serves until told to stop, or until
+its parent (the kernel that started it) goes away, unless detached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import threading
+import time
+
+
+def _watch_parent(parent: int, server: object) -> None:
+    from ..tracking.stale import pid_alive
+
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent or not pid_alive(parent, None):
+            server.should_exit = True  # type: ignore[attr-defined]
+            return
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m nbmlops.serving")
+    p.add_argument("--store", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--deployment", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--parent", type=int, default=0, help="stop when this process exits (0: never)")
+    p.add_argument("--no-batching", action="store_true")
+    p.add_argument("--no-log", action="store_true")
+    p.add_argument("--max-batch-size", type=int, default=64)
+    p.add_argument("--max-latency-ms", type=float, default=2.0)
+    p.add_argument("--max-queue", type=int, default=1024)
+    args = p.parse_args(argv)
+
+    import uvicorn
+
+    import nbmlops
+
+    from . import deployments
+    from .app import LOOPBACK, create_app
+    from .model import ServedModel
+    from .reqlog import RequestLog
+
+    nbmlops.set_store(args.store)
+    try:
+        model = ServedModel(args.model)
+    except Exception as exc:
+        print(f"nbmlops serving: cannot load {args.model}: {exc}", file=sys.stderr, flush=True)
+        deployments.update(args.deployment, status="failed", error=str(exc))
+        return 2
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        print(f"nbmlops serving: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr, flush=True)
+        deployments.update(args.deployment, status="failed", error=f"port {args.port}: {exc.strerror}")
+        return 3
+    sock.listen(2048)
+    port = sock.getsockname()[1]
+    log = None if args.no_log else RequestLog(deployments.log_dir(args.deployment))
+    app = create_app(model, token=os.environ.pop("NBMLOPS_SERVE_TOKEN", None) or None,
+                     loopback=args.host in LOOPBACK, log=log, batching=not args.no_batching,
+                     max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
+                     max_queue=args.max_queue, deployment=args.deployment)
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:
+        loop = "asyncio"
+    config = uvicorn.Config(app, log_level="warning", access_log=False, loop=loop, http="auto",
+                            lifespan="on", timeout_graceful_shutdown=3, backlog=2048)
+    server = uvicorn.Server(config)
+    if args.parent:
+        threading.Thread(target=_watch_parent, args=(args.parent, server), daemon=True).start()
+    deployments.update(args.deployment, status="running", port=port, version=model.version, sha256=model.sha256)
+    print(f"nbmlops serving {model.name}/{model.version} on http://{args.host}:{port}", flush=True)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        deployments.update(args.deployment, status="stopped", stopped=int(time.time() * 1000))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Adaptive micro-batching: requests that arrive while the model is busy are scored together.
+
+No request waits for a batch to fill: the batcher takes whatever is queued the moment
+the model is free (up to ``max_batch_size`` rows; ``max_latency_ms`` bounds how long it
+lets a forming batch gather once at least one request is waiting). At low load every
+batch is one request; under load batches grow by themselves. The queue is bounded:
+when full, the caller gets ``Overloaded`` (answered 503 with Retry-After).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+
+class Overloaded(Exception):
+    pass
+
+
+class Batcher:
+    def __init__(self, predict: Callable[[list[list[Any]]], dict[str, list[Any]]], max_batch_size: int = 64,
+                 max_latency_ms: float = 2.0, max_queue: int = 1024, enabled: bool = True) -> None:
+        self.predict = predict
+        self.max_batch_size = max_batch_size
+        self.max_latency = max_latency_ms / 1000
+        self.enabled = enabled
+        self.queue: asyncio.Queue[tuple[list[list[Any]], asyncio.Future[Any]]] = asyncio.Queue(max_queue)
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="nbmlops-model")
+        self.task: asyncio.Task[None] | None = None
+        self.on_batch: Callable[[int], None] | None = None
+
+    def start(self) -> None:
+        if self.enabled and self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def submit(self, rows: list[list[Any]]) -> dict[str, list[Any]]:
+        loop = asyncio.get_running_loop()
+        if not self.enabled or len(rows) >= self.max_batch_size:
+            return await loop.run_in_executor(self.executor, self._call, rows)
+        future: asyncio.Future[Any] = loop.create_future()
+        try:
+            self.queue.put_nowait((rows, future))
+        except asyncio.QueueFull:
+            raise Overloaded from None
+        return await future
+
+    def _call(self, rows: list[list[Any]]) -> dict[str, list[Any]]:
+        if self.on_batch is not None:
+            self.on_batch(len(rows))
+        return self.predict(rows)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            size = len(batch[0][0])
+            deadline = time.monotonic() + self.max_latency
+            await asyncio.sleep(0)  # let requests already read off the sockets join
+            while size < self.max_batch_size:
+                try:
+                    item = self.queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    if time.monotonic() >= deadline or self.queue.qsize() == 0:
+                        break
+                    await asyncio.sleep(0)
+                    continue
+                batch.append(item)
+                size += len(item[0])
+            rows = [r for rows, _ in batch for r in rows]
+            try:
+                out = await loop.run_in_executor(self.executor, self._call, rows)
+            except Exception as exc:  # the model failed: every request of the batch gets the error
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            start = 0
+            for item_rows, fut in batch:
+                end = start + len(item_rows)
+                if not fut.done():
+                    fut.set_result({k: v[start:end] for k, v in out.items()})
+                start = end

@@ -1,0 +1,300 @@
+"""Deployments: model servers started from a notebook, recorded in the store, found again later.
+
+``serve()`` starts ``python -m nbmlops.serving`` in its own process group and returns once
+the server answers its health check. The deployment document (``db/deployments.json``)
+holds its pid, port and model; a new kernel finds running servers there, and records of
+servers whose process is gone are marked ``dead``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tinydb import where
+
+from .._util import fmt_duration, new_id, now_ms
+from ..errors import InvalidInput, NotFound, ServingError
+from ..store import SCHEMA, DocFile, Store, check_id, current_store
+from ..tracking import environment
+from ..tracking.stale import _proc_start, pid_alive
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _file(store: Store | None = None) -> DocFile:
+    store = store or current_store()
+    return DocFile(store.root / "db" / "deployments.json")
+
+
+def log_dir(deployment_id: str) -> Path:
+    return current_store().root / "logs" / "serving" / check_id("deployment", deployment_id)
+
+
+def update(deployment_id: str, **fields: Any) -> None:
+    with _file().table() as t:
+        t.update(fields, where("id") == deployment_id)
+
+
+def _alive(doc: dict[str, Any]) -> bool:
+    return doc.get("host_name") == environment.host() and pid_alive(doc["pid"], doc.get("pid_start"))
+
+
+def _refresh(doc: dict[str, Any]) -> dict[str, Any]:
+    if doc["status"] in ("starting", "running") and not _alive(doc):
+        update(doc["id"], status="dead")
+        doc = {**doc, "status": "dead"}
+    return doc
+
+
+class Deployment:
+    """A running (or stopped) model server, with a small client."""
+
+    def __init__(self, doc: dict[str, Any], token: str | None = None) -> None:
+        self.doc = doc
+        self.token = token
+        self._conn: http.client.HTTPConnection | None = None
+
+    name = property(lambda self: self.doc["name"])
+    pid = property(lambda self: self.doc["pid"])
+    port = property(lambda self: self.doc.get("port"))
+
+    @property
+    def url(self) -> str:
+        host = self.doc["host"]
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
+        return f"http://{host}:{self.port}"
+
+    def _reload(self) -> dict[str, Any]:
+        doc = _file().get("id", self.doc["id"])
+        if doc is not None:
+            self.doc = _refresh(doc)
+        return self.doc
+
+    def request(self, method: str, path: str, body: Any = None, timeout: float = 30) -> tuple[int, Any]:
+        """One HTTP call to the server (kept-alive connection); returns (status, parsed JSON or text)."""
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = None if body is None else json.dumps(body).encode()
+        for attempt in (0, 1):
+            if self._conn is None:
+                host = self.url.split("//", 1)[1].rsplit(":", 1)[0].strip("[]")
+                self._conn = http.client.HTTPConnection(host, self.port, timeout=timeout)
+            try:
+                self._conn.request(method, path, body=data, headers=headers)
+                resp = self._conn.getresponse()
+                raw = resp.read()
+                break
+            except (ConnectionError, http.client.HTTPException, OSError):
+                self._conn.close()
+                self._conn = None
+                if attempt:
+                    raise ServingError(f"deployment {self.name} does not answer at {self.url}") from None
+        ctype = resp.getheader("content-type", "")
+        return resp.status, json.loads(raw) if "json" in ctype else raw.decode()
+
+    def predict(self, X: Any) -> Any:
+        """Send rows (DataFrame, array, list of rows, a dict or list of dicts) to ``/predict``;
+        returns the server's answer (raises ServingError naming the problem on 4xx/5xx)."""
+        import numpy as np
+
+        if hasattr(X, "to_dict"):
+            body: Any = {"inputs": json.loads(X.to_json(orient="records"))}
+        elif isinstance(X, dict):
+            body = {"inputs": X}
+        elif isinstance(X, list) and X and isinstance(X[0], dict):
+            body = {"inputs": X}
+        else:
+            arr = np.asarray(X)
+            body = {"features": arr.tolist()} if arr.ndim == 1 else {"instances": arr.tolist()}
+        status, answer = self.request("POST", "/predict", body)
+        if status >= 400:
+            raise ServingError(f"{self.name} answered {status}: {answer.get('error') if isinstance(answer, dict) else answer}")
+        return answer
+
+    def status(self) -> dict[str, Any]:
+        """Process state plus, when it answers, the server's own model info."""
+        doc = self._reload()
+        out = {"name": self.name, "status": doc["status"], "pid": self.pid, "url": self.url,
+               "model": doc["model_uri"], "version": doc.get("version"),
+               "uptime": fmt_duration((now_ms() - doc["started"]) / 1000) if doc["status"] == "running" else None}
+        if doc["status"] == "running":
+            try:
+                code, info = self.request("GET", "/model/info", timeout=5)
+                if code == 200:
+                    out["requests"] = info["requests"]
+                    out["sha256"] = info["sha256"]
+            except ServingError:
+                out["status"] = "not answering"
+        return out
+
+    def requests(self) -> pd.DataFrame:
+        """The request log: one row per scored input row (time, request id, version, latency,
+        features, prediction), oldest first."""
+        import pandas as pd
+
+        from .reqlog import read_requests
+
+        features = None
+        rows = []
+        for r in read_requests(log_dir(self.doc["id"])):
+            if "rows" not in r:
+                continue
+            for values, pred in zip(r["rows"], r["out"]):
+                rows.append([r["t"], r["id"], r["v"], r["lat"], *values, pred])
+                features = features or len(values)
+        names = self.doc.get("features") or [f"x{i}" for i in range(features or 0)]
+        df = pd.DataFrame(rows, columns=["time", "request_id", "version", "latency_ms", *names, "prediction"])
+        df["time"] = pd.to_datetime(df["time"], unit="ms")
+        return df
+
+    def logs(self, tail: int = 200) -> str:
+        """The server process's own output (last ``tail`` lines)."""
+        path = log_dir(self.doc["id"]) / "server.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-tail:]) if path.exists() else ""
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop the server and its process group; the record is kept, marked stopped."""
+        doc = self._reload()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if _alive(doc):
+            try:
+                os.killpg(doc["pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            deadline = time.time() + timeout
+            while time.time() < deadline and pid_alive(doc["pid"], doc.get("pid_start")):
+                time.sleep(0.05)
+            if pid_alive(doc["pid"], doc.get("pid_start")):
+                os.killpg(doc["pid"], signal.SIGKILL)
+        _reap(doc["pid"])
+        update(doc["id"], status="stopped", stopped=now_ms())
+        self.doc = {**doc, "status": "stopped"}
+
+    def __repr__(self) -> str:
+        d = self.doc
+        return f"<Deployment {self.name} {d['model_uri']} (v{d.get('version')}) {d['status']} {self.url} pid {self.pid}>"
+
+    def _repr_html_(self) -> str:
+        from ..display.serving import deployment_card
+
+        return deployment_card(self, self.status())
+
+
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _reap(pid: int) -> None:
+    proc = _children.pop(pid, None)
+    if proc is not None:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _find(name: str) -> dict[str, Any] | None:
+    docs = [d for d in _file().all() if d["name"] == name]
+    return _refresh(max(docs, key=lambda d: d["started"])) if docs else None
+
+
+def get_deployment(name: str, token: str | None = None) -> Deployment:
+    """Reattach to a deployment by name (the newest with that name)."""
+    doc = _find(name)
+    if doc is None:
+        raise NotFound(f"no deployment named {name!r}")
+    return Deployment(doc, token)
+
+
+def list_deployments(all: bool = False) -> pd.DataFrame:
+    """Deployments in the store, newest first; ``all=False`` shows running ones only."""
+    import pandas as pd
+
+    docs = [_refresh(d) for d in _file().all()] if current_store(create=False).exists() else []
+    docs = sorted((d for d in docs if all or d["status"] in ("starting", "running")), key=lambda d: -d["started"])
+    rows = [{"name": d["name"], "model": d["model_uri"], "version": d.get("version"), "status": d["status"],
+             "url": Deployment(d).url if d.get("port") else None, "pid": d["pid"],
+             "started": pd.Timestamp(d["started"], unit="ms")} for d in docs]
+    return pd.DataFrame(rows, columns=["name", "model", "version", "status", "url", "pid", "started"])
+
+
+def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | None = None,
+          log_requests: bool = True, name: str | None = None, detach: bool = False, batching: bool = True,
+          max_batch_size: int = 64, max_latency_ms: float = 2.0, max_queue: int = 1024,
+          timeout: float = 60) -> Deployment:
+    """Serve a registered model from a background process; returns once it answers ``/health``.
+
+    >>> dep = nbmlops.serve("churn@production")
+    >>> dep.predict(X_test.head(3))
+    """
+    from ..registry import get_model_version
+    from ..registry.uri import check_name
+
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise InvalidInput(f"port must be a number from 0 (any free port) to 65535, got {port!r}")
+    if not isinstance(host, str) or not host:
+        raise InvalidInput(f"host must be an address such as 127.0.0.1, got {host!r}")
+    if token is not None and (not isinstance(token, str) or len(token) < 8 or not token.isprintable()):
+        raise InvalidInput("token must be a printable string of at least 8 characters")
+    version = get_model_version(model_uri)
+    name = check_name(name or version.name)
+    existing = _find(name)
+    if existing is not None and existing["status"] in ("starting", "running"):
+        if existing["model_uri"] == model_uri:
+            print(f"reusing deployment {name} on port {existing.get('port')}, pid {existing['pid']}")
+            return Deployment(existing, token)
+        raise InvalidInput(f"deployment {name!r} already serves {existing['model_uri']} (pid {existing['pid']}): "
+                           "stop it, or give this one another name")
+    if host not in LOOPBACK:
+        print(f"note: serving on {host}: reachable from other machines" + ("" if token else ", with no token"))
+    store = current_store()
+    doc = {"schema": SCHEMA, "id": new_id(), "name": name, "model_uri": model_uri, "model": version.name,
+           "version": version.version, "features": version.signature.get("features"), "host": host, "port": None,
+           "pid": None, "pid_start": None, "host_name": environment.host(), "started": now_ms(), "status": "starting",
+           "detach": detach, "auth": token is not None, "batching": batching, "log_requests": log_requests}
+    folder = store.root / "logs" / "serving" / doc["id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "nbmlops.serving", "--store", str(store.root), "--model", model_uri,
+           "--deployment", doc["id"], "--host", host, "--port", str(port), "--parent", "0" if detach else str(os.getpid()),
+           "--max-batch-size", str(max_batch_size), "--max-latency-ms", str(max_latency_ms),
+           "--max-queue", str(max_queue)]
+    cmd += [] if batching else ["--no-batching"]
+    cmd += [] if log_requests else ["--no-log"]
+    env = {**os.environ, "NBMLOPS_SERVE_TOKEN": token or ""}
+    with _file(store).table() as t:
+        t.insert(doc)
+    with open(folder / "server.log", "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
+    _children[proc.pid] = proc
+    update(doc["id"], pid=proc.pid, pid_start=_proc_start(proc.pid))
+    dep = Deployment({**doc, "pid": proc.pid, "pid_start": _proc_start(proc.pid)}, token)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            update(doc["id"], status="failed")
+            raise ServingError(f"the server for {model_uri} exited with code {proc.returncode}:\n{dep.logs(20)}")
+        current = _file(store).get("id", doc["id"]) or {}
+        if current.get("status") == "running" and current.get("port"):
+            dep.doc = current
+            try:
+                if dep.request("GET", "/health", timeout=2)[0] == 200:
+                    return dep
+            except ServingError:
+                pass
+        time.sleep(0.05)
+    dep.stop()
+    raise ServingError(f"the server for {model_uri} did not answer within {timeout:.0f} s:\n{dep.logs(20)}")
