@@ -29,6 +29,7 @@ __all__ = [
     "Entity", "FeatureView", "OnDemandFeatureView", "FeatureService", "ParquetSource", "CsvSource", "DataFrameSource",
     "on_demand_feature_view", "apply_features", "get_feature_view", "get_feature_service", "list_feature_views",
     "get_historical_features", "get_online_features", "materialize", "materialize_incremental",
+    "drift_report", "drift_history", "DriftReport", "ColumnMapping", "drift_widget",
     "NbmlopsError", "StoreError", "NotFound", "InvalidInput", "IntegrityError",
 ]
 
@@ -39,6 +40,8 @@ _LAZY = {
     "set_experiment": "tracking.experiments", "get_experiment": "tracking.experiments",
     "list_experiments": "tracking.experiments", "Experiment": "tracking.experiments",
     "set_store": "store", "store_info": "info",
+    **{name: "monitoring" for name in ("drift_report", "drift_history", "DriftReport", "ColumnMapping")},
+    "drift_widget": "widgets.drift",
     **{name: "registry" for name in ("register_model", "load_model", "load_reference", "get_model_version",
                                      "set_alias", "delete_alias", "delete_version", "list_models", "list_versions",
                                      "model_history", "compare_versions")},
@@ -59,6 +62,8 @@ if TYPE_CHECKING:
     from .features.historical import get_historical_features
     from .features.online import get_online_features, materialize, materialize_incremental
     from .info import store_info
+    from .monitoring import ColumnMapping, DriftReport, drift_history, drift_report
+    from .widgets.drift import drift_widget
     from .registry import (compare_versions, delete_alias, delete_version, get_model_version, list_models,
                            list_versions, load_model, load_reference, model_history, register_model, set_alias)
     from .serving import Deployment, get_deployment, list_deployments, serve

@@ -16,6 +16,7 @@ MAGICS = [
     ("register", "Register"),
     ("serve", "Serve"),
     ("features", "Features"),
+    ("drift", "Drift"),
 ]
 
 _loaded: dict[int, Any] = {}

@@ -1,0 +1,91 @@
+"""Drift summaries in the store.
+
+Every logged report leaves:
+
+- a summary document in ``db/drift/<YYYY-MM>.json`` (TinyDB, sharded by month so each file
+  stays small): id, time, sources, model URI and resolved version, the report's ``summary``,
+  and the sha256 of the full numbers;
+- the full numbers (``report.to_dict()``, aggregates only) as a JSON blob;
+- with a model named: the summary against that version, through the registry
+  (``nbmlops.registry.record_drift_summary``);
+- with a run active: ``drift_summary.json`` and ``drift_report.html`` as artifacts of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from .._util import new_id, now_ms
+from ..errors import InvalidInput
+from ..store import DocFile, current_store
+
+
+def _file(store: Any, when_ms: int) -> DocFile:
+    return DocFile(store.root / "db" / "drift" / f"{time.strftime('%Y-%m', time.gmtime(when_ms / 1000))}.json")
+
+
+def log_report(report: Any, model: str | None = None) -> dict[str, Any]:
+    """Store the report's summary (see the module doc); return the stored document."""
+    model = model or report.sources.get("model")
+    version = None
+    if model:
+        try:
+            from ..registry import get_model_version
+        except ImportError:
+            raise InvalidInput("logging against a model needs the registry (nbmlops.registry)") from None
+        mv = get_model_version(model)
+        version = getattr(mv, "version", None)
+    store = current_store()
+    full = report.to_json().encode()
+    sha, size = store.blobs.put_bytes(full)
+    summary = report.summary
+    doc = {"schema": 1, "id": new_id(), "time": now_ms(), "model": model, "model_name": _name(model),
+           "model_version": version, "sources": report.sources, "summary": summary,
+           "report": {"sha256": sha, "size": size}, "run_id": None}
+    from ..tracking.runs import active_run
+
+    run = active_run()
+    if run is not None:
+        doc["run_id"] = run.id
+        run.log_text(json.dumps(summary, indent=1), "drift_summary.json")
+        run.log_text(report.html(full_page=True), "drift_report.html")
+    with _file(store, doc["time"]).table() as t:
+        t.insert(doc)
+    if model:
+        from ..registry import record_drift_summary
+
+        record_drift_summary(model, {"drift_id": doc["id"], **summary})
+    return doc
+
+
+def _name(model: str | None) -> str | None:
+    if not model:
+        return None
+    text = model[len("models:/"):] if model.startswith("models:/") else model
+    return text.split("@", 1)[0].rsplit("/", 1)[0]
+
+
+def history(model: str | None = None, limit: int = 100) -> Any:
+    """Logged summaries, newest first: one row per report."""
+    import pandas as pd
+
+    store = current_store(create=False)
+    folder = store.root / "db" / "drift"
+    docs: list[dict[str, Any]] = []
+    if folder.exists():
+        for path in sorted(folder.glob("*.json"), reverse=True):
+            docs.extend(DocFile(path).all())
+    name = _name(model)
+    if name:
+        docs = [d for d in docs if d.get("model_name") == name]
+    docs.sort(key=lambda d: d["time"], reverse=True)
+    rows = [{"id": d["id"], "time": pd.Timestamp(d["time"], unit="ms"), "model": d.get("model"),
+             "version": d.get("model_version"), "dataset_drift": d["summary"].get("dataset_drift"),
+             "n_drifted": d["summary"].get("n_drifted"), "n_columns": d["summary"].get("n_columns"),
+             "drifted_columns": ", ".join(d["summary"].get("drifted_columns", [])[:10]),
+             "reference": d.get("sources", {}).get("reference"), "current": d.get("sources", {}).get("current"),
+             "run_id": d.get("run_id")} for d in docs[:limit]]
+    return pd.DataFrame(rows, columns=["id", "time", "model", "version", "dataset_drift", "n_drifted", "n_columns",
+                                       "drifted_columns", "reference", "current", "run_id"])

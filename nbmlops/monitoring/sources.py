@@ -1,0 +1,86 @@
+"""Where the data of a report comes from: a DataFrame, a CSV/Parquet/JSON file, or
+``model:NAME@ALIAS`` / ``model:NAME/VERSION`` / ``model:NAME`` — the monitoring reference the
+registry stored with that model version (training inputs, ``prediction``, and ``target``
+when the labels were known)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import InvalidInput, NbmlopsError
+
+MODEL_PREFIX = "model:"
+READERS = {".csv": "read_csv", ".tsv": "read_csv", ".parquet": "read_parquet", ".pq": "read_parquet",
+           ".json": "read_json", ".jsonl": "read_json", ".feather": "read_feather"}
+
+
+@dataclass
+class Source:
+    frame: pd.DataFrame
+    label: str
+    model: str | None = None     # the model URI when the data came from the registry
+
+
+def load(data: Any, role: str) -> Source:
+    """A DataFrame and a label for ``data`` (a DataFrame, a path, or a ``model:`` URI)."""
+    if isinstance(data, pd.DataFrame):
+        return Source(data, "DataFrame")
+    if isinstance(data, str) and data.startswith(MODEL_PREFIX):
+        uri = data[len(MODEL_PREFIX):].strip()
+        return Source(model_reference(uri), data, uri)
+    if isinstance(data, (str, Path)):
+        return Source(read_file(Path(data), role), str(data))
+    if isinstance(data, pd.Series):
+        return Source(data.to_frame(), "Series")
+    try:
+        import numpy as np
+
+        if isinstance(data, np.ndarray) and data.ndim == 2:
+            return Source(pd.DataFrame(data), "array")
+        if isinstance(data, dict):
+            return Source(pd.DataFrame(data), "dict")
+    except ValueError as exc:
+        raise InvalidInput(f"{role} cannot be made a table: {exc}") from None
+    raise InvalidInput(f"{role} must be a DataFrame, a CSV/Parquet path or model:NAME@ALIAS, not {type(data).__name__}")
+
+
+def read_file(path: Path, role: str) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise InvalidInput(f"{role}: no file {str(path)!r}")
+    if path.is_dir():
+        if any(path.glob("*.parquet")):
+            return pd.read_parquet(path)
+        raise InvalidInput(f"{role}: {str(path)!r} is a folder without Parquet files")
+    reader = READERS.get(suffix)
+    if reader is None:
+        raise InvalidInput(f"{role}: cannot read {path.name!r}; use a .csv, .parquet, .json, .jsonl or .feather file")
+    kwargs: dict[str, Any] = {}
+    if suffix == ".tsv":
+        kwargs["sep"] = "\t"
+    if suffix == ".jsonl":
+        kwargs["lines"] = True
+    try:
+        return getattr(pd, reader)(path, **kwargs)
+    except (ValueError, OSError, ImportError) as exc:
+        raise InvalidInput(f"{role}: could not read {path.name!r}: {exc}") from None
+
+
+def model_reference(uri: str) -> pd.DataFrame:
+    """The monitoring reference stored with a model version (through the registry)."""
+    if not uri:
+        raise InvalidInput("model: needs a name, e.g. model:churn@production or model:churn/3")
+    try:
+        from ..registry import load_reference
+    except ImportError:
+        raise InvalidInput("model: sources need the model registry (nbmlops.registry), which this nbmlops lacks") from None
+    try:
+        return load_reference(uri)
+    except NbmlopsError:
+        raise
+    except (KeyError, ValueError) as exc:
+        raise InvalidInput(f"model:{uri}: {exc}") from None
