@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+import nbmlops
+
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
@@ -42,3 +44,54 @@ def get_ipython_shell():
     from IPython.core.interactiveshell import InteractiveShell
 
     return InteractiveShell.instance()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A logistic regression on named features, registered and served once for the module."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    root = tmp_path_factory.mktemp("serving") / ".nbmlops"
+    nbmlops.set_store(root)
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    model = LogisticRegression(max_iter=5000).fit(X, y)
+    nbmlops.register_model(model, "cancer", alias="production", reference=(X, y))
+    dep = nbmlops.serve("cancer@production")
+    yield dep, model, X, y
+    dep.stop()
+    nbmlops.set_store(None)
+
+
+def _servers() -> dict[int, str]:
+    """Model server processes (python -m nbmlops.serving) of this machine: pid -> command line."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "nbmlops.serving" in cmd and "--deployment" in cmd:
+                found[int(entry)] = cmd
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_orphan_servers():
+    """The suite leaves no model server running: any left over is killed and fails the run."""
+    import signal
+
+    before = set(_servers())
+    yield
+    import time
+
+    time.sleep(1)  # servers of a just-finished test may still be shutting down
+    left = {pid: cmd for pid, cmd in _servers().items() if pid not in before}
+    for pid in left:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    assert not left, f"model servers left running after the tests: {left}"

@@ -20,23 +20,6 @@ import nbmlops
 from nbmlops import InvalidInput, NotFound, ServingError
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """A logistic regression on named features, registered and served once for the module."""
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.linear_model import LogisticRegression
-
-    root = tmp_path_factory.mktemp("serving") / ".nbmlops"
-    nbmlops.set_store(root)
-    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    model = LogisticRegression(max_iter=5000).fit(X, y)
-    nbmlops.register_model(model, "cancer", alias="production", reference=(X, y))
-    dep = nbmlops.serve("cancer@production")
-    yield dep, model, X, y
-    dep.stop()
-    nbmlops.set_store(None)
-
-
 def call(dep, method, path, body=None, headers=None, raw=None):
     conn = http.client.HTTPConnection("127.0.0.1", dep.port, timeout=30)
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
