@@ -79,16 +79,16 @@ def _servers() -> dict[int, str]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_orphan_servers():
-    """The suite leaves no model server running: any left over is killed and fails the run."""
+def no_orphan_servers(tmp_path_factory):
+    """The suite leaves no model server running: any left over is killed and fails the run.
+    Only servers of this session's stores count (other test sessions may run beside it)."""
     import signal
-
-    before = set(_servers())
-    yield
     import time
 
+    base = str(tmp_path_factory.getbasetemp())
+    yield
     time.sleep(1)  # servers of a just-finished test may still be shutting down
-    left = {pid: cmd for pid, cmd in _servers().items() if pid not in before}
+    left = {pid: cmd for pid, cmd in _servers().items() if base in cmd}
     for pid in left:
         try:
             os.killpg(pid, signal.SIGKILL)
