@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -67,6 +68,10 @@ def drift_report(reference: Any, current: Any, column_mapping: ColumnMapping | d
     schema = resolve(ref, cur, mapping, columns)
     chooser = _Chooser(stattest, threshold, num_stattest, cat_stattest, schema.features)
     windows_wanted = by_time is not None or window is not None
+    if windows_wanted:
+        from .windows import check
+
+        check(cur, schema.timestamp, window)
 
     tasks: list[tuple[Any, str, str]] = [(c, k, "feature") for c, k in schema.features.items()]
     notes: list[str] = []
@@ -101,11 +106,13 @@ def drift_report(reference: Any, current: Any, column_mapping: ColumnMapping | d
             for name, kind, role in tasks]
     ref_hash = cur_hash = None
     results = []
-    for result in _run_all(jobs, n_workers, tick):
-        cd, q, sample, (rh, ch) = result
-        if quality and rh is not None and ch is not None:
-            ref_hash, cur_hash = dq.combine(ref_hash, rh), dq.combine(cur_hash, ch)
-        results.append((cd, q, sample))
+    with warnings.catch_warnings():  # scipy's notes on capped p-values and ties; the report says what matters
+        warnings.simplefilter("ignore")
+        for result in _run_all(jobs, n_workers, tick):
+            cd, q, sample, (rh, ch) = result
+            if quality and rh is not None and ch is not None:
+                ref_hash, cur_hash = dq.combine(ref_hash, rh), dq.combine(cur_hash, ch)
+            results.append((cd, q, sample))
     dataset_q = dq.dataset_quality(ref_hash, cur_hash, ref, cur, {t[0] for t in tasks}, schema.only_in_reference,
                                    schema.only_in_current) if quality else None
 
@@ -133,7 +140,9 @@ def drift_report(reference: Any, current: Any, column_mapping: ColumnMapping | d
 
         tests = {r[0].column: (r[0].kind, r[2], get_stattest(r[0].stattest), r[0].threshold)
                  for r in features if r[0].tested}
-        windows_out = over_time(cur, schema.timestamp, window, tests, method, drift_share)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            windows_out = over_time(cur, schema.timestamp, window, tests, method, drift_share)
 
     used_default = any(c.reason.startswith("default") for c in cols if c.tested)
     options = {"stattest": _describe(stattest), "threshold": _describe(threshold),

@@ -14,7 +14,6 @@ match what its users know; the contract tests check each one against scipy.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -52,8 +51,9 @@ class StatTest:
         return None
 
     def run(self, pair: Pair) -> tuple[float, float | None]:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
+        """(statistic, p-value or None). scipy's warnings (capped p-values, ties) are the caller's to
+        silence: ``warnings.catch_warnings`` is not thread-safe, so ``drift_report`` does it once."""
+        with np.errstate(all="ignore"):
             stat, p = self.func(pair)
         return float(stat), (None if p is None else float(p))
 

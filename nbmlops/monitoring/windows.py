@@ -42,22 +42,34 @@ def parse_window(window: str | int | None) -> tuple[str, Any]:
     raise InvalidInput(f"window {window!r} not understood: use 1h, 6h, 1d, 1w, 30min or a number of rows (e.g. 5000)")
 
 
-def split(current: pd.DataFrame, column: str | None, window: str | int | None) -> list[tuple[str, str, np.ndarray]]:
-    """(start, end, row positions) of each non-empty window, in time order."""
-    kind, size = parse_window(window)
+def check(current: pd.DataFrame, column: str | None, window: str | int | None) -> pd.Series | None:
+    """Validate the window and the time column before any work; the column as datetimes."""
+    kind, _ = parse_window(window)
     if column is None:
         if kind == "time":
             raise InvalidInput("a time window needs a time column (by_time=...); without one give a number of rows")
-        return [(str(i), str(min(i + size, len(current)) - 1), np.arange(i, min(i + size, len(current))))
-                for i in range(0, len(current), size)]
+        return None
     ts = current[column]
     if not pd.api.types.is_datetime64_any_dtype(ts.dtype):
+        if pd.api.types.is_numeric_dtype(ts.dtype) or pd.api.types.is_bool_dtype(ts.dtype):
+            raise InvalidInput(f"time column {column!r} does not hold times (dtype {ts.dtype}); "
+                               "convert it with pd.to_datetime first")
         try:
             ts = pd.to_datetime(ts)
         except (ValueError, TypeError):
             raise InvalidInput(f"time column {column!r} does not hold times (dtype {current[column].dtype})") from None
     if ts.isna().all():
         raise InvalidInput(f"time column {column!r} has no values")
+    return ts
+
+
+def split(current: pd.DataFrame, column: str | None, window: str | int | None) -> list[tuple[str, str, np.ndarray]]:
+    """(start, end, row positions) of each non-empty window, in time order."""
+    kind, size = parse_window(window)
+    ts = check(current, column, window)
+    if ts is None:
+        return [(str(i), str(min(i + size, len(current)) - 1), np.arange(i, min(i + size, len(current))))
+                for i in range(0, len(current), size)]
     order = np.argsort(ts.to_numpy(), kind="stable")
     ordered = ts.iloc[order]
     valid = ordered.notna().to_numpy()
