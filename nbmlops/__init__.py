@@ -34,8 +34,8 @@ __all__ = [
 ]
 
 _LAZY = {
-    "start_run": "tracking.runs", "active_run": "tracking.runs", "get_run": "tracking.runs",
-    "delete_run": "tracking.runs", "restore_run": "tracking.runs", "Run": "tracking.runs",
+    "start_run": "tracking.runs", "active_run": "tracking.session", "get_run": "tracking.lookup",
+    "delete_run": "tracking.lookup", "restore_run": "tracking.lookup", "Run": "tracking.runs",
     "search_runs": "tracking.search", "fingerprint": "tracking.fingerprint",
     "set_experiment": "tracking.experiments", "get_experiment": "tracking.experiments",
     "list_experiments": "tracking.experiments", "Experiment": "tracking.experiments",
@@ -71,7 +71,9 @@ if TYPE_CHECKING:
     from .store import set_store
     from .tracking.experiments import Experiment, get_experiment, list_experiments, set_experiment
     from .tracking.fingerprint import fingerprint
-    from .tracking.runs import Run, active_run, delete_run, get_run, restore_run, start_run
+    from .tracking.lookup import delete_run, get_run, restore_run
+    from .tracking.runs import Run, start_run
+    from .tracking.session import active_run
     from .tracking.search import search_runs
 
 
@@ -87,7 +89,7 @@ def __getattr__(name: str) -> Any:
 
 
 def _run() -> Any:
-    from .tracking.runs import require_active
+    from .tracking.session import require_active
 
     return require_active()
 

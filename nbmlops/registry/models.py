@@ -103,7 +103,8 @@ def _history(entry: dict[str, Any]) -> dict[str, Any]:
 def _source(store: Store, model_or_run: Any, artifact: str | None) -> dict[str, Any]:
     """Where the model comes from: a fitted object (linked to the run that logged it, if any)
     or a run's logged model. Returns sha, size, class, the object, run doc and entry."""
-    from ..tracking.runs import Run, find_run_doc
+    from ..tracking.lookup import find_run_doc
+    from ..tracking.runs import Run
 
     run_doc = None
     if isinstance(model_or_run, Run):

@@ -22,10 +22,11 @@ from tinydb import where
 
 from .._util import check_key, fmt_duration, new_id, now_ms
 from ..errors import InvalidInput, NotFound
-from ..store import SCHEMA, AppendLog, Store, current_store, read_lines
+from ..store import SCHEMA, AppendLog, Store, read_lines
 from . import environment, experiments, modelfiles
 from .fingerprint import fingerprint
 from .names import random_name
+from .session import _active, _pop, _store, active_run, require_active  # noqa: F401  (re-exported)
 
 STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
 _MISSING = object()
@@ -376,38 +377,6 @@ def _identity(doc: dict[str, Any]) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-# -- the active run and the process-wide state ---------------------------------
-_active: list[Run] = []
-_swept: set[Path] = set()
-
-
-def _store() -> Store:
-    store = current_store()
-    if store.root not in _swept:
-        _swept.add(store.root)
-        from .stale import sweep_stale_runs
-
-        sweep_stale_runs(store)
-    return store
-
-
-def _pop(run: Run) -> None:
-    if run in _active:
-        _active.remove(run)
-
-
-def active_run() -> Run | None:
-    """The innermost run in progress in this process, or None."""
-    return _active[-1] if _active else None
-
-
-def require_active() -> Run:
-    if not _active:
-        raise InvalidInput("no active run: log inside `with nbmlops.start_run():` or a %%track cell "
-                           "(nbmlops never starts a run implicitly)")
-    return _active[-1]
-
-
 def start_run(experiment: str | None = None, name: str | None = None, tags: dict[str, Any] | None = None, *,
               nested: bool = False, autolog: bool = False, description: str | None = None,
               source: str | None = None, cell_key: str | None = None, notebook: str | None = None) -> Run:
@@ -475,46 +444,3 @@ def _finish_bookkeeping(run: Run) -> None:
     with store.cells.table() as t:
         t.upsert({"key": key, "run_id": run.id, "identity": run._doc["identity"], "same_as": same},
                  where("key") == key)
-
-
-def get_run(run_id: str) -> Run:
-    """The run with this id (or a unique prefix of at least 6 hex digits), to read."""
-    store = current_store(create=False)
-    doc = find_run_doc(store, run_id)
-    return Run(store, doc)
-
-
-def find_run_doc(store: Store, run_id: str) -> dict[str, Any]:
-    if not isinstance(run_id, str) or len(run_id) < 6 or not all(c in "0123456789abcdef" for c in run_id):
-        raise InvalidInput(f"run id must be at least 6 hex digits, got {run_id!r}")
-    matches = []
-    for exp in store.experiments.all():
-        path = store.runs_dir(exp["id"]) / f"{run_id[:2]}.json"
-        from ..store import DocFile
-
-        for doc in DocFile(path).all():
-            if doc["id"].startswith(run_id):
-                matches.append(doc)
-    if not matches:
-        raise NotFound(f"no run with id {run_id!r} in the store at {store.root}")
-    if len(matches) > 1:
-        raise InvalidInput(f"run id prefix {run_id!r} is ambiguous ({len(matches)} runs); give more digits")
-    return json.loads(json.dumps(matches[0]))
-
-
-def delete_run(run_id: str) -> None:
-    """Mark a run deleted: searches skip it, its data stays (``restore_run`` brings it back)."""
-    _set_deleted(run_id, True)
-
-
-def restore_run(run_id: str) -> None:
-    _set_deleted(run_id, False)
-
-
-def _set_deleted(run_id: str, deleted: bool) -> None:
-    store = current_store(create=False)
-    doc = find_run_doc(store, run_id)
-    if deleted and any(r.id == doc["id"] for r in _active):
-        raise InvalidInput(f"run {doc['name']} is active in this process; end it before deleting it")
-    with store.run_file(doc["experiment_id"], doc["id"]).table() as t:
-        t.update({"deleted": deleted}, where("id") == doc["id"])

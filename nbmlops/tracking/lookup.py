@@ -1,0 +1,53 @@
+"""Finding runs by id (or a unique prefix), and soft deletion."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tinydb import where
+
+from ..errors import InvalidInput, NotFound
+from ..store import DocFile, Store, current_store
+from .runs import Run
+from .session import _active
+
+def get_run(run_id: str) -> Run:
+    """The run with this id (or a unique prefix of at least 6 hex digits), to read."""
+    store = current_store(create=False)
+    doc = find_run_doc(store, run_id)
+    return Run(store, doc)
+
+
+def find_run_doc(store: Store, run_id: str) -> dict[str, Any]:
+    if not isinstance(run_id, str) or len(run_id) < 6 or not all(c in "0123456789abcdef" for c in run_id):
+        raise InvalidInput(f"run id must be at least 6 hex digits, got {run_id!r}")
+    matches = []
+    for exp in store.experiments.all():
+        path = store.runs_dir(exp["id"]) / f"{run_id[:2]}.json"
+        for doc in DocFile(path).all():
+            if doc["id"].startswith(run_id):
+                matches.append(doc)
+    if not matches:
+        raise NotFound(f"no run with id {run_id!r} in the store at {store.root}")
+    if len(matches) > 1:
+        raise InvalidInput(f"run id prefix {run_id!r} is ambiguous ({len(matches)} runs); give more digits")
+    return json.loads(json.dumps(matches[0]))
+
+
+def delete_run(run_id: str) -> None:
+    """Mark a run deleted: searches skip it, its data stays (``restore_run`` brings it back)."""
+    _set_deleted(run_id, True)
+
+
+def restore_run(run_id: str) -> None:
+    _set_deleted(run_id, False)
+
+
+def _set_deleted(run_id: str, deleted: bool) -> None:
+    store = current_store(create=False)
+    doc = find_run_doc(store, run_id)
+    if deleted and any(r.id == doc["id"] for r in _active):
+        raise InvalidInput(f"run {doc['name']} is active in this process; end it before deleting it")
+    with store.run_file(doc["experiment_id"], doc["id"]).table() as t:
+        t.update({"deleted": deleted}, where("id") == doc["id"])

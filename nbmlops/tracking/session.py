@@ -1,0 +1,42 @@
+"""Process-wide tracking state: the stack of active runs and the stores already swept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import InvalidInput
+from ..store import Store, current_store
+
+if TYPE_CHECKING:
+    from .runs import Run
+
+_active: list[Run] = []
+_swept: set[Path] = set()
+
+
+def _store() -> Store:
+    store = current_store()
+    if store.root not in _swept:
+        _swept.add(store.root)
+        from .stale import sweep_stale_runs
+
+        sweep_stale_runs(store)
+    return store
+
+
+def _pop(run: Run) -> None:
+    if run in _active:
+        _active.remove(run)
+
+
+def active_run() -> Run | None:
+    """The innermost run in progress in this process, or None."""
+    return _active[-1] if _active else None
+
+
+def require_active() -> Run:
+    if not _active:
+        raise InvalidInput("no active run: log inside `with nbmlops.start_run():` or a %%track cell "
+                           "(nbmlops never starts a run implicitly)")
+    return _active[-1]
