@@ -117,11 +117,6 @@ def count_duplicates(h: np.ndarray) -> int:
     return int(np.count_nonzero(h[1:] == h[:-1]))
 
 
-def duplicated_rows(df: pd.DataFrame) -> int:
-    """``df.duplicated().sum()`` by pandas' 64-bit row hash."""
-    return count_duplicates(pd.util.hash_pandas_object(df, index=False).to_numpy()) if len(df) else 0
-
-
 def dataset_issues(d: dict[str, Any], rows: dict[str, int]) -> list[dict[str, Any]]:
     out = []
     for c in d["only_in_reference"]:
