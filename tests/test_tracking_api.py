@@ -269,9 +269,9 @@ def test_run_kept_running_by_a_dead_process_is_marked_killed(store):
                           env={**os.environ, "NBMLOPS_STORE": str(store.root)})
     assert proc.returncode == -signal.SIGKILL
     run_id = proc.stdout.strip()
-    from nbmlops.tracking import runs
+    from nbmlops.tracking import session
 
-    runs._swept.clear()  # "the next time the store is opened", in this process
+    session._swept.clear()  # "the next time the store is opened", in this process
     assert nbmlops.store_info()["runs_by_status"] == {"KILLED": 1}
     info = nbmlops.get_run(run_id).info
     assert info["status"] == "KILLED" and "exited" in info["error"]

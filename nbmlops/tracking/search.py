@@ -168,8 +168,17 @@ def search_runs(experiment: str | list[str] | None = None, filter: str | None = 
         row += [t.get(k) for k in tags]
         rows.append(row)
     df = pd.DataFrame(rows, columns=columns)
-    for col in ("start_time", "end_time"):
-        df[col] = pd.to_datetime(df[col], unit="ms")
+    for i, col in ((4, "start_time"), (5, "end_time")):
+        df[col] = _times([r[i] for r in rows])
     for k in metrics:
         df[f"metrics.{k}"] = df[f"metrics.{k}"].astype("float64")
     return df
+
+
+def _times(ms: list[int | None]) -> Any:
+    """Milliseconds (None for a run still going) as datetime64, NaT for None. Not through floats:
+    pandas < 3 overflows on NaN there now and then (pandas-dev/pandas#58419)."""
+    import numpy as np
+
+    nat = np.iinfo(np.int64).min
+    return np.array([nat if v is None else v for v in ms], dtype=np.int64).view("datetime64[ms]")
