@@ -59,7 +59,10 @@ class DriftWidget(w.VBox):
 
     def options(self) -> dict[str, Any]:
         text = self.threshold.value.strip()
-        threshold = float(text) if text else None
+        try:
+            threshold = float(text) if text else None
+        except ValueError:
+            raise ValueError(f"threshold must be a number, not {text!r} (empty: the test's default)") from None
         return {**self.kwargs, "columns": list(self.columns.value),
                 "stattest": None if self.stattest.value == DEFAULT else self.stattest.value,
                 "threshold": threshold, "correction": self.correction.value}
