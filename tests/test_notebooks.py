@@ -48,6 +48,10 @@ def test_notebook_executes_and_renders(path, tmp_path, monkeypatch):
             assert set(nbmlops.get_run(runs.run_id[0]).info["notebook"].split("/")[-1:]) == {path.name}
         finally:
             nbmlops.set_store(None)
+    if path.stem == "04_monitoring":  # the %drift report is in the exported HTML, pictures embedded
+        assert "DATASET DRIFT</span>" in html and "columns drifted</b>" in html
+        assert "data:image/png;base64," in html and "Drift over time" in html
+        assert (tmp_path / "reports" / "drift_june.html").stat().st_size < 2_000_000
 
 
 def test_papermill_parameters_become_params_of_tracked_runs(tmp_path, monkeypatch):

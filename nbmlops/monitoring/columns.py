@@ -179,9 +179,10 @@ def resolve(reference: pd.DataFrame, current: pd.DataFrame, mapping: ColumnMappi
         raise InvalidInput(f"reference and current have no columns in common (reference: {_short(ref_cols)}; "
                            f"current: {_short(current.columns)})")
     schema = Schema(features={})
-    schema.only_in_reference = [c for c in ref_cols if c not in cur_cols]
     ref_set = set(ref_cols)
-    schema.only_in_current = [c for c in current.columns if c not in ref_set]
+    roles = {mapping.target, mapping.timestamp, *mapping.prediction_columns(), *mapping.ids()}  # noted elsewhere
+    schema.only_in_reference = [c for c in ref_cols if c not in cur_cols and c not in roles]
+    schema.only_in_current = [c for c in current.columns if c not in ref_set and c not in roles]
 
     explicit_num = _listed(mapping.numerical_features, "numerical_features")
     explicit_cat = _listed(mapping.categorical_features, "categorical_features")
