@@ -138,8 +138,8 @@ def drift_report(reference: Any, current: Any, column_mapping: ColumnMapping | d
     if windows_wanted:
         from .windows import over_time
 
-        tests = {r[0].column: (r[0].kind, r[2], get_stattest(r[0].stattest), r[0].threshold)
-                 for r in features if r[0].tested}
+        tests = {r[0].column: (r[0].kind, r[2], get_stattest(r[0].stattest), r[0].threshold,
+                               r[0].column in schema.kind_changes) for r in features if r[0].tested}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             windows_out = over_time(cur, schema.timestamp, window, tests, method, drift_share)
@@ -295,6 +295,7 @@ def _run_all(jobs: list[tuple[Callable, tuple]], workers: int, tick: Progress | 
 
 
 def _text(s: pd.Series) -> pd.Series:
+    """Values as strings (missing stay missing): for a column whose kind differs between the frames."""
     return s.astype(object).where(s.isna(), s.astype(str))
 
 

@@ -100,7 +100,8 @@ def over_time(current: pd.DataFrame, column: str | None, window: str | int | Non
               drift_share: float) -> dict[str, Any]:
     """Per window: rows, each column's score and verdict, the share drifted.
 
-    ``tests`` maps a column to (kind, its prepared reference sample, its test, its threshold)."""
+    ``tests`` maps a column to (kind, its prepared reference sample, its test, its threshold, whether its
+    values are compared as text)."""
     windows = split(current, column, window)
     names = list(tests)
     scores = {str(c): [] for c in names}
@@ -110,8 +111,11 @@ def over_time(current: pd.DataFrame, column: str | None, window: str | int | Non
         part = current.iloc[idx]
         results = []
         for c in names:
-            kind, ref, test, _ = tests[c]
-            cur = prepare(part[c], kind)
+            kind, ref, test, _, as_text = tests[c]
+            values = part[c]
+            if as_text:
+                values = values.astype(object).where(values.isna(), values.astype(str))
+            cur = prepare(values, kind)
             pair = Pair(ref, cur)
             if test.check(pair) is not None:
                 results.append((c, None, None))
@@ -124,7 +128,7 @@ def over_time(current: pd.DataFrame, column: str | None, window: str | int | Non
         for c, s, k in results:
             if s is not None and k == P_VALUE:
                 s = next(adjusted)
-            _, _, test, threshold = tests[c]
+            _, _, test, threshold, _ = tests[c]
             flag = None if s is None else test.drifted(s, threshold)
             scores[str(c)].append(s)
             drifted[str(c)].append(flag)
