@@ -318,6 +318,8 @@ class Prepared:
         import numpy as np
 
         pos = self.last_at_or_before(g, t)
+        if not len(self.ts_s):
+            return pos
         if created_cutoff and self.created_s is not None:
             pending = np.flatnonzero(pos >= 0)
             while len(pending):  # step back past rows that were not known yet at t

@@ -49,8 +49,9 @@ def get_historical_features(entity_df: Any, features: Any, *, full_feature_names
     _check_entity_columns(entity_df, plan)
     t = to_utc_ns(entity_df[ts_col], f"entity_df column {ts_col!r}")
     values = compute(plan, entity_df, t, filter_by_created_timestamp)
-    out = pd.DataFrame({c: values[(v, f)] for v, f, c, _ in plan.outputs}, index=entity_df.index)
-    result = pd.concat([entity_df, out], axis=1) if len(out.columns) else entity_df.copy()
+    out = pd.DataFrame({c: values[(v, f)] for v, f, c, _ in plan.outputs})
+    result = pd.concat([entity_df.reset_index(drop=True), out], axis=1)  # by position: the index may repeat
+    result.index = entity_df.index
     record(result, plan, log, name)
     return result
 
