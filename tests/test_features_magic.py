@@ -94,7 +94,7 @@ BAD = [
     ("apply activity --name 'bad name' --entity user_id", "invalid feature view name"),
     ("apply activity --entity user_id", "needs --name"),
     ("apply activity --name v2", "needs --entity"),
-    ("apply activity_str_keys --name user_activity --entity user_id", "is int64, but the DataFrame holds"),
+    ("apply activity_str_keys --name user_activity --entity user_id", "is int64, but the DataFrame .* holds string values"),
     ("apply activity_fewer --name user_activity --entity user_id --ttl 3d --online", "drops feature spend"),
     ("get user_activity:nope --entity-df labels -o out", "has no feature 'nope'"),
     ("get nope:clicks --entity-df labels -o out", "unknown feature view 'nope'"),

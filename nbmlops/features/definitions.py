@@ -451,7 +451,7 @@ def _key_type(view: str, ent: Entity, key: str, cols: dict[str, tuple[str, str]]
         raise InvalidInput(f"feature view {view!r}: join key {key!r} holds {physical}; keys must be integers or strings")
     if declared is not None and declared != found:
         raise InvalidInput(f"feature view {view!r}: join key {key!r} of entity {ent.name!r} is {declared}, "
-                           f"but {source.describe()} holds {physical} there")
+                           f"but {source.describe()} holds {kind} values ({physical}) there")
     return found
 
 
