@@ -41,10 +41,40 @@ def _style(ax: Any, y: bool = True) -> None:
 
     for side in ("top", "right") if y else ("top", "right", "left"):
         ax.spines[side].set_visible(False)
-    ax.tick_params(labelsize=7, length=2)
+    ax.tick_params(labelsize=8, length=2)
     ax.xaxis.set_major_locator(MaxNLocator(5))
     if not y:
         ax.set_yticks([])
+
+
+class _Panel:
+    """One small figure and axes kept for every picture of a kind: each picture only swaps its
+    artists and limits (building axes and ticks anew is most of what a small plot costs)."""
+
+    def __init__(self, rect: tuple[float, float, float, float]) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        self.fig = Figure(dpi=72, figsize=(3.6, 1.25))
+        FigureCanvasAgg(self.fig)
+        self.ax = self.fig.add_axes(rect)
+        _style(self.ax, y=False)
+        self.artists: list[Any] = []
+
+    def clear(self) -> Any:
+        for artist in self.artists:
+            artist.remove()
+        self.artists = []
+        return self.ax
+
+
+_panels: dict[str, _Panel] = {}
+
+
+def _panel(kind: str) -> _Panel:
+    if kind not in _panels:
+        _panels[kind] = _Panel((0.03, 0.2, 0.94, 0.78) if kind == "numeric" else (0.03, 0.3, 0.94, 0.68))
+    return _panels[kind]
 
 
 def distribution_png(dist: dict[str, Any], kind: str) -> str | None:
@@ -55,18 +85,22 @@ def distribution_png(dist: dict[str, Any], kind: str) -> str | None:
     import numpy as np
 
     with _lock:
-        fig = _figure(3.6, 1.25)
-        ax = fig.add_axes((0.03, 0.2 if kind == "numeric" else 0.3, 0.94, 0.78 if kind == "numeric" else 0.68))
-        _style(ax, y=False)
+        panel = _panel("numeric" if kind == "numeric" else "categorical")
+        ax = panel.clear()
         ref = np.asarray(dist["reference"], dtype=float)
         cur = np.asarray(dist["current"], dtype=float)
         if kind == "numeric":
             edges = np.asarray(dist["edges"])
-            for counts, color, label in ((ref, REF_COLOR, "reference"), (cur, CUR_COLOR, "current")):
+            top = 0.0
+            for counts, color in ((ref, REF_COLOR), (cur, CUR_COLOR)):
                 total = counts.sum()
                 if total:
-                    ax.stairs(counts / total, edges, color=color, fill=color == REF_COLOR, alpha=0.55 if color == REF_COLOR else 1,
-                              label=label, linewidth=1.2)
+                    shares = counts / total
+                    top = max(top, float(shares.max()))
+                    panel.artists.append(ax.stairs(shares, edges, color=color, fill=color == REF_COLOR,
+                                                   alpha=0.55 if color == REF_COLOR else 1, linewidth=1.2))
+            ax.set_xlim(edges[0], edges[-1])
+            ax.set_ylim(0, top * 1.05 or 1)
         else:
             names = list(dist["categories"])
             other = dist.get("other", [0, 0])
@@ -74,13 +108,15 @@ def distribution_png(dist: dict[str, Any], kind: str) -> str | None:
                 names.append("(other)")
                 ref, cur = np.append(ref, other[0]), np.append(cur, other[1])
             names = names[:13]
-            ref, cur = ref[:13], cur[:13]
+            ref, cur = ref[:13] / max(ref.sum(), 1), cur[:13] / max(cur.sum(), 1)
             x = np.arange(len(names))
-            ax.bar(x - 0.2, ref / max(ref.sum(), 1), 0.4, color=REF_COLOR, label="reference")
-            ax.bar(x + 0.2, cur / max(cur.sum(), 1), 0.4, color=CUR_COLOR, label="current")
-            ax.set_xticks(x, [n if len(n) <= 10 else n[:9] + "…" for n in names], fontsize=6,
+            for values, shift, color in ((ref, -0.2, REF_COLOR), (cur, 0.2, CUR_COLOR)):
+                panel.artists.extend(ax.bar(x + shift, values, 0.4, color=color).patches)
+            ax.set_xlim(-0.6, len(names) - 0.4)
+            ax.set_ylim(0, max(float(ref.max(initial=0)), float(cur.max(initial=0))) * 1.05 or 1)
+            ax.set_xticks(x, [n if len(n) <= 10 else n[:9] + "…" for n in names], fontsize=7,
                           rotation=30 if len(names) > 5 else 0, ha="right" if len(names) > 5 else "center")
-        return _png(fig)
+        return _png(panel.fig)
 
 
 def errors_png(hist: dict[str, Any] | None, other: dict[str, Any] | None) -> str | None:
