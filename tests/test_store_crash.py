@@ -442,3 +442,20 @@ def test_artifact_with_one_flipped_byte_is_refused(store, tmp_path):
     path.unlink()
     with pytest.raises(NotFound, match="missing"):
         nbmlops.get_run(run.id).artifact("data.csv")
+
+
+def test_temporary_files_of_dead_writers_are_cleaned_on_open(store, tmp_path):
+    import subprocess as sp
+    import sys as _sys
+
+    with nbmlops.start_run():
+        pass
+    dead = sp.run([_sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    leftovers = [store.root / "tmp" / f"{dead}-abcdef.pkl", store.root / "db" / f".12.json.{dead}.1401.tmp"]
+    mine = store.root / "tmp" / f"{os.getpid()}-0123.pkl"
+    for p in (*leftovers, mine):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"partial")
+    session_mod._swept.discard(store.root)
+    nbmlops.store_info()
+    assert not any(p.exists() for p in leftovers) and mine.exists()

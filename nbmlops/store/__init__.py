@@ -103,6 +103,21 @@ class Store:
                     meta["schema"] = v + 1
                     atomic_write(marker, json.dumps(meta).encode())
 
+    def clean_tmp(self) -> int:
+        """Remove temporary files left by writers that were killed mid-write (their pid is gone)."""
+        from ..tracking.stale import pid_alive
+
+        removed = 0
+        # tmp/<pid>-<random><suffix> and db/**/.<name>.<pid>.<thread>.tmp
+        candidates = [(p, p.name.split("-", 1)[0]) for p in self.root.glob("tmp/*")]
+        candidates += [(p, p.name.split(".")[-3]) for p in self.root.glob("db/**/.*.tmp")]
+        for path, pid_text in candidates:
+            pid = int(pid_text) if pid_text.isdigit() else None
+            if pid is not None and pid != os.getpid() and not pid_alive(pid, None):
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     # -- places -------------------------------------------------------------
     def runs_dir(self, experiment_id: str) -> Path:
         return self.root / "db" / "runs" / check_id("experiment", experiment_id)

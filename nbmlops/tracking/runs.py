@@ -442,5 +442,5 @@ def _finish_bookkeeping(run: Run) -> None:
     if same:
         run._save({"same_as": same})
     with store.cells.table() as t:
-        t.upsert({"key": key, "run_id": run.id, "identity": run._doc["identity"], "same_as": same},
+        t.upsert({"schema": SCHEMA, "key": key, "run_id": run.id, "identity": run._doc["identity"], "same_as": same},
                  where("key") == key)

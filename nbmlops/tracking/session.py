@@ -22,6 +22,7 @@ def _store() -> Store:
         from .stale import sweep_stale_runs
 
         sweep_stale_runs(store)
+        store.clean_tmp()
     return store
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from tinydb import where
 
-from ..store import Store, read_lines
+from ..store import SCHEMA, Store, read_lines
 from . import environment
 
 
@@ -44,7 +44,7 @@ def pid_alive(pid: int, start: str | None) -> bool:
 
 def register_active(store: Store, doc: dict[str, Any]) -> None:
     with store.active.table() as t:
-        t.insert({"run_id": doc["id"], "experiment_id": doc["experiment_id"], "pid": os.getpid(),
+        t.insert({"schema": SCHEMA, "run_id": doc["id"], "experiment_id": doc["experiment_id"], "pid": os.getpid(),
                   "pid_start": _own_start(), "host": environment.host()})
 
 
