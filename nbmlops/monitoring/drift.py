@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..errors import InvalidInput
 from . import quality as dq
-from .columns import CATEGORICAL, NUMERIC, ColumnMapping, resolve
+from .columns import CATEGORICAL, NUMERIC, ColumnMapping, Schema, resolve
 from .correction import CORRECTIONS, adjust, check_correction
 from .report import ColumnDrift, DriftReport
 from .samples import CategoricalSample, NumericSample, Pair, histogram_sorted, prepare
@@ -73,32 +73,7 @@ def drift_report(reference: Any, current: Any, column_mapping: ColumnMapping | d
 
         check(cur, schema.timestamp, window)
 
-    tasks: list[tuple[Any, str, str]] = [(c, k, "feature") for c, k in schema.features.items()]
-    notes: list[str] = []
-    if schema.target is not None:
-        if schema.target in ref.columns and schema.target in cur.columns:
-            tasks.append((schema.target, schema.target_kind or CATEGORICAL, "target"))
-        else:
-            side = "current" if schema.target not in cur.columns else "reference"
-            notes.append(f"target {schema.target!r} is not in {side}: no target drift"
-                         + (" and no performance there" if performance else ""))
-    for p in schema.prediction:
-        if p in ref.columns and p in cur.columns:
-            kind = NUMERIC if len(schema.prediction) > 1 else (schema.prediction_kind or NUMERIC)
-            tasks.append((p, kind, "prediction"))
-    for name, (kr, kc) in schema.kind_changes.items():
-        notes.append(f"column {name!r} is {kr} in reference but {kc} in current: compared as text categories")
-    if schema.only_in_reference:
-        notes.append(f"{len(schema.only_in_reference)} column(s) only in reference, not tested: "
-                     + _names(schema.only_in_reference))
-    if schema.only_in_current:
-        notes.append(f"{len(schema.only_in_current)} column(s) only in current, not tested: "
-                     + _names(schema.only_in_current))
-    if schema.skipped:
-        notes.append(f"{len(schema.skipped)} column(s) not tested: "
-                     + "; ".join(f"{k} ({v})" for k, v in list(schema.skipped.items())[:10])
-                     + (" …" if len(schema.skipped) > 10 else ""))
-
+    tasks, notes = _tasks(schema, ref, cur, performance)
     tick = _progress(progress, len(tasks))
     n_workers = workers or (min(4, os.cpu_count() or 1) if len(ref) + len(cur) >= 20_000 and len(tasks) > 1 else 1)
     keep = windows_wanted
@@ -163,6 +138,37 @@ def drift_report(reference: Any, current: Any, column_mapping: ColumnMapping | d
                        notes=notes + (perf or {}).get("notes", []), sources=sources,
                        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                        elapsed=time.perf_counter() - started)
+
+
+def _tasks(schema: Schema, ref: pd.DataFrame, cur: pd.DataFrame,
+           performance: bool) -> tuple[list[tuple[Any, str, str]], list[str]]:
+    """(column, kind, role) of every column to test, and the notes the schema calls for."""
+    tasks: list[tuple[Any, str, str]] = [(c, k, "feature") for c, k in schema.features.items()]
+    notes: list[str] = []
+    if schema.target is not None:
+        if schema.target in ref.columns and schema.target in cur.columns:
+            tasks.append((schema.target, schema.target_kind or CATEGORICAL, "target"))
+        else:
+            side = "current" if schema.target not in cur.columns else "reference"
+            notes.append(f"target {schema.target!r} is not in {side}: no target drift"
+                         + (" and no performance there" if performance else ""))
+    for p in schema.prediction:
+        if p in ref.columns and p in cur.columns:
+            kind = NUMERIC if len(schema.prediction) > 1 else (schema.prediction_kind or NUMERIC)
+            tasks.append((p, kind, "prediction"))
+    for name, (kr, kc) in schema.kind_changes.items():
+        notes.append(f"column {name!r} is {kr} in reference but {kc} in current: compared as text categories")
+    if schema.only_in_reference:
+        notes.append(f"{len(schema.only_in_reference)} column(s) only in reference, not tested: "
+                     + _names(schema.only_in_reference))
+    if schema.only_in_current:
+        notes.append(f"{len(schema.only_in_current)} column(s) only in current, not tested: "
+                     + _names(schema.only_in_current))
+    if schema.skipped:
+        notes.append(f"{len(schema.skipped)} column(s) not tested: "
+                     + "; ".join(f"{k} ({v})" for k, v in list(schema.skipped.items())[:10])
+                     + (" …" if len(schema.skipped) > 10 else ""))
+    return tasks, notes
 
 
 class _Chooser:
