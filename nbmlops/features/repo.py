@@ -27,12 +27,22 @@ SCHEMA = 1  # of the feature documents
 _KINDS = {"entity": "entity", "view": "feature view", "ondemand": "on-demand view", "service": "feature service"}
 
 
+_files: dict[tuple[Any, str], DocFile] = {}  # built once per store: a DocFile makes a FileLock, which is not free
+
+
 def features_file(store: Store) -> DocFile:
-    return DocFile(store.root / "db" / "features.json")
+    return _docfile(store, "features.json")
 
 
 def online_file(store: Store) -> DocFile:
-    return DocFile(store.root / "db" / "online.json")
+    return _docfile(store, "online.json")
+
+
+def _docfile(store: Store, name: str) -> DocFile:
+    f = _files.get((store.root, name))
+    if f is None:
+        f = _files[(store.root, name)] = DocFile(store.root / "db" / name)
+    return f
 
 
 def all_docs(store: Store | None = None) -> list[dict[str, Any]]:
