@@ -17,7 +17,7 @@ from .._util import check_key, new_id, now_ms
 from ..errors import InvalidInput, NotFound
 from ..store import SCHEMA, DocFile, Store, check_id, current_store
 from ..tracking import environment, modelfiles
-from . import signature as sig
+from ..tracking import signature as sig
 from .objects import LoadedModel, ModelVersion
 from .uri import ModelRef, check_alias, check_name, parse
 
@@ -126,8 +126,7 @@ def _source(store: Store, model_or_run: Any, artifact: str | None) -> dict[str, 
         if entry is None:
             have = ", ".join(m["name"] for m in models) or "none"
             raise NotFound(f"run {run_doc['name']} has no model {artifact!r} (models: {have})")
-        obj = modelfiles.read_model(store, entry["sha256"], entry.get("format", modelfiles.FORMAT))
-        return {"sha256": entry["sha256"], "size": entry["size"], "object": obj, "run": run_doc, "entry": entry}
+        return {"sha256": entry["sha256"], "size": entry["size"], "object": None, "run": run_doc, "entry": entry}
     sig.check_fitted(model_or_run)
     sha, size = modelfiles.dump_model(store, model_or_run, type(model_or_run).__name__)
     out = {"sha256": sha, "size": size, "object": model_or_run, "run": None, "entry": None}
@@ -137,26 +136,6 @@ def _source(store: Store, model_or_run: Any, artifact: str | None) -> dict[str, 
         out["run"] = run_doc
         out["entry"] = next((m for m in run_doc["models"] if m["name"] == logged[1]), None)
     return out
-
-
-def _reference(store: Store, src: dict[str, Any], reference: Any, signature: dict[str, Any]) -> Any:
-    frame = None
-    if reference is not None:
-        X, y = reference if isinstance(reference, tuple) else (reference, None)
-        frame = modelfiles.reference_frame(X, y)
-    elif src["entry"] and src["entry"].get("reference"):
-        frame = modelfiles.load_frame(store, src["entry"]["reference"]["sha256"])
-    if frame is None or not len(frame):
-        return None
-    X = frame.drop(columns=[c for c in (modelfiles.TARGET, modelfiles.PREDICTION) if c in frame.columns])
-    try:
-        X = sig.validate(signature, X, "the reference")
-        predicted = src["object"].predict(X)
-        if getattr(predicted, "ndim", 1) == 1:
-            frame[modelfiles.PREDICTION] = predicted
-    except Exception:  # a model that cannot score its own training sample: keep inputs only
-        pass
-    return frame
 
 
 def register_model(model_or_run: Any, name: str, alias: str | None = None, tags: dict[str, Any] | None = None,
@@ -177,22 +156,33 @@ def register_model(model_or_run: Any, name: str, alias: str | None = None, tags:
     store = current_store(create=False)
     src = _source(store, model_or_run, artifact)
     store.ensure()
-    signature = sig.infer(src["object"])
-    frame = _reference(store, src, reference, signature)
-    if frame is not None:
-        signature = sig.infer(src["object"], frame)
+    entry = src["entry"] or {}
+    if reference is None and "signature" in entry:  # described when its run logged it
+        described = {"signature": entry["signature"], "reference": entry.get("reference")}
+        cls = entry["class"]
+    else:
+        obj = src["object"]
+        if obj is None:
+            obj = modelfiles.read_model(store, entry["sha256"], entry.get("format", modelfiles.FORMAT))
+        if reference is None and entry.get("reference"):
+            reference = modelfiles.load_frame(store, entry["reference"]["sha256"])
+            target = reference.pop(modelfiles.TARGET) if modelfiles.TARGET in reference.columns else None
+            reference = (reference.drop(columns=[modelfiles.PREDICTION], errors="ignore"), target)
+        described = modelfiles.describe(store, obj, reference)
+        cls = f"{type(obj).__module__}.{type(obj).__qualname__}"
+    signature = described["signature"]
     run = src["run"]
-    wanted = set((src["entry"] or {}).get("datasets") or [])
+    wanted = set(entry.get("datasets") or [])
     version: dict[str, Any] = {
         "schema": SCHEMA, "id": new_id(), "version": None, "sha256": src["sha256"], "size": src["size"],
-        "format": (src["entry"] or {}).get("format", modelfiles.FORMAT), "class": f"{type(src['object']).__module__}.{type(src['object']).__qualname__}",
+        "format": entry.get("format", modelfiles.FORMAT), "class": cls,
         "created": now_ms(), "user": environment.user(), "description": description, "tags": clean_tags,
         "signature": signature, "deleted": False, "monitoring": [],
         "run_id": run["id"] if run else None, "run_name": run["name"] if run else None,
         "experiment_id": run["experiment_id"] if run else None,
         "params": run["params"] if run else {}, "metrics": {k: m["value"] for k, m in run["metrics"].items()} if run else {},
         "datasets": [d for d in run["datasets"] if not wanted or d["sha256"] in wanted] if run else [],
-        "reference": modelfiles.save_frame(store, frame) if frame is not None else None,
+        "reference": described["reference"],
     }
     mfile = models_file(store)
     with mfile.table() as mt:

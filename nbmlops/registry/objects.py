@@ -6,7 +6,7 @@ from typing import Any
 
 from ..errors import IntegrityError, NotFound
 from ..store import Store
-from . import signature as sig
+from ..tracking import signature as sig
 
 
 class ModelVersion:

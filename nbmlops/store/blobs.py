@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 from ..errors import IntegrityError, InvalidInput, NotFound
 
@@ -21,6 +22,21 @@ def sha256_file(path: Path) -> str:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+class HashingWriter:
+    """A binary file that hashes what is written to it (for ``pickle.dump`` and the like)."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+        self.h = hashlib.sha256()
+
+    def write(self, data: Any) -> int:
+        self.h.update(data)
+        return self.f.write(data)
+
+    def hexdigest(self) -> str:
+        return self.h.hexdigest()
 
 
 class BlobStore:
@@ -40,9 +56,10 @@ class BlobStore:
         self.tmp.mkdir(parents=True, exist_ok=True)
         return self.tmp / f"{os.getpid()}-{os.urandom(8).hex()}{suffix}"
 
-    def put_path(self, tmp: Path) -> tuple[str, int]:
-        """Move a finished temporary file into the store; return (sha256, size)."""
-        sha = sha256_file(tmp)
+    def put_path(self, tmp: Path, sha: str | None = None) -> tuple[str, int]:
+        """Move a finished temporary file into the store; return (sha256, size). Pass ``sha``
+        when it was computed while writing (``HashingWriter``) to skip reading the file again."""
+        sha = sha or sha256_file(tmp)
         size = tmp.stat().st_size
         dest = self.path(sha)
         if dest.exists():

@@ -31,14 +31,17 @@ def dump_model(store: Store, model: Any, label: str) -> tuple[str, int]:
     pure Python); ``joblib.load`` still reads these files."""
     import pickle
 
+    from ..store.blobs import HashingWriter
+
     tmp = store.blobs.tmp_path(".pkl")
     try:
         with open(tmp, "wb") as f:
-            pickle.dump(model, f, protocol=5)
+            writer = HashingWriter(f)
+            pickle.dump(model, writer, protocol=5)
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise InvalidInput(f"cannot save model {label!r}: {exc}") from None
-    return store.blobs.put_path(tmp)
+    return store.blobs.put_path(tmp, writer.hexdigest())
 
 
 def read_model(store: Store, sha: str, fmt: str = FORMAT) -> Any:
@@ -113,3 +116,34 @@ def load_frame(store: Store, sha: str) -> Any:
     import pandas as pd
 
     return pd.read_parquet(store.blobs.verified_path(sha))
+
+
+def with_predictions(model: Any, frame: Any, signature: dict[str, Any]) -> Any:
+    """Add the model's ``prediction`` on each row of a reference frame (kept without it if the
+    model cannot score its own training sample)."""
+    from . import signature as sig
+
+    X = frame.drop(columns=[c for c in (TARGET, PREDICTION) if c in frame.columns])
+    try:
+        predicted = model.predict(sig.validate(signature, X, "the reference"))
+        if getattr(predicted, "ndim", 1) == 1:
+            frame[PREDICTION] = predicted
+    except Exception:
+        pass
+    return frame
+
+
+def describe(store: Store, model: Any, reference: Any = None) -> dict[str, Any]:
+    """The signature of a fitted model and, given ``X`` or ``(X, y)``, its stored monitoring
+    reference (a bounded sample with the model's predictions): ``{"signature", "reference"}``."""
+    from . import signature as sig
+
+    signature = sig.infer(model)
+    frame = None
+    if reference is not None:
+        X, y = reference if isinstance(reference, tuple) else (reference, None)
+        frame = reference_frame(X, y)
+    if frame is None or not len(frame):
+        return {"signature": signature, "reference": None}
+    frame = with_predictions(model, frame, signature)
+    return {"signature": sig.infer(model, frame), "reference": save_frame(store, frame)}

@@ -303,11 +303,10 @@ class Run:
         entry = {"name": name, "sha256": sha, "size": size, "format": modelfiles.FORMAT,
                  "class": f"{cls.__module__}.{cls.__qualname__}", "datasets": list(datasets or []),
                  "versions": {k: v for k, v in environment.versions().items() if k in ("scikit-learn", "numpy", "python")}}
-        if reference is not None:
-            X, y = reference if isinstance(reference, tuple) else (reference, None)
-            frame = modelfiles.reference_frame(X, y)
-            if frame is not None:
-                entry["reference"] = modelfiles.save_frame(self._store, frame)
+        try:
+            entry.update(modelfiles.describe(self._store, model, reference))
+        except Exception:  # not a scikit-learn-like model: stored, without a signature
+            pass
         self._put_entry("models", entry)
         modelfiles.remember(model, self.id, name, sha)
         return entry
