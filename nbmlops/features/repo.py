@@ -237,16 +237,21 @@ def _plan(new: list[dict[str, Any]], existing: list[dict[str, Any]], force: bool
     return changes, writes, replaced
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
 def _summary(doc: dict[str, Any]) -> str:
     if doc["kind"] == "view":
         src = doc["source"]
         where_ = f"{src['rows']:,}-row DataFrame snapshot" if src["kind"] == "dataframe" else src["path"]
-        return f" ({len(doc['features'])} features, keys {', '.join(doc['join_keys'])}, ttl {fmt_ttl(doc['ttl'])}, {where_})"
+        return f" ({_n(len(doc['features']), 'feature')}, keys {', '.join(doc['join_keys'])}, ttl {fmt_ttl(doc['ttl'])}, {where_})"
     if doc["kind"] == "entity":
         return f" ({', '.join(f'{k}:{t}' for k, t in doc['key_types'].items())})"
     if doc["kind"] == "ondemand":
-        return f" ({len(doc['features'])} features from {len(doc['inputs'])} inputs)"
-    return f" ({len(doc['features'])} features)"
+        inputs = len(doc["inputs"]) + len(doc["request_schema"])
+        return f" ({_n(len(doc['features']), 'feature')} from {_n(inputs, 'input')})"
+    return f" ({_n(len(doc['features']), 'feature')})"
 
 
 def _incompatible(old: dict[str, Any], new: dict[str, Any], existing: list[dict[str, Any]]) -> list[str]:
