@@ -165,6 +165,17 @@ def test_materialize_writes_the_latest_value_per_entity_in_the_window(store, act
     assert online.online_state("stats")["rows"] == 3
 
 
+def test_a_compatible_change_keeps_the_online_table_and_new_features_fill_in(store, activity):
+    nbmlops.apply_features(view(activity, online=True, features=["orders"]))
+    nbmlops.materialize(T0, T0 + pd.Timedelta(days=3))
+    nbmlops.apply_features(view(activity, online=True))  # adds amount: compatible
+    refs = ["stats:orders", "stats:amount"]
+    assert nbmlops.get_online_features(refs, [{"user_id": 1}]).to_dict() == {"user_id": [1], "orders": [2], "amount": [None]}
+    nbmlops.materialize(T0 + pd.Timedelta(days=2), T0 + pd.Timedelta(days=3))  # only users 1 and 2 have rows here
+    got = nbmlops.get_online_features(refs, [{"user_id": u} for u in (1, 3)]).to_dict()
+    assert got == {"user_id": [1, 3], "orders": [2, 9], "amount": [20.0, None]}  # user 3 kept from before
+
+
 def test_materialize_incremental_first_time_starts_ttl_before_end(store, activity):
     nbmlops.apply_features(view(activity, online=True, ttl="1d"))
     nbmlops.materialize_incremental(T0 + pd.Timedelta(days=2))  # window [day 1, day 2]

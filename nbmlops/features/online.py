@@ -5,7 +5,9 @@ with an event time in ``[start, end]`` (both included, as Feast's file store) an
 into the view's online table, where a row replaces the stored one only if it is newer (event
 time, then created time) — so materializing an old window never overwrites fresher values.
 ``materialize_incremental(end)`` starts each view where its last materialization ended (or at
-``end - ttl`` the first time, or at the beginning of time for views without a ttl).
+``end - ttl`` the first time or after the view changed, or at the beginning of time for views
+without a ttl). A compatible change to a view (features added, ttl) keeps its online table: new
+features are null until materialized; an incompatible, forced change clears it.
 
 An online table is an Arrow IPC file stored as a content-addressed blob (no pickle), named by
 ``db/online.json``. A process loads it once into a dict index (key -> row) and Python lists,
@@ -90,7 +92,7 @@ def _materialize(targets: tuple[Store, list[dict[str, Any]]], start_of: Any, end
         with online_file(store).table() as t:  # merge under the lock: concurrent writers lose nothing
             hits = t.search(where("view") == doc["name"])
             current = hits[0] if hits else None
-            if current and current.get("view_version") == doc.get("version") and current.get("sha256"):
+            if current and current.get("sha256"):  # an incompatible change removed the table: this one still fits
                 table = _merge(_read_table(store, current["sha256"]), table, doc["join_keys"])
             sha, size = store.blobs.put_bytes(_ipc_bytes(table))
             intervals = list(current.get("intervals", [])) if current and current.get("view_version") == doc.get("version") else []
