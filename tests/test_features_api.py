@@ -246,14 +246,14 @@ def test_on_demand_views_need_their_function_and_request_data(store, activity):
     ent = pd.DataFrame({"user_id": [1], "event_timestamp": days(3)})
     with pytest.raises(InvalidInput, match="request data basket"):
         nbmlops.get_historical_features(ent, ["spend:per_order"])
-    from nbmlops.features import definitions
+    from nbmlops.features import ondemand
 
-    saved = definitions._UDFS.pop("spend")
+    saved = ondemand._UDFS.pop("spend")
     try:
         with pytest.raises(InvalidInput, match="has no function in this process"):
             nbmlops.get_historical_features(ent.assign(basket=1.0), ["spend:per_order"])
     finally:
-        definitions._UDFS["spend"] = saved
+        ondemand._UDFS["spend"] = saved
     with pytest.raises(InvalidInput, match="returned 1 rows with columns"):
         broken = nbmlops.OnDemandFeatureView("broken", ["stats:orders"], {"y": "float64"}, lambda df: df)
         nbmlops.apply_features(broken)

@@ -45,7 +45,8 @@ def view_card(view: Any, stats: dict[str, Any]) -> str:
     rows = "".join(
         f'<tr><td style="{_CELL}"><code>{escape(name)}</code></td><td style="{_CELL};{_MUTED}">{escape(f["dtype"])}</td>'
         f'<td style="{_CELL}">{_bar(f["null_share"])}</td>'
-        f'<td style="{_CELL}">{escape(_num(f["min"], f["dtype"]))}</td><td style="{_CELL}">{escape(_num(f["max"], f["dtype"]))}</td>'
+        f'<td style="{_CELL}">{escape(_num(f["min"], f["dtype"]))}</td>'
+        f'<td style="{_CELL}">{escape(_num(f["max"], f["dtype"]))}</td>'
         f'<td style="{_CELL}">{_distinct(f["distinct"])}</td></tr>'
         for name, f in stats["features"].items())
     header = "".join(f'<th style="{_CELL};{_MUTED};font-weight:normal">{h}</th>'

@@ -20,15 +20,30 @@ Semantics: ``historical`` (the point-in-time join), ``timeutil`` (timezones: nai
 ``online`` (materialization windows, merging, lookups), ``frames`` (the sorted index and the
 in-process cache that makes repeated retrievals cheap).
 
-Modules: ``definitions`` (the objects), ``repo`` (apply and resolve), ``frames``,
-``historical``, ``online``, ``stats``, ``catalog`` (listing and fetching definitions).
+Modules: ``definitions`` (entities, views, services), ``sources`` (DataFrame/Parquet/CSV and
+column types), ``ondemand`` (on-demand views), ``repo`` (apply: diffs, compatibility, storage),
+``plan`` (resolving feature references), ``frames`` (the point-in-time index), ``historical``,
+``online``, ``stats``, ``catalog`` (listing and fetching definitions).
 """
 
 from __future__ import annotations
 
-from .catalog import apply_features, get_feature_service, get_feature_view, list_feature_views
-from .definitions import (CsvSource, DataFrameSource, Entity, FeatureService, FeatureView, OnDemandFeatureView,
-                          ParquetSource, on_demand_feature_view)
+from .catalog import (
+                          apply_features,
+                          get_feature_service,
+                          get_feature_view,
+                          list_feature_views,
+)
+from .definitions import (
+                          CsvSource,
+                          DataFrameSource,
+                          Entity,
+                          FeatureService,
+                          FeatureView,
+                          OnDemandFeatureView,
+                          ParquetSource,
+                          on_demand_feature_view,
+)
 from .historical import get_historical_features
 from .online import get_online_features, materialize, materialize_incremental
 

@@ -37,7 +37,7 @@ def get_feature_view(name: str) -> FeatureView | OnDemandFeatureView:
     if doc is None:
         raise InvalidInput(f"unknown feature view {name!r} (views: {names(('view', 'ondemand'), docs)})")
     if doc["kind"] == "ondemand":
-        from .definitions import _UDFS
+        from .ondemand import _UDFS
 
         hit = _UDFS.get(name)
         return OnDemandFeatureView.from_doc(doc, hit[1] if hit and hit[0] == doc["udf_sha"] else None)

@@ -16,7 +16,7 @@ from typing import Any
 from .._util import check_key
 from ..errors import InvalidInput
 from .frames import finish, gather, key_values, normalize, prepared
-from .repo import Plan, resolve
+from .plan import Plan, resolve
 from .timeutil import to_utc_ns
 
 

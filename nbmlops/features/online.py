@@ -30,7 +30,8 @@ from .._util import now_ms
 from ..errors import InvalidInput
 from ..store import Store, current_store
 from .frames import finish, normalize, prepared
-from .repo import all_docs, features_file, find, names, online_file, resolve
+from .plan import resolve
+from .repo import all_docs, features_file, find, names, online_file
 from .timeutil import NAT, fmt_ns, now_ns, parse_time
 
 _ARROW = {"int64": "int64", "int32": "int32", "float64": "float64", "float32": "float32", "string": "string",
@@ -95,14 +96,16 @@ def _materialize(targets: tuple[Store, list[dict[str, Any]]], start_of: Any, end
             if current and current.get("sha256"):  # an incompatible change removed the table: this one still fits
                 table = _merge(_read_table(store, current["sha256"]), table, doc["join_keys"])
             sha, size = store.blobs.put_bytes(_ipc_bytes(table))
-            intervals = list(current.get("intervals", [])) if current and current.get("view_version") == doc.get("version") else []
-            intervals.append([start, end])
+            same_version = current is not None and current.get("view_version") == doc.get("version")
+            intervals = [*(current["intervals"] if same_version else []), [start, end]]  # type: ignore[index]
+            newest = [x for x in ((current or {}).get("newest"), int(np.max(ts)) if len(ts) else None) if x is not None]
             t.upsert({"view": doc["name"], "view_version": doc.get("version"), "sha256": sha, "bytes": size,
                       "rows": table.num_rows, "start": start, "end": end, "intervals": intervals[-20:],
-                      "materialized_at": now_ms(), "newest": int(np.max(ts)) if len(ts) else
-                      (current or {}).get("newest")}, where("view") == doc["name"])
-        report.append(f"materialized {doc['name']}: {len(rows):,} entities from {fmt_ns(start) if start is not None else 'the beginning'} "
-                      f"to {fmt_ns(end)}; online table holds {table.num_rows:,}")
+                      "materialized_at": now_ms(), "newest": max(newest) if newest else None},
+                     where("view") == doc["name"])
+        since = fmt_ns(start) if start is not None else "the beginning"
+        report.append(f"materialized {doc['name']}: {len(rows):,} entities from {since} to {fmt_ns(end)}; "
+                      f"online table holds {table.num_rows:,}")
     return report
 
 
