@@ -8,6 +8,7 @@ its parent (the kernel that started it) goes away, unless detached.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import sys
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-batch-size", type=int, default=64)
     p.add_argument("--max-latency-ms", type=float, default=2.0)
     p.add_argument("--max-queue", type=int, default=1024)
+    p.add_argument("--ab", help='A/B weights by version, as JSON: {"2": 0.9, "3": 0.1}')
+    p.add_argument("--shadow", type=int, help="a version that scores a copy of every request, logged only")
     args = p.parse_args(argv)
 
     import uvicorn
@@ -46,12 +49,37 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import deployments
     from .app import LOOPBACK, create_app
-    from .model import ServedModel
+    from .batching import Batcher
+    from .metrics import Metrics
     from .reqlog import RequestLog
+    from .router import Router
 
     nbmlops.set_store(args.store)
+    log = None if args.no_log else RequestLog(deployments.log_dir(args.deployment))
+    metrics = Metrics(args.model.split("@")[0].split("/")[0])
+
+    def make_batcher(model: object) -> Batcher:
+        batcher = Batcher(model.predict, args.max_batch_size, args.max_latency_ms,  # type: ignore[attr-defined]
+                          args.max_queue, enabled=not args.no_batching)
+        batcher.on_batch = metrics.batch_size.observe
+        return batcher
+
+    def on_event(event: dict) -> None:
+        if log is not None:
+            log.add({"t": int(time.time() * 1000), "event": event})
+        if "switch" in event or "weights" in event:
+            info = router.info()
+            deployments.update(args.deployment, weights=info["versions"], version=int(max(info["versions"],
+                               key=lambda v: info["versions"][v])), switches=info["switches"])
+            if "switch" in event:
+                metrics.set_weights({int(v): w for v, w in info["versions"].items()})
+        if "switch_failed" in event:
+            deployments.update(args.deployment, load_error=event["error"])
+            print(f"nbmlops serving: {event['error']}", file=sys.stderr, flush=True)
+
     try:
-        model = ServedModel(args.model)
+        ab = {int(v): float(w) for v, w in json.loads(args.ab).items()} if args.ab else None
+        router = Router(args.model, ab=ab, shadow=args.shadow, make_batcher=make_batcher, on_event=on_event)
     except Exception as exc:
         print(f"nbmlops serving: cannot load {args.model}: {exc}", file=sys.stderr, flush=True)
         deployments.update(args.deployment, status="failed", error=str(exc))
@@ -67,11 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     sock.listen(2048)
     port = sock.getsockname()[1]
-    log = None if args.no_log else RequestLog(deployments.log_dir(args.deployment))
-    app = create_app(model, token=os.environ.pop("NBMLOPS_SERVE_TOKEN", None) or None,
-                     loopback=args.host in LOOPBACK, log=log, batching=not args.no_batching,
-                     max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
-                     max_queue=args.max_queue, deployment=args.deployment)
+    app = create_app(router, metrics, token=os.environ.pop("NBMLOPS_SERVE_TOKEN", None) or None,
+                     loopback=args.host in LOOPBACK, log=log, deployment=args.deployment)
     try:
         import uvloop  # noqa: F401
 
@@ -83,8 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     server = uvicorn.Server(config)
     if args.parent:
         threading.Thread(target=_watch_parent, args=(args.parent, server), daemon=True).start()
-    deployments.update(args.deployment, status="running", port=port, version=model.version, sha256=model.sha256)
-    print(f"nbmlops serving {model.name}/{model.version} on http://{args.host}:{port}", flush=True)
+    info = router.info()
+    main = router.pick(None).model
+    deployments.update(args.deployment, status="running", port=port, version=main.version, sha256=main.sha256,
+                       weights=info["versions"], shadow=info["shadow"], follows_alias=info["follows_alias"])
+    versions = ", ".join(f"{router.name}/{v}" + (f" ({w:.0%})" if len(info["versions"]) > 1 else "")
+                         for v, w in info["versions"].items())
+    print(f"nbmlops serving {versions} on http://{args.host}:{port}", flush=True)
     try:
         server.run(sockets=[sock])
     finally:

@@ -17,11 +17,11 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from .batching import Batcher, Overloaded
+from .batching import Overloaded
 from .metrics import Metrics
-from .model import ServedModel
 from .payloads import PayloadError, parse_mlflow, parse_predict, parse_v2, v2_datatype
 from .reqlog import RequestLog
+from .router import Route, Router
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 _ROWS = {"type": "array", "items": {"type": "array", "items": {}}}
@@ -36,6 +36,8 @@ _SCHEMAS = {
                                    "properties": {"name": {"type": "string"},
                                                   "shape": {"type": "array", "items": {"type": "integer"}},
                                                   "datatype": {"type": "string"}, "data": {"type": "array"}}}}}},
+    "weights": {"type": "object", "required": ["weights"],
+                "properties": {"weights": {"type": "object", "additionalProperties": {"type": "number"}}}},
     "mlflow": {"type": "object", "properties": {"dataframe_split": {"type": "object"},
                                                 "dataframe_records": {"type": "array"}, "instances": {}, "inputs": {}}},
 }
@@ -83,23 +85,21 @@ class Guard:
         await send({"type": "http.response.body", "body": body})
 
 
-def create_app(model: ServedModel, *, token: str | None = None, loopback: bool = True, log: RequestLog | None = None,
-               batching: bool = True, max_batch_size: int = 64, max_latency_ms: float = 2.0, max_queue: int = 1024,
-               max_body: int = 4 << 20, deployment: str | None = None) -> Any:
-    metrics = Metrics(model.name, model.version)
-    batcher = Batcher(model.predict, max_batch_size, max_latency_ms, max_queue, enabled=batching)
-    batcher.on_batch = metrics.batch_size.observe
-    recent: OrderedDict[str, list[Any]] = OrderedDict()
+def create_app(router: Router, metrics: Metrics, *, token: str | None = None, loopback: bool = True,
+               log: RequestLog | None = None, max_body: int = 4 << 20, deployment: str | None = None) -> Any:
+    recent: OrderedDict[str, tuple[int, list[Any]]] = OrderedDict()
     state = {"started": time.time(), "requests": 0}
+    name = router.name
+    metrics.set_weights(router.weights)
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
-        batcher.start()
+        router.start()
         yield
         if log is not None:
             log.close()
 
-    app = FastAPI(title=f"nbmlops · {model.name} v{model.version}", version=str(model.version), lifespan=lifespan,
+    app = FastAPI(title=f"nbmlops · {name}", version=",".join(map(str, router.routes)), lifespan=lifespan,
                   description="A model served by nbmlops. Errors are {\"error\": \"...\"}.")
 
     async def read_json(request: Request) -> Any:
@@ -113,11 +113,18 @@ def create_app(model: ServedModel, *, token: str | None = None, loopback: bool =
         except orjson.JSONDecodeError:
             raise PayloadError("the body is not valid JSON", 400, "malformed_json") from None
 
-    async def score(rows: list[list[Any]], request_id: str) -> dict[str, list[Any]]:
+    def route_for(request: Request, body: Any) -> Route:
+        key = request.headers.get("x-request-key")
+        if key is None and isinstance(body, dict) and isinstance(body.get("key"), (str, int)):
+            key = str(body["key"])
+        return router.pick(key)
+
+    async def score(route: Route, rows: list[list[Any]], request_id: str) -> dict[str, list[Any]]:
+        version = route.model.version
         start = time.perf_counter()
         metrics.in_flight.inc()
         try:
-            out = await batcher.submit(rows)
+            out = await route.batcher.submit(rows)
         except Overloaded:
             metrics.errors.labels(reason="overloaded").inc()
             raise
@@ -129,14 +136,17 @@ def create_app(model: ServedModel, *, token: str | None = None, loopback: bool =
         finally:
             metrics.in_flight.dec()
         seconds = time.perf_counter() - start
-        metrics.observe(seconds, out["predictions"])
+        metrics.observe(version, seconds, out["predictions"])
         state["requests"] += 1
-        recent[request_id] = out["predictions"]
+        recent[request_id] = (version, out["predictions"])
         if len(recent) > 100_000:
             recent.popitem(last=False)
+        now = time.time_ns() // 1_000_000
         if log is not None:
-            log.add({"t": time.time_ns() // 1_000_000, "id": request_id, "v": model.version,
-                     "lat": round(seconds * 1000, 3), "rows": rows, "out": out["predictions"]})
+            log.add({"t": now, "id": request_id, "v": version, "lat": round(seconds * 1000, 3), "rows": rows,
+                     "out": out["predictions"]})
+        if router.shadow is not None:
+            router.run_shadow(rows, lambda r: log.add({"t": now, "id": request_id, **r}) if log else None)
         return out
 
     @app.exception_handler(PayloadError)
@@ -164,36 +174,61 @@ def create_app(model: ServedModel, *, token: str | None = None, loopback: bool =
         metrics.errors.labels(reason="internal").inc()
         return _json({"error": f"internal error ({type(exc).__name__})"}, 500)
 
-    def check_name(name: str) -> None:
-        if name != model.name:
-            raise PayloadError(f"no model named {name[:60]!r} here; this server serves {model.name!r}", 404, "unknown_model")
+    def check_name(asked: str) -> None:
+        if asked != name:
+            raise PayloadError(f"no model named {asked[:60]!r} here; this server serves {name!r}", 404, "unknown_model")
+
+    def first() -> Route:
+        return router.pick(None)
 
     # -- health and info --------------------------------------------------------------------
     @app.get("/health", summary="Liveness")
     async def health() -> Response:
         return _json({"status": "ok"})
 
-    @app.get("/ready", summary="Readiness: the model is loaded")
+    @app.get("/ready", summary="Readiness: the model is loaded (and why an alias switch failed, if it did)")
     async def ready() -> Response:
-        return _json({"ready": True, "model": model.name, "version": model.version})
+        return _json({"ready": True, "model": name, "versions": sorted(router.routes),
+                      "version": first().model.version, "load_error": router.load_error})
 
-    @app.get("/model/info", summary="The served model: type, version, sha256, signature")
+    @app.get("/model/info", summary="The served model(s): type, version, sha256, signature, routing")
     async def info() -> Response:
-        return _json({**model.info(), "deployment": deployment, "uptime_s": round(time.time() - state["started"], 1),
-                      "requests": state["requests"]})
+        main = first().model
+        return _json({**main.info(), "deployment": deployment, "routing": router.info(),
+                      "versions": {str(v): r.model.info() for v, r in router.routes.items()},
+                      "uptime_s": round(time.time() - state["started"], 1), "requests": state["requests"]})
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    @app.get("/admin/routing", summary="Versions, weights, shadow, alias following")
+    async def routing() -> Response:
+        return _json(router.info())
+
+    @app.post("/admin/weights", summary="Change the A/B weights while serving", openapi_extra=_body("weights"))
+    async def weights(request: Request) -> Response:
+        body = await read_json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("weights"), dict) or not body["weights"]:
+            raise PayloadError('the body must be {"weights": {"VERSION": WEIGHT, ...}}')
+        try:
+            asked = {int(v): w for v, w in body["weights"].items()}
+        except ValueError:
+            raise PayloadError("weights are keyed by version number") from None
+        new = router.set_weights(asked)
+        metrics.set_weights({**{v: 0.0 for v in router.routes}, **new})
+        return _json({"weights": {str(v): w for v, w in new.items()}})
+
     # -- nbmlops' own -------------------------------------------------------------------------
     @app.post("/predict", summary="Predict one row (features), rows (instances) or named inputs",
               openapi_extra=_body("predict"))
     async def predict(request: Request) -> Response:
-        rows, single = parse_predict(await read_json(request), model.schema)
+        body = await read_json(request)
+        route = route_for(request, body)
+        rows, single = parse_predict(body, route.model.schema)
         rid = uuid.uuid4().hex
-        out = await score(rows, rid)
-        result: dict[str, Any] = {"model": model.name, "version": model.version, "request_id": rid}
+        out = await score(route, rows, rid)
+        result: dict[str, Any] = {"model": name, "version": route.model.version, "request_id": rid}
         if single:
             result["prediction"] = out["predictions"][0]
             for key in ("probability", "confidence", "probabilities"):
@@ -209,35 +244,38 @@ def create_app(model: ServedModel, *, token: str | None = None, loopback: bool =
         body = await read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("request_id"), str):
             raise PayloadError('the body must be {"request_id": "...", "label": ...}')
-        predicted = recent.get(body["request_id"])
-        if predicted is None:
+        known = recent.get(body["request_id"])
+        if known is None:
             raise PayloadError("unknown request_id (feedback is kept for the last 100,000 requests)", 404,
                                "unknown_request")
+        version, predicted = known
         labels = body.get("labels", [body.get("label")] if "label" in body else None)
         if not isinstance(labels, list) or len(labels) != len(predicted):
             raise PayloadError(f"give 'label' (or 'labels', {len(predicted)} of them) for request {body['request_id']}")
         correct = [str(p) == str(t) for p, t in zip(predicted, labels)]
         accuracy = 0.0
         for c in correct:
-            accuracy = metrics.record_feedback(c)
+            accuracy = metrics.record_feedback(version, c)
         if log is not None:
-            log.add({"t": time.time_ns() // 1_000_000, "feedback": body["request_id"], "labels": labels})
-        return _json({"request_id": body["request_id"], "correct": correct, "accuracy": accuracy})
+            log.add({"t": time.time_ns() // 1_000_000, "feedback": body["request_id"], "v": version,
+                     "labels": labels, "correct": correct})
+        return _json({"request_id": body["request_id"], "version": version, "correct": correct, "accuracy": accuracy})
 
     # -- KServe V1 --------------------------------------------------------------------------------
-    @app.get("/v1/models/{name}", summary="KServe V1 model status")
-    async def v1_status(name: str) -> Response:
-        check_name(name)
-        return _json({"name": model.name, "ready": True})
+    @app.get("/v1/models/{model_name}", summary="KServe V1 model status")
+    async def v1_status(model_name: str) -> Response:
+        check_name(model_name)
+        return _json({"name": name, "ready": True})
 
-    @app.post("/v1/models/{name}:predict", summary="KServe V1 predict", openapi_extra=_body("v1"))
-    async def v1_predict(name: str, request: Request) -> Response:
-        check_name(name)
+    @app.post("/v1/models/{model_name}:predict", summary="KServe V1 predict", openapi_extra=_body("v1"))
+    async def v1_predict(model_name: str, request: Request) -> Response:
+        check_name(model_name)
         body = await read_json(request)
         if not isinstance(body, dict) or "instances" not in body:
             raise PayloadError('the body must be {"instances": [[...], ...]}')
-        rows = model.schema.rows(body["instances"], "instances")
-        out = await score(rows, uuid.uuid4().hex)
+        route = route_for(request, body)
+        rows = route.model.schema.rows(body["instances"], "instances")
+        out = await score(route, rows, uuid.uuid4().hex)
         return _json({"predictions": out["predictions"]})
 
     # -- Open Inference Protocol (KServe V2) ------------------------------------------------------------
@@ -253,39 +291,44 @@ def create_app(model: ServedModel, *, token: str | None = None, loopback: bool =
     async def v2_ready() -> Response:
         return _json({"ready": True})
 
-    @app.get("/v2/models/{name}", summary="V2 model metadata")
-    async def v2_metadata(name: str) -> Response:
-        check_name(name)
+    @app.get("/v2/models/{model_name}", summary="V2 model metadata")
+    async def v2_metadata(model_name: str) -> Response:
+        check_name(model_name)
+        model = first().model
         n = model.schema.n or -1
-        return _json({"name": model.name, "versions": [str(model.version)], "platform": "sklearn",
+        return _json({"name": name, "versions": [str(v) for v in router.routes], "platform": "sklearn",
                       "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, n]}],
                       "outputs": [{"name": "predict", "datatype": "BYTES" if model.classifier else "FP64",
                                    "shape": [-1]}]})
 
-    @app.get("/v2/models/{name}/ready", summary="V2 model readiness")
-    async def v2_model_ready(name: str) -> Response:
-        check_name(name)
-        return _json({"name": model.name, "ready": True})
+    @app.get("/v2/models/{model_name}/ready", summary="V2 model readiness")
+    async def v2_model_ready(model_name: str) -> Response:
+        check_name(model_name)
+        return _json({"name": name, "ready": True})
 
-    async def v2(name: str, request: Request) -> Response:
-        check_name(name)
-        rows, rid = parse_v2(await read_json(request), model.schema)
-        out = await score(rows, rid or uuid.uuid4().hex)
+    async def v2(model_name: str, request: Request, version: int | None = None) -> Response:
+        check_name(model_name)
+        body = await read_json(request)
+        route = router.routes[version] if version is not None else route_for(request, body)
+        rows, rid = parse_v2(body, route.model.schema)
+        out = await score(route, rows, rid or uuid.uuid4().hex)
         preds = out["predictions"]
         outputs = [{"name": "predict", "shape": [len(preds)], "datatype": v2_datatype(preds), "data": preds}]
         if "probability" in out:
             outputs.append({"name": "probability", "shape": [len(preds)], "datatype": "FP64", "data": out["probability"]})
-        return _json({"model_name": model.name, "model_version": str(model.version), "id": rid or "",
+        return _json({"model_name": name, "model_version": str(route.model.version), "id": rid or "",
                       "outputs": outputs})
 
-    app.post("/v2/models/{name}/infer", summary="V2 inference", openapi_extra=_body("v2"))(v2)
+    @app.post("/v2/models/{model_name}/infer", summary="V2 inference", openapi_extra=_body("v2"))
+    async def v2_infer(model_name: str, request: Request) -> Response:
+        return await v2(model_name, request)
 
-    @app.post("/v2/models/{name}/versions/{version}/infer", summary="V2 inference of a version",
+    @app.post("/v2/models/{model_name}/versions/{version}/infer", summary="V2 inference of a version",
               openapi_extra=_body("v2"))
-    async def v2_version(name: str, version: str, request: Request) -> Response:
-        if version != str(model.version):
-            raise PayloadError(f"this server serves version {model.version} of {model.name!r}", 404, "unknown_model")
-        return await v2(name, request)
+    async def v2_version(model_name: str, version: str, request: Request) -> Response:
+        if not version.isdigit() or int(version) not in router.routes:
+            raise PayloadError(f"this server serves versions {sorted(router.routes)} of {name!r}", 404, "unknown_model")
+        return await v2(model_name, request, int(version))
 
     # -- MLflow scoring server -----------------------------------------------------------------------
     @app.get("/ping", summary="MLflow health")
@@ -294,10 +337,12 @@ def create_app(model: ServedModel, *, token: str | None = None, loopback: bool =
 
     @app.post("/invocations", summary="MLflow scoring protocol", openapi_extra=_body("mlflow"))
     async def invocations(request: Request) -> Response:
-        rows = parse_mlflow(await read_json(request), model.schema)
-        out = await score(rows, uuid.uuid4().hex)
+        body = await read_json(request)
+        route = route_for(request, body)
+        rows = parse_mlflow(body, route.model.schema)
+        out = await score(route, rows, uuid.uuid4().hex)
         return _json({"predictions": out["predictions"]})
 
     app.state.metrics = metrics
-    app.state.batcher = batcher
+    app.state.router = router
     return Guard(app, loopback, token, max_body, metrics)

@@ -139,9 +139,23 @@ class Deployment:
                 out["status"] = "not answering"
         return out
 
-    def requests(self) -> pd.DataFrame:
+    def _ok(self, status: int, answer: Any) -> Any:
+        if status >= 400:
+            raise ServingError(f"{self.name} answered {status}: {answer.get('error') if isinstance(answer, dict) else answer}")
+        return answer
+
+    def routing(self) -> dict[str, Any]:
+        """Versions and their weights, the shadow, alias following and the last switches."""
+        return self._ok(*self.request("GET", "/admin/routing"))
+
+    def set_weights(self, weights: dict[Any, float]) -> dict[str, float]:
+        """Change the A/B split while serving: ``{2: 0.5, 3: 0.5}`` (versions or ``"churn/3"``)."""
+        body = {str(k).rsplit("/", 1)[-1]: w for k, w in weights.items()}
+        return self._ok(*self.request("POST", "/admin/weights", {"weights": body}))["weights"]
+
+    def requests(self, shadow: bool = False) -> pd.DataFrame:
         """The request log: one row per scored input row (time, request id, version, latency,
-        features, prediction), oldest first."""
+        features, prediction), oldest first; ``shadow=True`` gives the shadow version's answers."""
         import pandas as pd
 
         from .reqlog import read_requests
@@ -149,7 +163,7 @@ class Deployment:
         features = None
         rows = []
         for r in read_requests(log_dir(self.doc["id"])):
-            if "rows" not in r:
+            if "rows" not in r or "out" not in r or bool(r.get("shadow")) != shadow:
                 continue
             for values, pred in zip(r["rows"], r["out"]):
                 rows.append([r["t"], r["id"], r["v"], r["lat"], *values, pred])
@@ -231,11 +245,35 @@ def list_deployments(all: bool = False) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["name", "model", "version", "status", "url", "pid", "started"])
 
 
+def _ab_weights(model_name: str, ab: dict[Any, float]) -> dict[int, float]:
+    """``{"churn/2": 0.9, "churn/3": 0.1}`` or ``{2: 0.9, 3: 0.1}`` -> ``{2: 0.9, 3: 0.1}``, checked."""
+    from ..registry import get_model_version
+    from ..registry.uri import parse
+
+    if not isinstance(ab, dict) or len(ab) < 2:
+        raise InvalidInput("ab takes at least two versions with weights, e.g. {'churn/2': 0.9, 'churn/3': 0.1}")
+    weights: dict[int, float] = {}
+    for key, weight in ab.items():
+        uri = f"{model_name}/{key}" if isinstance(key, int) or str(key).isdigit() else str(key)
+        ref = parse(uri)
+        if ref.name != model_name:
+            raise InvalidInput(f"A/B versions must all be versions of {model_name!r}, got {uri!r}")
+        version = get_model_version(uri).version
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+            raise InvalidInput(f"the weight of {uri} must be a non-negative number, got {weight!r}")
+        weights[version] = float(weight)
+    if sum(weights.values()) <= 0:
+        raise InvalidInput("at least one A/B weight must be positive")
+    return weights
+
+
 def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | None = None,
           log_requests: bool = True, name: str | None = None, detach: bool = False, batching: bool = True,
           max_batch_size: int = 64, max_latency_ms: float = 2.0, max_queue: int = 1024,
-          timeout: float = 60) -> Deployment:
+          ab: dict[Any, float] | None = None, shadow: int | str | None = None, timeout: float = 60) -> Deployment:
     """Serve a registered model from a background process; returns once it answers ``/health``.
+    ``NAME@ALIAS`` follows the alias as it moves; ``ab={"churn/2": 0.9, "churn/3": 0.1}`` splits
+    traffic (sticky by ``X-Request-Key``); ``shadow=3`` scores a copy of each request with version 3.
 
     >>> dep = nbmlops.serve("churn@production")
     >>> dep.predict(X_test.head(3))
@@ -250,6 +288,10 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
     if token is not None and (not isinstance(token, str) or len(token) < 8 or not token.isprintable()):
         raise InvalidInput("token must be a printable string of at least 8 characters")
     version = get_model_version(model_uri)
+    weights = _ab_weights(version.name, ab) if ab is not None else None
+    shadow_version = None
+    if shadow is not None:
+        shadow_version = get_model_version(f"{version.name}/{shadow}" if str(shadow).isdigit() else str(shadow)).version
     name = check_name(name or version.name)
     existing = _find(name)
     if existing is not None and existing["status"] in ("starting", "running"):
@@ -271,6 +313,10 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
            "--deployment", doc["id"], "--host", host, "--port", str(port), "--parent", "0" if detach else str(os.getpid()),
            "--max-batch-size", str(max_batch_size), "--max-latency-ms", str(max_latency_ms),
            "--max-queue", str(max_queue)]
+    if weights:
+        cmd += ["--ab", json.dumps({str(v): w for v, w in weights.items()})]
+    if shadow_version is not None:
+        cmd += ["--shadow", str(shadow_version)]
     cmd += [] if batching else ["--no-batching"]
     cmd += [] if log_requests else ["--no-log"]
     env = {**os.environ, "NBMLOPS_SERVE_TOKEN": token or ""}

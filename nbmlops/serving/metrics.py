@@ -8,12 +8,12 @@ BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 
 class Metrics:
-    def __init__(self, model: str, version: int) -> None:
+    def __init__(self, model: str) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+        self.model = model
         self.registry = CollectorRegistry(auto_describe=True)
-        self.labels = {"model_name": model, "model_version": str(version)}
-        self.predictions = Counter("model_predictions", "Predictions served, by predicted class",
+        self.predictions = Counter("model_predictions", "Predictions served, by version and predicted class",
                                    ["model_name", "model_version", "prediction_class"], registry=self.registry)
         self.latency = Histogram("model_prediction_latency_seconds", "Time to answer a prediction request",
                                  ["model_name", "model_version"], buckets=BUCKETS, registry=self.registry)
@@ -27,25 +27,38 @@ class Metrics:
                                 ["model_name", "model_version", "correct"], registry=self.registry)
         self.batch_size = Histogram("model_batch_size", "Rows per vectorized model call",
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024), registry=self.registry)
-        self._latency = self.latency.labels(**self.labels)
-        self._class_counters: dict[str, Any] = {}
-        self._right = self._total = 0
+        self.weight = Gauge("model_traffic_weight", "Share of traffic routed to each version",
+                            ["model_name", "model_version"], registry=self.registry)
+        self._children: dict[tuple[str, str], Any] = {}
+        self._scores: dict[int, list[int]] = {}
 
-    def observe(self, seconds: float, predictions: list[Any]) -> None:
-        self._latency.observe(seconds)
+    def _child(self, metric: Any, version: int, cls: str | None = None) -> Any:
+        key = (metric._name, str(version), cls)
+        child = self._children.get(key)
+        if child is None:
+            labels = {"model_name": self.model, "model_version": str(version)}
+            if cls is not None:
+                labels["prediction_class"] = cls
+            child = self._children[key] = metric.labels(**labels)
+        return child
+
+    def observe(self, version: int, seconds: float, predictions: list[Any]) -> None:
+        self._child(self.latency, version).observe(seconds)
         for p in predictions:
-            key = str(p)
-            counter = self._class_counters.get(key)
-            if counter is None:
-                counter = self._class_counters[key] = self.predictions.labels(prediction_class=key, **self.labels)
-            counter.inc()
+            self._child(self.predictions, version, str(p)).inc()
 
-    def record_feedback(self, correct: bool) -> float:
-        self._total += 1
-        self._right += int(correct)
-        self.feedback.labels(correct=str(correct).lower(), **self.labels).inc()
-        value = self._right / self._total
-        self.accuracy.labels(**self.labels).set(value)
+    def set_weights(self, weights: dict[int, float]) -> None:
+        for version, w in weights.items():
+            self._child(self.weight, version).set(w)
+
+    def record_feedback(self, version: int, correct: bool) -> float:
+        right_total = self._scores.setdefault(version, [0, 0])
+        right_total[0] += int(correct)
+        right_total[1] += 1
+        labels = {"model_name": self.model, "model_version": str(version)}
+        self.feedback.labels(correct=str(correct).lower(), **labels).inc()
+        value = right_total[0] / right_total[1]
+        self.accuracy.labels(**labels).set(value)
         return value
 
     def render(self) -> bytes:
