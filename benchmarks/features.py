@@ -143,7 +143,8 @@ def bench_nbmlops(S: dict[str, Any], root: Path, path: Path, entity_dfs: dict[in
     batches = [[{"user_id": int(x)} for x in rng.integers(1001, 1001 + S["entities"], 100)] for _ in range(S["online100"])]
     r["online100"] = per_call(lambda rows: nbmlops.get_online_features(refs, rows).to_dict(), batches)
     log(f"nbmlops online: 1 entity {r['online1'] * 1e6:.1f} µs, 100 entities {r['online100'] * 1e6:.0f} µs")
-    check = [int(x) for x in rng.integers(1001 - 10, 1001 + S["entities"] + 10, S["online_check"])]
+    check = [int(x) for x in rng.integers(1001, 1001 + S["entities"], S["online_check"] - 10)]
+    check += [1, 2, 3, 1000, 999_999, 1001 + S["entities"], 5_000_000, 0, -1, 123]  # unknown entities
     r["online_values"] = nbmlops.get_online_features(refs, [{"user_id": i} for i in check]).to_dict()
     r["check_ids"] = check
     nbmlops.set_store(None)

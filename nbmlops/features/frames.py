@@ -235,10 +235,10 @@ class Prepared:
             valid &= ok
         self.columns = {f: normalize(df[f], dt, f"column {f!r} of {label}") for f, dt in features.items()}
         self.dtypes = dict(features)
-        rows = np.flatnonzero(valid) if not valid.all() else np.arange(len(df))
-        keys = [k[rows] for k in keys] if len(rows) != len(df) else keys
-        ts = ts[rows]
-        created = created[rows] if created is not None and len(rows) != len(df) else created
+        rows = np.flatnonzero(valid) if not valid.all() else None  # None: every row (no copies)
+        if rows is not None:
+            keys, ts = [k[rows] for k in keys], ts[rows]
+            created = created[rows] if created is not None else None
         if created is not None:
             created = np.where(created == NAT, np.iinfo(np.int64).min + 1, created)
         self.keys = KeyCodes(keys)
@@ -269,7 +269,7 @@ class Prepared:
         self.codes_s = codes[order]
         self.ts_s = ts[order]
         self.created_s = created[order] if created is not None else None
-        self.raw = rows[order]  # sorted position -> row of the source
+        self.raw = order if rows is None else rows[order]  # sorted position -> row of the source
         groups = np.arange(self.keys.count)
         self.starts = np.searchsorted(self.codes_s, groups, "left")
         self.ends = np.searchsorted(self.codes_s, groups, "right")

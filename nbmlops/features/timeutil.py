@@ -113,11 +113,13 @@ def to_utc_ns(values: Any, what: str) -> Any:
 
     s = values if isinstance(values, pd.Series) else pd.Series(values)
     dtype = s.dtype
-    if isinstance(dtype, pd.DatetimeTZDtype):
-        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
-    elif pd.api.types.is_datetime64_dtype(dtype):
-        pass
-    elif pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+    if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
+        # aware values are stored as UTC instants, naive ones are taken as UTC: either way the
+        # integers are what we want (NaT is the int64 minimum)
+        arr = s.array
+        arr = arr.as_unit("ns") if getattr(arr, "unit", "ns") != "ns" else arr
+        return np.asarray(arr.asi8, dtype=np.int64)
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
         raise InvalidInput(f"{what} holds numbers ({dtype}), not times: convert it first, e.g. "
                            "pd.to_datetime(df[col], unit='s')")
     else:
