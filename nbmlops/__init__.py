@@ -25,11 +25,16 @@ __all__ = [
     "set_store", "store_info", "Run", "Experiment",
     "register_model", "load_model", "load_reference", "get_model_version", "set_alias", "delete_alias",
     "delete_version", "list_models", "list_versions", "model_history", "compare_versions", "registry_widget",
-    "serve", "get_deployment", "list_deployments", "Deployment", "ServingError",
+    "serve", "get_deployment", "list_deployments", "Deployment", "ServingError", "ab_summary", "batch_predict",
+    "serving_widget",
     "Entity", "FeatureView", "OnDemandFeatureView", "FeatureService", "ParquetSource", "CsvSource", "DataFrameSource",
     "on_demand_feature_view", "apply_features", "get_feature_view", "get_feature_service", "list_feature_views",
     "get_historical_features", "get_online_features", "materialize", "materialize_incremental",
     "drift_report", "drift_history", "DriftReport", "ColumnMapping", "drift_widget",
+    "export_mlflow", "import_mlflow", "export_feast", "export_kserve",
+    "load_dataset", "list_datasets", "diff_datasets", "get_dataset_version", "DatasetVersion",
+    "Pipeline", "step", "load_pipeline", "get_pipeline", "pipeline_runs", "retrain_on_drift", "step_input",
+    "step_output", "export_kfp",
     "NbmlopsError", "StoreError", "NotFound", "InvalidInput", "IntegrityError",
 ]
 
@@ -41,18 +46,25 @@ _LAZY = {
     "list_experiments": "tracking.experiments", "Experiment": "tracking.experiments",
     "set_store": "store", "store_info": "info",
     **{name: "monitoring" for name in ("drift_report", "drift_history", "DriftReport", "ColumnMapping")},
+    "export_mlflow": "export.mlflow", "import_mlflow": "export.mlflow_import", "export_feast": "export.feast",
+    "export_kserve": "export.kserve",
     "drift_widget": "widgets.drift",
     **{name: "registry" for name in ("register_model", "load_model", "load_reference", "get_model_version",
                                      "set_alias", "delete_alias", "delete_version", "list_models", "list_versions",
                                      "model_history", "compare_versions")},
     "registry_widget": "widgets.registry",
     "serve": "serving", "get_deployment": "serving", "list_deployments": "serving", "Deployment": "serving",
+    "ab_summary": "serving", "batch_predict": "serving", "serving_widget": "widgets.serving",
     **{name: "features.definitions" for name in ("Entity", "FeatureView", "OnDemandFeatureView", "FeatureService",
                                                  "ParquetSource", "CsvSource", "DataFrameSource", "on_demand_feature_view")},
     **{name: "features.catalog" for name in ("apply_features", "get_feature_view", "get_feature_service",
                                              "list_feature_views")},
     "get_historical_features": "features.historical",
     **{name: "features.online" for name in ("get_online_features", "materialize", "materialize_incremental")},
+    **{name: "tracking.datasets" for name in ("load_dataset", "list_datasets", "get_dataset_version", "DatasetVersion")},
+    "diff_datasets": "tracking.datadiff",
+    **{name: "pipelines" for name in ("Pipeline", "step", "load_pipeline", "get_pipeline", "pipeline_runs",
+                                      "retrain_on_drift", "step_input", "step_output", "export_kfp")},
 }
 
 if TYPE_CHECKING:
@@ -61,16 +73,25 @@ if TYPE_CHECKING:
                                        OnDemandFeatureView, ParquetSource, on_demand_feature_view)
     from .features.historical import get_historical_features
     from .features.online import get_online_features, materialize, materialize_incremental
+    from .export.feast import export_feast
+    from .export.kserve import export_kserve
+    from .export.mlflow import export_mlflow
+    from .export.mlflow_import import import_mlflow
     from .info import store_info
     from .monitoring import ColumnMapping, DriftReport, drift_history, drift_report
     from .widgets.drift import drift_widget
     from .registry import (compare_versions, delete_alias, delete_version, get_model_version, list_models,
                            list_versions, load_model, load_reference, model_history, register_model, set_alias)
-    from .serving import Deployment, get_deployment, list_deployments, serve
+    from .serving import Deployment, ab_summary, batch_predict, get_deployment, list_deployments, serve
+    from .widgets.serving import serving_widget
     from .widgets.registry import registry_widget
     from .store import set_store
     from .tracking.experiments import Experiment, get_experiment, list_experiments, set_experiment
     from .tracking.fingerprint import fingerprint
+    from .tracking.datadiff import diff_datasets
+    from .tracking.datasets import DatasetVersion, get_dataset_version, list_datasets, load_dataset
+    from .pipelines import (Pipeline, export_kfp, get_pipeline, load_pipeline, pipeline_runs, retrain_on_drift, step,
+                            step_input, step_output)
     from .tracking.lookup import delete_run, get_run, restore_run
     from .tracking.runs import Run, start_run
     from .tracking.session import active_run
@@ -141,8 +162,15 @@ def log_model(model: Any, name: str = "model", datasets: list[str] | None = None
     return _run().log_model(model, name, datasets, reference)
 
 
-def log_dataset(data: Any, name: str, role: str | None = None) -> dict[str, Any]:
-    """Record a dataset's fingerprint (hash, shape, columns, dtypes) on the active run."""
+def log_dataset(data: Any, name: str, role: str | None = None, snapshot: bool = False, max_bytes: Any = None) -> Any:
+    """Record a dataset's fingerprint (hash, shape, columns, dtypes) on the active run.
+
+    ``snapshot=True`` stores the data itself (Parquet, content-addressed) as the next version of
+    dataset ``name`` (``load_dataset("name@N")``), also outside a run, and returns that version."""
+    if snapshot:
+        from .tracking.datasets import log_version
+
+        return log_version(data, name, role=role, max_bytes=max_bytes)
     return _run().log_dataset(data, name, role)
 
 

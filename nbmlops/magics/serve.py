@@ -10,8 +10,22 @@ from IPython.display import display
 from ..errors import NbmlopsError
 from ._args import unquote
 
-USAGE = ("usage: %serve NAME[@ALIAS|/VERSION] [--port P] [--token T] [--name D] [--detach] | "
-         "%serve --list | %serve --stop D | %serve --logs D")
+USAGE = ("usage: %serve NAME[@ALIAS|/VERSION] [--port P] [--token T] [--name D] [--detach] "
+         "[--ab V=W,V=W] [--shadow V] | %serve --list | %serve --stop D | %serve --logs D | "
+         "%serve --batch MODEL INPUT OUTPUT [--parallelism N]")
+
+
+def _parse_ab(text: str) -> dict[int, float]:
+    weights = {}
+    for part in text.split(","):
+        version, sep, weight = part.partition("=")
+        try:
+            weights[int(version)] = float(weight)
+        except ValueError:
+            raise UsageError(f"--ab takes VERSION=WEIGHT pairs such as 2=0.9,3=0.1, got {part!r}") from None
+        if not sep:
+            raise UsageError(f"--ab takes VERSION=WEIGHT pairs such as 2=0.9,3=0.1, got {part!r}")
+    return weights
 
 
 @magics_class
@@ -29,6 +43,10 @@ class Serve(Magics):
     @argument("--all", action="store_true", help="with --list: include stopped and dead deployments")
     @argument("--stop", metavar="DEPLOYMENT", help="stop a deployment")
     @argument("--logs", metavar="DEPLOYMENT", help="print a deployment's server output")
+    @argument("--ab", metavar="V=W,V=W", help="split traffic between versions by weight, e.g. 2=0.9,3=0.1")
+    @argument("--shadow", type=int, metavar="VERSION", help="score a copy of every request with this version (logged only)")
+    @argument("--batch", nargs=3, metavar=("MODEL", "INPUT", "OUTPUT"), help="score a file (CSV, Parquet, JSON Lines)")
+    @argument("--parallelism", type=int, default=1, help="with --batch: worker processes")
     @line_magic
     def serve(self, line: str) -> object:
         """Serve a registered model over HTTP from a background process (stopped when this kernel
@@ -36,7 +54,7 @@ class Serve(Magics):
         args = parse_argstring(self.serve, line)
         from .. import serving
 
-        actions = sum(bool(x) for x in (args.model, args.list, args.stop, args.logs))
+        actions = sum(bool(x) for x in (args.model, args.list, args.stop, args.logs, args.batch))
         if actions != 1:
             raise UsageError(USAGE)
         try:
@@ -50,9 +68,14 @@ class Serve(Magics):
             if args.logs:
                 print(serving.get_deployment(unquote(args.logs)).logs())
                 return None
+            if args.batch:
+                model, src, dst = (unquote(a) for a in args.batch)
+                print(repr(serving.batch_predict(model, src, dst, parallelism=args.parallelism)))
+                return None
+            ab = _parse_ab(args.ab) if args.ab else None
             dep = serving.serve(unquote(args.model), port=args.port, host=args.host, token=unquote(args.token),
                                 name=unquote(args.name), detach=args.detach, batching=not args.no_batching,
-                                log_requests=not args.no_log)
+                                log_requests=not args.no_log, ab=ab, shadow=args.shadow)
         except NbmlopsError as exc:
             raise UsageError(str(exc)) from None
         display(dep)

@@ -57,7 +57,10 @@ class ServedModel:
     def predict(self, rows: list[list[Any]]) -> dict[str, list[Any]]:
         """Predictions (and for classifiers with probabilities: top probability, per-class
         probabilities and a confidence word) for each row."""
-        X = self.frame(rows)
+        return self.predict_frame(self.frame(rows))
+
+    def predict_frame(self, X: Any) -> dict[str, list[Any]]:
+        """``predict`` for inputs already in the model's shape (a DataFrame of its features, or an array)."""
         out: dict[str, list[Any]] = {}
         if self.proba:
             proba = self.estimator.predict_proba(X)

@@ -1,0 +1,126 @@
+"""The serving widget: a deployment's status, versions and weights, live counters and latency,
+a weight slider per version for A/B, and start/stop buttons. A thin face over the serving API."""
+
+from __future__ import annotations
+
+import threading
+from html import escape
+from typing import Any
+
+import ipywidgets as w
+
+import nbmlops
+
+from ..errors import NbmlopsError
+
+
+def live_counters(dep: Any) -> dict[str, dict[str, float]]:
+    """Requests and mean latency per version, read from the server's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status, text = dep.request("GET", "/metrics", timeout=5)
+    out: dict[str, dict[str, float]] = {}
+    if status != 200:
+        return out
+    for family in text_string_to_metric_families(text):
+        if family.name != "model_prediction_latency_seconds":
+            continue
+        for s in family.samples:
+            v = out.setdefault(s.labels["model_version"], {"requests": 0.0, "seconds": 0.0})
+            if s.name.endswith("_count"):
+                v["requests"] = s.value
+            elif s.name.endswith("_sum"):
+                v["seconds"] = s.value
+    return out
+
+
+class ServingWidget(w.VBox):
+    def __init__(self, deployment: Any, refresh_every: float = 2.0) -> None:
+        self.dep = deployment if hasattr(deployment, "doc") else nbmlops.get_deployment(str(deployment))
+        self.refresh_every = refresh_every
+        self.card = w.HTML()
+        self.counters = w.HTML()
+        self.sliders = w.VBox()
+        self.apply = w.Button(description="Apply weights", icon="balance-scale")
+        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop")
+        self.start_button = w.Button(description="Start", button_style="success", icon="play")
+        self.auto = w.Checkbox(value=True, description="live")
+        self.message = w.HTML()
+        self.apply.on_click(lambda _: self.apply_weights())
+        self.stop_button.on_click(lambda _: self.stop())
+        self.start_button.on_click(lambda _: self.start())
+        self._closed = threading.Event()
+        super().__init__([self.card, self.counters, self.sliders,
+                          w.HBox([self.apply, self.start_button, self.stop_button, self.auto]), self.message])
+        self.refresh(rebuild=True)
+        threading.Thread(target=self._loop, daemon=True, name="nbmlops-serving-widget").start()
+
+    def _loop(self) -> None:
+        while not self._closed.wait(self.refresh_every):
+            if self.auto.value:
+                try:
+                    self.refresh()
+                except Exception:
+                    pass
+
+    def close(self) -> None:
+        self._closed.set()
+        super().close()
+
+    def refresh(self, rebuild: bool = False) -> None:
+        status = self.dep.status()
+        from ..display.serving import deployment_card
+
+        self.card.value = deployment_card(self.dep, status)
+        running = status["status"] == "running"
+        self.stop_button.disabled, self.start_button.disabled, self.apply.disabled = not running, running, not running
+        if not running:
+            self.counters.value = ""
+            return
+        routing = self.dep.routing()
+        counts = live_counters(self.dep)
+        rows = "".join(
+            f"<tr><td>v{escape(v)}</td><td>{weight:.0%}</td><td>{int(counts.get(v, {}).get('requests', 0))}</td>"
+            f"<td>{_mean_ms(counts.get(v))}</td></tr>" for v, weight in routing["versions"].items())
+        shadow = f" · shadow v{routing['shadow']}" if routing.get("shadow") else ""
+        error = f'<div style="color:#cf222e">{escape(routing["load_error"])}</div>' if routing.get("load_error") else ""
+        self.counters.value = (f"<table><tr><th>version</th><th>weight</th><th>requests</th><th>mean latency</th></tr>"
+                               f"{rows}</table><div>{'follows ' + escape(routing['uri']) if routing['follows_alias'] else ''}"
+                               f"{shadow}</div>{error}")
+        if rebuild or set(routing["versions"]) != {s.description.lstrip("v") for s in self.sliders.children}:
+            self.sliders.children = [w.FloatSlider(value=weight, min=0, max=1, step=0.05, description=f"v{v}")
+                                     for v, weight in routing["versions"].items()]
+
+    def apply_weights(self) -> None:
+        try:
+            new = self.dep.set_weights({int(s.description[1:]): s.value for s in self.sliders.children})
+        except NbmlopsError as exc:
+            self.message.value = f'<span style="color:#cf222e">{escape(str(exc))}</span>'
+            return
+        self.message.value = "weights: " + ", ".join(f"v{v} {x:.0%}" for v, x in new.items())
+        self.refresh(rebuild=True)
+
+    def stop(self) -> None:
+        self.dep.stop()
+        self.message.value = f"stopped {escape(self.dep.name)}"
+        self.refresh()
+
+    def start(self) -> None:
+        doc = self.dep.doc
+        try:
+            self.dep = nbmlops.serve(doc["model_uri"], name=doc["name"], host=doc["host"],
+                                     batching=doc.get("batching", True), log_requests=doc.get("log_requests", True))
+        except NbmlopsError as exc:
+            self.message.value = f'<span style="color:#cf222e">{escape(str(exc))}</span>'
+            return
+        self.message.value = f"started {escape(self.dep.name)} at {escape(self.dep.url)}"
+        self.refresh(rebuild=True)
+
+
+def _mean_ms(c: dict[str, float] | None) -> str:
+    return f"{c['seconds'] / c['requests'] * 1000:.2f} ms" if c and c["requests"] else "—"
+
+
+def serving_widget(deployment: Any, refresh_every: float = 2.0) -> ServingWidget:
+    """A live panel for a deployment (a Deployment or its name)."""
+    return ServingWidget(deployment, refresh_every)
