@@ -253,7 +253,7 @@ def table(results: dict[int, dict[str, list[dict[str, Any]]]], passes: int) -> t
             "interleaved (every pass: " + "; ".join(notes) + "). nbmlops' report also holds data quality "
             "(missing values, new categories, out-of-range values, duplicated rows) and draws its pictures at save "
             "time; Evidently's DataDriftPreset does drift only and draws in the browser from the 5 MB of JavaScript "
-            "it bundles. Saving first in a process includes loading matplotlib and its fonts (about 1 s). "
+            "it bundles. The first save in a process also loads matplotlib's canvas and fonts. "
             "Peak memory: the process's peak RSS while computing, less its RSS before the frames "
             "were made (libraries loaded), i.e. the frames themselves plus the working memory of the report.")
     return out, targets
