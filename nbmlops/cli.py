@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 AUTOLOAD_DIR = Path(sys.prefix) / "etc" / "ipython"
 AUTOLOAD_FILES = ("ipython_kernel_config.json", "ipython_config.json")
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     auto.add_argument("state", choices=["on", "off"])
     auto.add_argument("--dir", type=Path, default=AUTOLOAD_DIR,
                       help="IPython config folder (default: this environment's, %(default)s)")
+    _export_parsers(sub)
     args = parser.parse_args(argv)
     try:
         if args.store:
@@ -54,10 +56,62 @@ def main(argv: list[str] | None = None) -> int:
             print(df.drop(columns=["run_id"]).to_string(index=False) if len(df) else "no runs")
         elif args.command == "autoload":
             print(autoload(args.state, args.dir))
+        elif args.command in ("export", "import"):
+            print(repr(_export(nbmlops, args)))
     except nbmlops.NbmlopsError as exc:
         print(f"nbmlops: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _export_parsers(sub: argparse._SubParsersAction) -> None:
+    exp = sub.add_parser("export", help="hand the store over to MLflow, Feast or KServe").add_subparsers(
+        dest="target", required=True)
+    ml = exp.add_parser("mlflow", help="experiments, runs, models and registry to an MLflow tracking server")
+    ml.add_argument("--tracking-uri", required=True, help="e.g. http://127.0.0.1:5000")
+    ml.add_argument("--experiment", help="only this experiment's runs")
+    ml.add_argument("--no-registry", action="store_true", help="leave registered models out")
+    fe = exp.add_parser("feast", help="feature views as a Feast feature repository")
+    fe.add_argument("dir")
+    fe.add_argument("--view", action="append", help="only this view (repeat for more)")
+    fe.add_argument("--project", default="nbmlops")
+    fe.add_argument("--force", action="store_true", help="write over a non-empty folder")
+    ks = exp.add_parser("kserve", help="a registered model as a KServe InferenceService (and batch Job)")
+    ks.add_argument("model", help="NAME, NAME@ALIAS or NAME/VERSION")
+    ks.add_argument("dir")
+    ks.add_argument("--namespace", default="default")
+    ks.add_argument("--storage-uri", help="where DIR/model will be uploaded (s3://, gs://, pvc://…)")
+    ks.add_argument("--name", help="InferenceService name (default: from the model name)")
+    ks.add_argument("--cpu", default="1", help="CPU request (default %(default)s)")
+    ks.add_argument("--memory", default="2Gi", help="memory request (default %(default)s)")
+    ks.add_argument("--cpu-limit", help="CPU limit (default: the request)")
+    ks.add_argument("--memory-limit", help="memory limit (default: the request)")
+    ks.add_argument("--image", help="sklearn runtime image (one whose scikit-learn matches the model's)")
+    ks.add_argument("--transformer-image", help="add a transformer container with this image")
+    ks.add_argument("--predict-proba", action="store_true", help="serve predict_proba instead of predict")
+    ks.add_argument("--batch", nargs=2, metavar=("INPUT", "OUTPUT"), help="add a batch Job: INPUT URI, OUTPUT pvc://…")
+    ks.add_argument("--parallelism", type=int, default=1)
+    ks.add_argument("--retries", type=int, default=3)
+    ks.add_argument("--force", action="store_true", help="write over a non-empty folder")
+    imp = sub.add_parser("import", help="bring runs back from MLflow").add_subparsers(dest="target", required=True)
+    mi = imp.add_parser("mlflow", help="runs of an MLflow tracking server into the store")
+    mi.add_argument("--tracking-uri", required=True)
+    mi.add_argument("--experiment", help="only this MLflow experiment")
+
+
+def _export(nbmlops: Any, args: argparse.Namespace) -> Any:
+    if args.command == "import":
+        return nbmlops.import_mlflow(args.tracking_uri, args.experiment)
+    if args.target == "mlflow":
+        return nbmlops.export_mlflow(args.tracking_uri, args.experiment, registry=not args.no_registry)
+    if args.target == "feast":
+        return nbmlops.export_feast(args.dir, args.view, project=args.project, force=args.force)
+    return nbmlops.export_kserve(
+        args.model, args.dir, namespace=args.namespace, storage_uri=args.storage_uri, name=args.name, cpu=args.cpu,
+        memory=args.memory, cpu_limit=args.cpu_limit, memory_limit=args.memory_limit, image=args.image,
+        transformer_image=args.transformer_image, predict_proba=args.predict_proba,
+        batch=tuple(args.batch) if args.batch else None, parallelism=args.parallelism, retries=args.retries,
+        force=args.force)
 
 
 if __name__ == "__main__":
