@@ -311,10 +311,17 @@ class Run:
         modelfiles.remember(model, self.id, name, sha)
         return entry
 
-    def log_dataset(self, data: Any, name: str, role: str | None = None) -> dict[str, Any]:
-        """Record a dataset's fingerprint (content hash, shape, columns, dtypes) on the run."""
+    def log_dataset(self, data: Any, name: str, role: str | None = None, snapshot: bool = False,
+                    max_bytes: Any = None) -> Any:
+        """Record a dataset's fingerprint (content hash, shape, columns, dtypes) on the run; with
+        ``snapshot=True`` also store the data as the next version of dataset ``name`` and return
+        that ``DatasetVersion`` (see ``tracking.datasets``)."""
         self._check_open()
         check_key("dataset", name)
+        if snapshot:
+            from .datasets import log_version
+
+            return log_version(data, name, run=self, role=role, max_bytes=max_bytes)
         fp = {"name": name, **fingerprint(data), **({"role": role} if role else {})}
         with self._lock:
             if not any(d["name"] == name and d["sha256"] == fp["sha256"] for d in self._doc["datasets"]):
@@ -384,7 +391,7 @@ def start_run(experiment: str | None = None, name: str | None = None, tags: dict
     >>> with nbmlops.start_run(experiment="churn", name="rf-baseline") as run:
     ...     nbmlops.log_metric("accuracy", 0.93)
     """
-    if _active and not nested:
+    if _active and not nested and not getattr(_active[-1], "nest_children", False):  # a pipeline step's run
         raise InvalidInput(f"run {_active[-1].name} is still active: end it first, or pass nested=True")
     if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 200):
         raise InvalidInput(f"run name must be a non-empty string of at most 200 characters, got {name!r}")

@@ -1,0 +1,63 @@
+"""Live status of a running pipeline: a table updated in place in a notebook, a line in a terminal."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Callable
+
+from .._util import fmt_duration
+
+_MARK = {"pending": "·", "running": "▶", "done": "✓", "cached": "↺", "failed": "✗", "skipped": "-"}
+
+
+class TerminalProgress:
+    """``churn ab12cd34  features ↺  train ▶ 3.2 s  evaluate ·`` rewritten in place on a terminal;
+    elsewhere (cron, CI logs) one line per change of state."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.last: str | None = None
+        self.shown = 0.0
+
+    def line(self, run: Any) -> str:
+        parts = []
+        for name, s in run.steps.items():
+            d = f" {fmt_duration(s['duration'])}" if s.get("duration") is not None and s["state"] == "done" else ""
+            parts.append(f"{name} {_MARK.get(s['state'], '?')}{d}")
+        return f"{run.pipeline} {run.id[:8]} {run.status.lower()}  " + "  ".join(parts)
+
+    def __call__(self, run: Any) -> None:
+        line = self.line(run)
+        final = run.status != "RUNNING"
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + line + ("\n" if final else ""))
+            self.stream.flush()
+        elif line != self.last:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        self.last = line
+
+
+def default_progress() -> Callable[[Any], None]:
+    from .pipeline import is_notebook_kernel
+
+    if is_notebook_kernel():
+        from ..display.pipelines import LiveStatus
+
+        return LiveStatus()
+    return TerminalProgress()
+
+
+class Throttle:
+    """Call ``fn`` at most every ``every`` seconds, and always for the final state."""
+
+    def __init__(self, fn: Callable[[Any], None], every: float = 0.3) -> None:
+        self.fn, self.every, self.at = fn, every, 0.0
+
+    def __call__(self, run: Any) -> None:
+        now = time.monotonic()
+        if run.status != "RUNNING" or now - self.at >= self.every:
+            self.at = now
+            self.fn(run)
