@@ -32,8 +32,11 @@ import os, sys
 from pathlib import Path
 
 import joblib  # noqa: F401  (imported before "ready" so the kill lands in store work)
+import pandas  # noqa: F401  (log_model describes models with scikit-learn and writes Parquet)
+import sklearn.base  # noqa: F401
 import nbmlops
 import nbmlops.tracking.runs  # noqa: F401
+import nbmlops.tracking.signature  # noqa: F401
 
 gen, scratch = int(sys.argv[1]), Path(sys.argv[2])
 scratch.mkdir(parents=True, exist_ok=True)
