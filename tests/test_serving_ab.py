@@ -232,3 +232,25 @@ def test_serving_widget_moves_weights_and_stops(two_versions):
         assert widget.dep.doc["status"] == "stopped" and widget.start_button.disabled is False
     finally:
         widget.close()
+
+
+def test_drift_compares_training_data_with_served_traffic(two_versions, ip):
+    X, _, deps = two_versions
+    dep = nbmlops.serve("m/2", name="traffic")
+    deps.append(dep)
+    shifted = X[:300] + np.array([2.0, 0, 0, 0])  # the first feature drifts
+    for row in shifted:
+        call(dep, "POST", "/predict", {"features": row.tolist()})
+    from sklearn.linear_model import LogisticRegression
+
+    y = (X[:, 0] > 0.3).astype(int)
+    nbmlops.register_model(LogisticRegression().fit(X, y), "m", reference=(X, y))  # version 3, with a reference
+    time.sleep(0.4)
+    ip.run_line_magic("drift", "model:m/3 serving:traffic -o report")
+    report = ip.user_ns["report"]
+    drifted = {c["column"] for c in report.to_dict()["columns"] if c.get("drifted")}
+    assert "x0" in drifted and not {"x1", "x2", "x3"} & drifted
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match="no deployment named 'ghost'"):
+        ip.run_line_magic("drift", "model:m/3 serving:ghost")

@@ -64,7 +64,7 @@ class Drift(Magics):
     def resolve(self, text: str, role: str) -> Any:
         """A notebook variable, a file path, or a model: URI (passed on as a string)."""
         text = unquote(text) or ""
-        if text.startswith("model:"):
+        if text.startswith(("model:", "serving:")):
             return text
         ns = self.shell.user_ns
         if text.isidentifier() and text in ns:
@@ -79,7 +79,7 @@ class Drift(Magics):
     @magic_arguments()
     @argument("reference", help="reference data: a notebook variable, a CSV/Parquet path, or model:NAME@ALIAS "
                                 "(model:NAME/VERSION, model:NAME) for the reference stored with a model version")
-    @argument("current", help="current data, the same kinds")
+    @argument("current", help="current data, the same kinds, or serving:DEPLOYMENT for the traffic a deployment served")
     @argument("--target", help="target (label) column (default: a column named 'target')")
     @argument("--prediction", help="prediction column, or comma-separated class-probability columns "
                                    "(default: a column named 'prediction')")

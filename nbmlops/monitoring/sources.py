@@ -1,7 +1,8 @@
-"""Where the data of a report comes from: a DataFrame, a CSV/Parquet/JSON file, or
+"""Where the data of a report comes from: a DataFrame, a CSV/Parquet/JSON file,
 ``model:NAME@ALIAS`` / ``model:NAME/VERSION`` / ``model:NAME`` — the monitoring reference the
 registry stored with that model version (training inputs, ``prediction``, and ``target``
-when the labels were known)."""
+when the labels were known) — or ``serving:DEPLOYMENT``, the traffic a deployment served
+(its request log: the inputs and the ``prediction`` of each scored row)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pandas as pd
 from ..errors import InvalidInput, NbmlopsError
 
 MODEL_PREFIX = "model:"
+SERVING_PREFIX = "serving:"
 READERS = {".csv": "read_csv", ".tsv": "read_csv", ".parquet": "read_parquet", ".pq": "read_parquet",
            ".json": "read_json", ".jsonl": "read_json", ".feather": "read_feather"}
 
@@ -32,6 +34,8 @@ def load(data: Any, role: str) -> Source:
     if isinstance(data, str) and data.startswith(MODEL_PREFIX):
         uri = data[len(MODEL_PREFIX):].strip()
         return Source(model_reference(uri), data, uri)
+    if isinstance(data, str) and data.startswith(SERVING_PREFIX):
+        return Source(served_traffic(data[len(SERVING_PREFIX):].strip(), role), data)
     if isinstance(data, (str, Path)):
         return Source(read_file(Path(data), role), str(data))
     if isinstance(data, pd.Series):
@@ -68,6 +72,21 @@ def read_file(path: Path, role: str) -> pd.DataFrame:
         return getattr(pd, reader)(path, **kwargs)
     except (ValueError, OSError, ImportError) as exc:
         raise InvalidInput(f"{role}: could not read {path.name!r}: {exc}") from None
+
+
+def served_traffic(name: str, role: str) -> pd.DataFrame:
+    """The rows a deployment scored, with their ``prediction`` (bookkeeping columns dropped)."""
+    from ..serving import get_deployment
+
+    if not name:
+        raise InvalidInput("serving: needs a deployment name, e.g. serving:churn")
+    try:
+        log = get_deployment(name).requests()
+    except NbmlopsError as exc:
+        raise InvalidInput(f"{role}: {exc}") from None
+    if log.empty:
+        raise InvalidInput(f"{role}: deployment {name!r} has not scored any request yet")
+    return log.drop(columns=["time", "request_id", "version", "latency_ms"])
 
 
 def model_reference(uri: str) -> pd.DataFrame:
