@@ -357,7 +357,7 @@ def _version(dist: str) -> str:
 
 
 def _param_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value) if value is None or isinstance(value, bool) else str(value)
+    return str(value)  # as mlflow.log_param records it
 
 
 def _run_tags(doc: dict[str, Any], exported: dict[str, Any]) -> dict[str, str]:
