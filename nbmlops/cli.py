@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     auto.add_argument("--dir", type=Path, default=AUTOLOAD_DIR,
                       help="IPython config folder (default: this environment's, %(default)s)")
     _export_parsers(sub)
+    from .cli_pipeline import add_parsers as _pipeline_parsers
+
+    _pipeline_parsers(sub)
     args = parser.parse_args(argv)
     try:
         if args.store:
@@ -58,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
             print(autoload(args.state, args.dir))
         elif args.command in ("export", "import"):
             print(repr(_export(nbmlops, args)))
+        elif args.command == "pipeline":
+            from .cli_pipeline import main as pipeline_main
+
+            return pipeline_main(nbmlops, args)
     except nbmlops.NbmlopsError as exc:
         print(f"nbmlops: {exc}", file=sys.stderr)
         return 2

@@ -57,9 +57,12 @@ def layout(pipeline: Any) -> tuple[dict[str, tuple[float, float, float, float]],
     pos: dict[str, float] = {}
     for lv in sorted(columns):  # barycenter ordering: fewer crossings
         col = columns[lv]
+        first_seen = {n: i for i, n in enumerate(col)}
+
         def bary(n: str) -> float:
             ps = [pos[a] for a, b, _ in edges if b == n and a in pos]
-            return sum(ps) / len(ps) if ps else col.index(n)
+            return sum(ps) / len(ps) if ps else first_seen[n]
+
         col.sort(key=bary)
         for i, n in enumerate(col):
             pos[n] = i

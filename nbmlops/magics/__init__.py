@@ -17,6 +17,7 @@ MAGICS = [
     ("serve", "Serve"),
     ("features", "Features"),
     ("drift", "Drift"),
+    ("pipeline", "PipelineMagics"),
 ]
 
 _loaded: dict[int, Any] = {}

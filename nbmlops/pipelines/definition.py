@@ -19,7 +19,9 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib
+import importlib.util
 import inspect
+import sys
 import json
 import keyword
 import re
@@ -193,9 +195,6 @@ def import_function(ref: str, base: Path | None = None) -> Callable[..., Any]:
             path = base / path
         if not path.exists():
             raise InvalidInput(f"function {ref!r}: no file {str(path)!r}")
-        import importlib.util
-        import sys
-
         mod_name = "nbmlops_step_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
         spec = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
@@ -288,9 +287,11 @@ class Step:
             d["notebook"] = str(nb)
         else:
             d["function"] = self.ref or function_ref(self.function)  # type: ignore[arg-type]
-        d["inputs"] = {p.local: p.spec for p in self.inputs.values()} if any(
-            p.local != p.name for p in self.inputs.values()) else [p.spec for p in self.inputs.values()]
-        d["outputs"] = [p.spec for p in self.outputs.values()]
+        if self.inputs:
+            d["inputs"] = {p.local: p.spec for p in self.inputs.values()} if any(
+                p.local != p.name for p in self.inputs.values()) else [p.spec for p in self.inputs.values()]
+        if self.outputs:
+            d["outputs"] = [p.spec for p in self.outputs.values()]
         if self.params is not None:
             d["params"] = list(self.params)
         for k, default in (("retries", 0), ("timeout", None), ("cache", True), ("kernel", None)):

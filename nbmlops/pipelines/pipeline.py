@@ -298,6 +298,16 @@ class PipelineRun:
 
         return read_model(self.store, ref["sha256"], ref.get("format", "pickle"))
 
+    def register_model(self, output: str, name: str, alias: str | None = None, **kwargs: Any) -> Any:
+        """Register a model output of this run (with the lineage of the step that logged it)."""
+        from ..registry import register_model
+
+        ref = self.outputs.get(output)
+        if ref is None or ref["kind"] != "model":
+            have = ", ".join(k for k, v in self.outputs.items() if v["kind"] == "model") or "none"
+            raise NotFound(f"pipeline run {self.id[:8]} has no model output {output!r} (model outputs: {have})")
+        return register_model(f"{ref['run_id']}:{ref['name']}", name, alias=alias, **kwargs)
+
     def report(self, step: str) -> Path | None:
         """The HTML report of a notebook step (its executed notebook when HTML failed)."""
         rep = (self.steps.get(step) or {}).get("report")

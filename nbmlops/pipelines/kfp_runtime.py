@@ -1,0 +1,97 @@
+"""What each exported Kubeflow component runs (inside its container, or kfp's local subprocess runner).
+
+The step runs exactly as under ``nbmlops pipeline run`` (same context, same notebook cells added,
+same output collection), against a scratch store: its inputs are the files of the component's input
+artifacts, its outputs are copied to the output artifacts' paths (Parquet for datasets, the pickle
+for models), its run's metrics go to a ``Metrics`` artifact and a notebook's HTML to an ``HTML`` one.
+Needs nbmlops (with papermill for notebook steps) in the component's image.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+
+def pack(text: str) -> str:
+    """Text as a compact ASCII literal (zlib + base64) to embed in a component's source."""
+    return base64.b64encode(zlib.compress(text.encode(), 9)).decode()
+
+
+def unpack(data: str) -> str:
+    return zlib.decompress(base64.b64decode(data)).decode()
+
+
+def run_step(spec: dict[str, Any], params: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any],
+             metrics: Any = None, report: Any = None) -> None:
+    """Run one step; ``inputs``/``outputs`` map the step's local names to kfp artifacts (with ``.path``)."""
+    from ..store import current_store, set_store
+    from ..tracking.runs import start_run
+    from ..tracking.session import _pop
+    from . import notebook
+    from .definition import step
+    from .runner import _collect_outputs, _end_failed, _run_function
+
+    scratch = Path(tempfile.mkdtemp(prefix="nbmlops-kfp-"))
+    set_store(scratch / ".nbmlops")
+    store = current_store()
+    run = start_run(spec["pipeline"], f"{spec['pipeline']}.{spec['step']}",
+                    {"nbmlops.pipeline": spec["pipeline"], "nbmlops.step": spec["step"], "nbmlops.kfp": "true"},
+                    nested=True)
+    _pop(run)
+    if params:
+        run.log_params(params)
+    ports_in = {local: spec["inputs"][local]["spec"] for local in spec["inputs"]}
+    ports_out = [spec["outputs"][local]["spec"] for local in spec["outputs"]]
+    if spec["kind"] == "notebook":
+        path = scratch / spec["notebook_name"]
+        path.write_text(unpack(spec["code"]))
+        s = step(path, name=spec["step"], inputs=ports_in, outputs=ports_out, kernel=spec.get("kernel"),
+                 timeout=spec.get("timeout"))
+    else:
+        namespace: dict[str, Any] = {"__name__": f"nbmlops_kfp_{spec['step']}"}
+        exec(compile(unpack(spec["code"]), spec.get("source_file") or "<step>", "exec"), namespace)
+        fn = namespace
+        for part in spec["function"].split("."):
+            fn = fn[part] if isinstance(fn, dict) else getattr(fn, part)
+        s = step(getattr(fn, "function", fn), name=spec["step"], inputs=ports_in, outputs=ports_out)
+    data = {"mode": "paths", "store": str(store.root), "run_id": run.id, "pipeline": spec["pipeline"],
+            "pipeline_run": os.environ.get("KFP_RUN_ID", "kfp"), "step": spec["step"], "params": params,
+            "inputs": {local: {**spec["inputs"][local], "path": art.path} for local, art in inputs.items()},
+            "outputs": {local: dict(spec["outputs"][local]) for local in spec["outputs"]}}
+    if s.kind == "notebook":
+        import json
+
+        ctx = scratch / "context.json"
+        ctx.write_text(json.dumps(data))
+        out = scratch / "executed.ipynb"
+        error = notebook.execute(s.notebook, out, ctx, params, step=s.name, pipeline=spec["pipeline"],  # type: ignore[arg-type]
+                                 kernel=s.kernel, timeout=s.timeout)
+        if report is not None and out.exists():
+            html = notebook.html_report(out, scratch / "executed.html")
+            if html is not None:
+                shutil.copyfile(html, report.path)
+    else:
+        error = _run_function(s, run, data, data["inputs"], params)
+    if error is not None:
+        _end_failed(store, run.id, error)
+        raise RuntimeError(f"step {s.name} failed: {error}")
+    found, error = _collect_outputs(store, s, run.id)
+    if error is not None:
+        raise RuntimeError(error)
+    for local, art in outputs.items():
+        ref = found[spec["outputs"][local]["name"]]
+        blob = ref["blob"] if ref["kind"] == "dataset" else ref["sha256"]
+        Path(art.path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(store.blobs.verified_path(blob), art.path)
+        art.metadata.update({"nbmlops.sha256": ref["sha256"], "nbmlops.kind": ref["kind"]})
+    if metrics is not None:
+        from ..tracking.lookup import find_run_doc
+
+        for key, m in find_run_doc(store, run.id)["metrics"].items():
+            metrics.log_metric(key, m["value"])
