@@ -206,6 +206,20 @@ def test_second_export_adds_only_what_is_new(server, source, exported):
     assert client.get_registered_model("iris").aliases == {"production": "1"}
     assert _mlflow_run(client, late.id).data.metrics == {"loss": 0.1}
 
+    with nbmlops.start_run(experiment="iris", name="in-progress") as live:  # exported while it runs…
+        for step in range(50):
+            live.log_metric("loss", 1 / (step + 1), step=step, timestamp=T + step)
+        nbmlops.export_mlflow(server, experiment="iris", registry=False)
+        assert _mlflow_run(client, live.id).info.status == "RUNNING"
+        for step in range(50, 80):
+            live.log_metric("loss", 1 / (step + 1), step=step, timestamp=T + step)
+    update = nbmlops.export_mlflow(server, experiment="iris", registry=False)  # …then again when it ended
+    assert update["runs_updated"] == 1 and update["metric_points"] == 30
+    theirs = _mlflow_run(client, live.id)
+    assert (theirs.info.status, theirs.info.end_time) == ("FINISHED", nbmlops.get_run(live.id).info["end_time"])
+    assert sorted((m.step, m.value) for m in client.get_metric_history(theirs.info.run_id, "loss")) == \
+        [(s, 1 / (s + 1)) for s in range(80)]
+
 
 @pytest.mark.slow
 def test_import_brings_mlflow_runs_back_once(server, source, exported, tmp_path):
