@@ -28,7 +28,8 @@ def raw_data(n: int = 200, seed: int = 0, shift: float = 0.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     x1 = rng.normal(shift, 1, n)
     x2 = rng.normal(2 * shift, 1, n)
-    y = (x1 + 0.5 * x2 + rng.normal(0, 0.5, n) > 1.5 * shift).astype(int)
+    w2 = 0.5 if not shift else -1.0  # with drift, x2 also changes sign in how it drives y (concept drift)
+    y = (x1 + w2 * x2 + rng.normal(0, 0.5, n) > (1 + w2 * 2) * shift).astype(int)
     return pd.DataFrame({"x1": x1, "x2": x2, "y": y})
 
 

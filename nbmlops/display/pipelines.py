@@ -242,7 +242,7 @@ class LiveStatus:
 def decision_card(decision: Any) -> str:
     d = decision.doc
     color = {"promoted": "#1a7f37", "candidate-better": "#1f6feb", "kept-production": "#9a6700",
-             "no-drift": "#57606a", "first-model": "#1a7f37", "failed": "#cf222e"}.get(d["decision"], "#57606a")
+             "no-drift": "#57606a", "failed": "#cf222e"}.get(d["decision"], "#57606a")
     rows = []
     m = d.get("metrics") or {}
     if m:
@@ -254,7 +254,7 @@ def decision_card(decision: Any) -> str:
     drift = d.get("drift") or {}
     dr = ""
     if drift:
-        cols = ", ".join(map(str, drift.get("drifted_columns") or [])[:8])
+        cols = ", ".join(map(str, (drift.get("drifted_columns") or [])[:8]))
         dr = (f"<div>drift: {drift.get('n_drifted')} of {drift.get('n_columns')} columns "
               f"({drift.get('share_drifted', 0):.0%}, threshold {d.get('threshold', 0):.0%})"
               f"{': ' + escape(cols) if cols else ''}</div>")

@@ -51,9 +51,7 @@ class PipelineMagics(Magics):
         name = unquote(name) or ""
         if name.isidentifier() and name in self.shell.user_ns:
             return self.shell.user_ns[name]
-        if name.isidentifier():
-            raise UsageError(f"{what} {name!r}: no such variable in the notebook")
-        return name  # a dataset reference or a file path, checked by the API
+        return name  # a dataset reference ('customers@4') or a file path, checked by the API
 
     @magic_arguments()
     @argument("action", choices=["run", "show", "runs", "retrain", "export"], help="what to do")

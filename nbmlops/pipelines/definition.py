@@ -286,7 +286,7 @@ class Step:
                     pass
             d["notebook"] = str(nb)
         else:
-            d["function"] = self.ref or function_ref(self.function)  # type: ignore[arg-type]
+            d["function"] = _relative_ref(self.ref, base) if self.ref else function_ref(self.function)  # type: ignore[arg-type]
         if self.inputs:
             d["inputs"] = {p.local: p.spec for p in self.inputs.values()} if any(
                 p.local != p.name for p in self.inputs.values()) else [p.spec for p in self.inputs.values()]
@@ -330,7 +330,7 @@ def step(target: Any = None, *, name: str | None = None, inputs: Any = None, out
         kind, notebook, function = "notebook", path.resolve(), None
         default_name = path.stem
     elif isinstance(target, str):
-        ref = target
+        ref = _absolute_ref(target, base)
         kind, notebook, function = "function", None, import_function(target, base)
         default_name = getattr(function, "__name__", "step")
     elif callable(target):
@@ -360,8 +360,26 @@ def step(target: Any = None, *, name: str | None = None, inputs: Any = None, out
     return s
 
 
+def _absolute_ref(ref: str, base: Path | None) -> str:
+    """``file.py:func`` with the file's absolute path (a stored definition runs from anywhere)."""
+    target, sep, qual = ref.rpartition(":")
+    if sep and target.endswith(".py") and not Path(target).is_absolute():
+        return f"{((base or Path.cwd()) / target).resolve()}:{qual}"
+    return ref
+
+
+def _relative_ref(ref: str, base: Path | None) -> str:
+    target, sep, qual = ref.rpartition(":")
+    if base is not None and sep and target.endswith(".py"):
+        try:
+            return f"{Path(target).relative_to(base)}:{qual}"
+        except ValueError:
+            pass
+    return ref
+
+
 def step_from_dict(d: dict[str, Any], base: Path | None) -> Step:
-    if not isinstance(d, dict) or "name" not in d and not ({"notebook", "function"} & set(d)):
+    if not isinstance(d, dict):
         raise InvalidInput(f"a step is a mapping with 'notebook' or 'function', got {d!r:.80}")
     unknown = set(d) - {"name", "notebook", "function", "inputs", "outputs", "params", "retries", "timeout", "cache",
                         "kernel", "resources"}

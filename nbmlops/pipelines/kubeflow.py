@@ -90,7 +90,6 @@ def generate(plan: Any, *, base_image: str = DEFAULT_IMAGE, packages: list[str] 
     for p, arg in param_arg.items():
         pipeline_args[arg] = (_ptype(plan.params[p]), plan.params[p])
     importers: dict[str, tuple[str, str, str]] = {}  # input spec -> (variable, uri arg, artifact class)
-    data_dir.mkdir(parents=True, exist_ok=True)
     comp_names: dict[str, str] = {}
     body: list[str] = []
     outputs_fields: list[tuple[str, str, str, str]] = []  # (field, class, task var, output arg)
@@ -180,6 +179,7 @@ def _write_external(store: Any, ref: dict[str, Any], data_dir: Path) -> Path:
     """A snapshot of an input no step produces, beside the package (the importer's default URI)."""
     import shutil
 
+    data_dir.mkdir(parents=True, exist_ok=True)
     if ref["kind"] == "dataset":
         path = data_dir / f"{ref['name'].replace('/', '_')}@{ref['version']}.parquet"
         shutil.copyfile(store.blobs.verified_path(ref["blob"]), path)
@@ -212,6 +212,9 @@ def export_kfp(pipeline: Any, out: str | Path, params: dict[str, Any] | None = N
     if out.suffix.lower() not in (".yaml", ".yml"):
         raise InvalidInput(f"a Kubeflow package is a .yaml file, not {out.name!r}")
     plan = pipe.plan(params)
+    for s in plan.steps:  # every function must be embeddable before anything is written
+        if s.kind == "function":
+            _function_code(s.function)
     data_dir = out.with_name(out.stem + ".data")
     source = generate(plan, base_image=base_image, packages=packages, install_kfp_package=install_kfp_package,
                       cache=cache, resources=resources, data_dir=data_dir)

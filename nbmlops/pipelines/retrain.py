@@ -37,7 +37,7 @@ class RetrainDecision:
 
     decision = property(lambda self: self.doc["decision"])
     reason = property(lambda self: self.doc["reason"])
-    promoted = property(lambda self: self.doc["decision"] in ("promoted", "first-model"))
+    promoted = property(lambda self: self.doc["decision"] == "promoted")
     candidate = property(lambda self: self.doc.get("candidate"))
     production = property(lambda self: self.doc.get("production"))
     metrics = property(lambda self: dict(self.doc.get("metrics") or {}))
