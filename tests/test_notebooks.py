@@ -16,6 +16,9 @@ NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("[0-9]*.ipy
 def execute(path: Path, tmp_path: Path, monkeypatch) -> nbformat.NotebookNode:
     work = tmp_path / path.name
     shutil.copy(path, work)
+    companion = path.with_suffix("")  # notebooks/07_pipelines/ holds the step notebooks of 07_pipelines.ipynb
+    if companion.is_dir():
+        shutil.copytree(companion, tmp_path / companion.name)
     monkeypatch.setenv("NBMLOPS_STORE", str(tmp_path / "store"))
     monkeypatch.setenv("NBMLOPS_NOTEBOOK", str(work))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
@@ -46,6 +49,22 @@ def test_notebook_executes_and_renders(path, tmp_path, monkeypatch):
             assert sorted(runs.run_name) == ["forest", "logreg"]
             assert (runs["metrics.auc"] > 0.95).all()
             assert set(nbmlops.get_run(runs.run_id[0]).info["notebook"].split("/")[-1:]) == {path.name}
+        finally:
+            nbmlops.set_store(None)
+    if path.stem == "07_pipelines":  # versions diffed, a run, a fully cached re-run, a partial re-run, a promotion
+        text = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+        assert "250 rows added, 100 removed, 1 changed" in text
+        assert text.count("cached from run") >= 4 and "train: ran in" in text and "<svg" in html
+        assert "promoted churn/2 to production" in text
+        import nbmlops
+
+        nbmlops.set_store(tmp_path / "store")
+        try:
+            runs = nbmlops.pipeline_runs("churn")
+            assert runs.executed.tolist() == [3, 2, 0, 3] and runs.cached.tolist() == [0, 1, 3, 0]
+            assert nbmlops.get_model_version("churn@production").version == 2
+            assert (tmp_path / "07_pipelines" / "reports").exists() is False  # reports go to the working folder
+            assert list((tmp_path / "reports" / "pipelines" / "churn").rglob("train.html"))
         finally:
             nbmlops.set_store(None)
     if path.stem == "04_monitoring":  # the %drift report is in the exported HTML, pictures embedded

@@ -119,5 +119,5 @@ def test_live_status_updates_one_display(raw, monkeypatch):
     p = nbmlops.Pipeline("live", [nbmlops.step(steps.features, inputs=["raw"], outputs=["features"])])
     p.run(progress=LiveStatus(every=0))
     assert shown[0][0] == "display" and all(kind == "update" for kind, _ in shown[1:])
-    assert "FINISHED" in shown[-1][1].data and "features" in shown[-1][1].data
+    assert "FINISHED" in shown[-1][1]._repr_html_() and "features: ran in" in repr(shown[-1][1])
     json.dumps([k for k, _ in shown])

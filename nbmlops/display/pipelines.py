@@ -216,6 +216,19 @@ def run_card(run: Any, pipeline: Any = None) -> str:
     return f'<div style="{_BOX}">{head}{svg}{run_table(run)}{err}</div>'
 
 
+class _Shown:
+    """A run's state as shown while it runs: HTML in a notebook, its text lines elsewhere."""
+
+    def __init__(self, run: Any) -> None:
+        self.html, self.text = run_card(run), "\n".join(run.lines())
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:
+        return self.text
+
+
 class LiveStatus:
     """A run's status shown once and updated in place while the pipeline runs (notebook only)."""
 
@@ -225,18 +238,18 @@ class LiveStatus:
         self.at = 0.0
 
     def __call__(self, run: Any) -> None:
-        from IPython.display import HTML, display
+        from IPython.display import display
 
         now = time.monotonic()
         final = run.status != "RUNNING"
         if self.handle is not None and not final and now - self.at < self.every:
             return
         self.at = now
-        html = HTML(run_card(run))
+        shown = _Shown(run)
         if self.handle is None:
-            self.handle = display(html, display_id=True)
+            self.handle = display(shown, display_id=True)
         else:
-            self.handle.update(html)
+            self.handle.update(shown)
 
 
 def decision_card(decision: Any) -> str:

@@ -41,7 +41,9 @@ def execute(notebook: Path, out: Path, context_path: Path, params: dict[str, Any
         papermill.execute_notebook(nb, str(out), parameters=params, kernel_name=kernel or spec.get("name") or "python3",
                                    language="python", progress_bar=False, log_output=False,
                                    execution_timeout=int(timeout) if timeout else None,
-                                   resources={"metadata": {"path": str(notebook.parent)}})
+                                   resources={"metadata": {"path": str(notebook.parent)}},
+                                   # the step kernel's own log (TCP notices, shutdown) would land in the caller's cell
+                                   extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except PapermillExecutionError as exc:
         return f"{exc.ename}: {exc.evalue} (cell {max(exc.exec_count or 0, 0)})"
     except Exception as exc:  # the kernel died, a cell timed out, the kernel could not start

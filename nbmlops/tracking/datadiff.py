@@ -84,6 +84,25 @@ def _shift(sa: dict[str, Any], sb: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+NOTABLE_SD = 0.05
+
+
+def _notable(sh: dict[str, Any]) -> bool:
+    """Worth a line of its own: values appeared or went, missing share moved, or the mean moved 0.05 sd."""
+    if sh.get("new_values") or sh.get("gone_values"):
+        return True
+    na, nb = sh["null_share"]
+    if na != nb:
+        return True
+    shift = sh.get("mean_shift_sd")
+    if shift is not None and abs(shift) >= NOTABLE_SD:
+        return True
+    if sh.get("kind") == "numeric" and None not in sh.get("std", (None, None)):
+        sa, sb = sh["std"]
+        return abs(sb - sa) > NOTABLE_SD * max(sa, 1e-12)  # the spread moved by 5% or more
+    return sh.get("kind") not in ("numeric", "categorical")
+
+
 def _changed(sh: dict[str, Any]) -> bool:
     for k, v in sh.items():
         if isinstance(v, tuple) and v[0] != v[1]:
@@ -168,8 +187,12 @@ class DatasetDiff:
             n = self.counts
             out.append(f"by {', '.join(self.keys)}: {n['added']:,} rows added, {n['removed']:,} removed, "
                        f"{n['changed']:,} changed, {n['unchanged']:,} unchanged")
+        slight = []
         for c in self.changed_columns:
             sh = self.columns[c]
+            if not _notable(sh):
+                slight.append(c)
+                continue
             parts = []
             if "mean" in sh and sh["mean"][0] != sh["mean"][1] and None not in sh["mean"]:
                 parts.append(f"mean {sh['mean'][0]:.4g} → {sh['mean'][1]:.4g}"
@@ -184,6 +207,8 @@ class DatasetDiff:
             if not parts:
                 parts.append("distribution moved")
             out.append(f"column {c}: {'; '.join(parts)}")
+        if slight:
+            out.append(f"moved slightly (mean within {NOTABLE_SD} sd, spread within 5%): {', '.join(slight)}")
         return out
 
     def __repr__(self) -> str:
