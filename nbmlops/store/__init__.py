@@ -50,8 +50,10 @@ class Store:
         self.root = Path(root).resolve()
         self.blobs = BlobStore(self.root / "blobs" / "sha256", self.root / "tmp")
         self.experiments = DocFile(self.root / "db" / "experiments.json")
-        self.active = DocFile(self.root / "db" / "active.json")
-        self.cells = DocFile(self.root / "db" / "cells.json")
+        # indexes that can be rebuilt: atomic, but not fsynced (a power cut may lose a recent entry;
+        # a killed process cannot)
+        self.active = DocFile(self.root / "db" / "active.json", durable=False)
+        self.cells = DocFile(self.root / "db" / "cells.json", durable=False)
         self._checked = False
 
     def __repr__(self) -> str:

@@ -27,15 +27,17 @@ from ..errors import StoreError
 _TABLE = "docs"
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
+def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
+    ``durable`` also fsyncs it first, so it survives a power cut, not only a killed process."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
@@ -44,8 +46,9 @@ def atomic_write(path: Path, data: bytes) -> None:
 class AtomicJSONStorage(Storage):
     """A TinyDB storage that reads the file on every ``read`` and replaces it on every ``write``."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, durable: bool = True) -> None:
         self.path = Path(path)
+        self.durable = durable
 
     def read(self) -> dict[str, dict[str, Any]] | None:
         try:
@@ -60,7 +63,7 @@ class AtomicJSONStorage(Storage):
             raise StoreError(f"{self.path} is not valid JSON ({exc}); it was not written by nbmlops") from None
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
-        atomic_write(self.path, json.dumps(data, separators=(",", ":"), default=str).encode())
+        atomic_write(self.path, json.dumps(data, separators=(",", ":"), default=str).encode(), self.durable)
 
     def close(self) -> None:
         pass
@@ -78,8 +81,9 @@ class DocFile:
     ...     t.insert({"id": "ab12", "status": "RUNNING"})
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, durable: bool = True) -> None:
         self.path = path
+        self.durable = durable
         self._lock = FileLock(str(path) + ".lock", thread_local=False)
 
     @contextmanager
@@ -87,7 +91,7 @@ class DocFile:
         """The file's table for one read-modify-write, under the cross-process lock."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            db = TinyDB(self.path, storage=AtomicJSONStorage)
+            db = TinyDB(self.path, storage=AtomicJSONStorage, durable=self.durable)
             try:
                 yield db.table(_TABLE, cache_size=0)
             finally:

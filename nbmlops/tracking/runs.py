@@ -345,6 +345,7 @@ class Run:
             if error:
                 fields["error"] = error
             fields["identity"] = _identity(self._doc | fields)
+            fields["same_as"] = _same_as(self._store, self._doc, fields["identity"])
             if self._log is not None:
                 self._log.close()
             self._save(fields)
@@ -432,21 +433,24 @@ def start_run(experiment: str | None = None, name: str | None = None, tags: dict
     return run
 
 
+def _same_as(store: Store, doc: dict[str, Any], identity: str) -> str | None:
+    """The earlier run this re-run of a cell repeats (same source, params and inputs), if any."""
+    key, prev_id = doc.get("cell_key"), doc.get("previous_run")
+    if not key or not prev_id:
+        return None
+    prev = store.cells.get("key", key)
+    if prev and prev.get("run_id") == prev_id and prev.get("identity") == identity:
+        return prev.get("same_as") or prev_id
+    return None
+
+
 def _finish_bookkeeping(run: Run) -> None:
     from .stale import unregister_active
 
     store = run._store
     unregister_active(store, run.id)
     key = run._doc.get("cell_key")
-    if not key:
-        return
-    prev_id = run._doc.get("previous_run")
-    prev = store.cells.get("key", key) if prev_id else None
-    same = None
-    if prev and prev.get("run_id") == prev_id and prev.get("identity") == run._doc["identity"]:
-        same = prev.get("same_as") or prev_id
-    if same:
-        run._save({"same_as": same})
-    with store.cells.table() as t:
-        t.upsert({"schema": SCHEMA, "key": key, "run_id": run.id, "identity": run._doc["identity"], "same_as": same},
-                 where("key") == key)
+    if key:
+        with store.cells.table() as t:
+            t.upsert({"schema": SCHEMA, "key": key, "run_id": run.id, "identity": run._doc["identity"],
+                      "same_as": run._doc["same_as"]}, where("key") == key)
