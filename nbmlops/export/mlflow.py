@@ -69,8 +69,10 @@ def _mlflow(uri: str) -> Iterator[Any]:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # only loopback is reachable, and it is not ours to send
     mlflow = require("mlflow", "exporting to MLflow")
     previous = mlflow.get_tracking_uri()
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES")}
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                                            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")}
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = saved["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] or "2"
     logger = logging.getLogger("mlflow")
     level = logger.level
