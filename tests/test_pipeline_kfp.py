@@ -116,3 +116,18 @@ def test_bad_input_writes_nothing(churn, tmp_path):
     with pytest.raises(InvalidInput, match=r"defined inside another function"):
         nbmlops.export_kfp(p, tmp_path / "y.yaml")
     assert not [f for f in tmp_path.iterdir() if f.name not in ("calls.txt", ".nbmlops")]
+
+
+def test_names_that_clash_in_python_still_compile(store, tmp_path):
+    nbmlops.log_dataset(steps.raw_data(20), "my-data.v2", snapshot=True)
+
+    p = nbmlops.Pipeline("odd-names.v1", [
+        nbmlops.step(steps.features, name="pipeline", inputs={"raw": "my-data.v2"}, outputs=["features"]),
+        nbmlops.step(steps.train, name="train", inputs=["features"], outputs=["model:model"], params=["C"]),
+    ], params={"scale": 1.0, "C": 1.0, "train": 3})
+    out = nbmlops.export_kfp(p, tmp_path / "odd.yaml", packages=[], install_kfp_package=False)
+    loaded = kfp.components.load_component_from_file(str(out))
+    assert {"scale", "C", "train", "my_data_v2_uri"} <= set(loaded.component_spec.inputs)
+    tasks = yaml.safe_load(out.read_text())["root"]["dag"]["tasks"]
+    assert set(tasks) == {"importer", "pipeline", "train-2"}  # kfp names tasks after the (renamed) components
+    assert tasks["train-2"]["dependentTasks"] == ["pipeline"] and tasks["pipeline"]["dependentTasks"] == ["importer"]

@@ -35,7 +35,7 @@ def _ident(text: str, taken: set[str]) -> str:
     if not name or name[0].isdigit():
         name = "_" + name
     if keyword.iskeyword(name) or name in ("dsl", "Input", "Output", "Dataset", "Model", "Metrics", "HTML",
-                                           "NamedTuple", "run_step"):
+                                           "NamedTuple", "run_step", "pipeline", "Outputs"):
         name += "_"
     base, n = name, 2
     while name in taken:
@@ -129,7 +129,7 @@ def generate(plan: Any, *, base_image: str = DEFAULT_IMAGE, packages: list[str] 
                   f"    {json.dumps(f'nbmlops step {s.name} ({s.kind}) of pipeline {pipeline.name}')}",
                   "    from nbmlops.pipelines.kfp_runtime import run_step", "", call, "", ""]
         # the task in the pipeline function
-        task = f"t_{cname}"
+        task = _ident(f"t_{cname}", taken_top)
         kwargs = []
         for local, port in s.inputs.items():
             if local in plan.external[s.name]:

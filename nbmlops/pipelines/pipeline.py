@@ -232,7 +232,7 @@ def pipeline_runs(name: str | None = None, limit: int = 50) -> Any:
 def get_pipeline_run(run_id: str) -> PipelineRun:
     """A pipeline run by id (or a unique prefix of at least 6 hex digits)."""
     store = current_store(create=False)
-    if not isinstance(run_id, str) or len(run_id) < 6:
+    if not isinstance(run_id, str) or len(run_id) < 6 or any(c not in "0123456789abcdef" for c in run_id):
         raise InvalidInput(f"a pipeline run id has at least 6 hex digits, got {run_id!r}")
     found = records.find_run(store, run_id) if store.exists() else []
     if len(found) != 1:
