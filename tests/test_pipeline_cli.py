@@ -53,6 +53,7 @@ def cli(*args, cwd):
                           env={**os.environ}, timeout=240)
 
 
+@pytest.mark.slow
 def test_run_from_a_shell_then_cached_then_a_parameter(project, tmp_path):
     first = cli("pipeline", "run", "churn", cwd=project)
     assert first.returncode == 0, first.stderr

@@ -68,6 +68,7 @@ def test_compiled_package_has_the_same_dag_parameters_and_cache_keys(churn, tmp_
     assert set(loaded.component_spec.outputs) == {"features", "model"}
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Task 'features'. settings")
 def test_the_local_kfp_run_gives_the_outputs_of_nbmlops_run(churn, tmp_path, calls):
     ours = churn.run(progress=False)
