@@ -115,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     versions = ", ".join(f"{router.name}/{v}" + (f" ({w:.0%})" if len(info["versions"]) > 1 else "")
                          for v, w in info["versions"].items())
     print(f"nbmlops serving {versions} on http://{args.host}:{port}", flush=True)
+    import gc
+
+    gc.collect()
+    gc.freeze()  # the model and libraries are long-lived: keep them out of every collection
     try:
         server.run(sockets=[sock])
     finally:

@@ -190,9 +190,12 @@ class Deployment:
             except ProcessLookupError:
                 pass
             deadline = time.time() + timeout
+            child = _children.get(doc["pid"])
             while time.time() < deadline and pid_alive(doc["pid"], doc.get("pid_start")):
+                if child is not None and child.poll() is not None:  # our child exited (a zombie until reaped)
+                    break
                 time.sleep(0.05)
-            if pid_alive(doc["pid"], doc.get("pid_start")):
+            if (child is None or child.poll() is None) and pid_alive(doc["pid"], doc.get("pid_start")):
                 os.killpg(doc["pid"], signal.SIGKILL)
         _reap(doc["pid"])
         update(doc["id"], status="stopped", stopped=now_ms())

@@ -87,11 +87,12 @@ class DocFile:
         self._lock = FileLock(str(path) + ".lock", thread_local=False)
 
     @contextmanager
-    def table(self) -> Iterator[Table]:
-        """The file's table for one read-modify-write, under the cross-process lock."""
+    def table(self, durable: bool | None = None) -> Iterator[Table]:
+        """The file's table for one read-modify-write, under the cross-process lock.
+        ``durable=False`` skips the fsync of this write (it stays atomic)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            db = TinyDB(self.path, storage=AtomicJSONStorage, durable=self.durable)
+            db = TinyDB(self.path, storage=AtomicJSONStorage, durable=self.durable if durable is None else durable)
             try:
                 yield db.table(_TABLE, cache_size=0)
             finally:

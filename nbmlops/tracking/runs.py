@@ -153,8 +153,10 @@ class Run:
         if self._doc["status"] != "RUNNING":
             raise InvalidInput(f"run {self.name} has ended ({self._doc['status']}); start a new run to log more")
 
-    def _save(self, fields: dict[str, Any]) -> None:
-        with self._file.table() as t:
+    def _save(self, fields: dict[str, Any], durable: bool = False) -> None:
+        """Write fields of the run document: atomically always (a killed process loses nothing
+        written), fsynced when the run ends (a finished run survives a power cut)."""
+        with self._file.table(durable) as t:
             t.update(fields, where("id") == self.id)
         self._doc.update(fields)
 
@@ -348,7 +350,7 @@ class Run:
             fields["same_as"] = _same_as(self._store, self._doc, fields["identity"])
             if self._log is not None:
                 self._log.close()
-            self._save(fields)
+            self._save(fields, durable=True)
         _finish_bookkeeping(self)
 
     def __enter__(self) -> Run:
@@ -423,7 +425,7 @@ def start_run(experiment: str | None = None, name: str | None = None, tags: dict
     from .stale import register_active
 
     register_active(store, doc)  # first: a crash before the run document exists leaves nothing RUNNING
-    with run._file.table() as t:
+    with run._file.table(durable=False) as t:
         t.insert(doc)
     _active.append(run)
     if autolog:
