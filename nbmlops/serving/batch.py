@@ -42,7 +42,7 @@ def _chunks(path: Path, fmt: str, rows: int) -> Iterator[Any]:
     else:
         import pyarrow.parquet as pq
 
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
+        for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=rows):
             yield batch.to_pandas()
 
 
@@ -80,31 +80,39 @@ def _score(index: int, start: int, df: Any, parts: str) -> tuple[int, int, int]:
             reasons.iloc[i] = f"feature {name!r} is not a finite number: {str(raw.iloc[i])[:40]!r}"
         X[name] = values
     ok = reasons.isna().to_numpy()
-    preds: list[Any] = [None] * len(df)
-    proba: list[Any] = [None] * len(df)
+    est = model.estimator
+
+    def scores(idx: Any) -> tuple[Any, Any]:
+        part = X if len(idx) == len(X) else X.iloc[idx]
+        part = part if model.schema.features else part.to_numpy(dtype=float)
+        if model.proba:
+            p = est.predict_proba(part)
+            top = p.argmax(axis=1)
+            return est.classes_[top], p[np.arange(len(top)), top]
+        return np.asarray(est.predict(part)), None
+
     good = np.flatnonzero(ok)
-
-    def run(idx: Any) -> None:
-        part = X.iloc[idx]
-        out = model.predict_frame(part if model.schema.features else part.to_numpy(dtype=float))
-        for j, i in enumerate(idx):
-            preds[i] = out["predictions"][j]
-            if "probability" in out:
-                proba[i] = out["probability"][j]
-
+    pred = np.empty(len(df), dtype=object)
+    proba = np.full(len(df), np.nan)
     if len(good):
         try:
-            run(good)
+            values, best = scores(good)
+            pred[good] = values
+            if best is not None:
+                proba[good] = best
         except Exception:  # find the rows the model refuses, one by one
             for i in good:
                 try:
-                    run([i])
+                    values, best = scores([i])
+                    pred[i] = values[0]
+                    if best is not None:
+                        proba[i] = best[0]
                 except Exception as exc:
                     reasons.iloc[i] = f"{type(exc).__name__}: {str(exc)[:200]}"
                     ok[i] = False
-    out = pd.DataFrame({"row": rows[ok], "prediction": [preds[i] for i in np.flatnonzero(ok)]})
+    out = pd.DataFrame({"row": rows[ok], "prediction": pd.Series(pred[ok]).infer_objects().to_numpy()})
     if model.proba:
-        out["probability"] = [proba[i] for i in np.flatnonzero(ok)]
+        out["probability"] = proba[ok]
     out["model_version"] = model.version
     rejects = df.reset_index(drop=True)[~ok].copy()
     rejects.insert(0, "row", rows[~ok])
