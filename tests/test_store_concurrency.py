@@ -186,3 +186,29 @@ def test_four_processes_creating_the_same_experiments_make_one_each(store, tmp_p
         assert sorted(df["run_name"]) == [f"w{w}" for w in range(WORKERS)], f"race-{k}"
         assert sorted(df["metrics.worker"]) == list(range(WORKERS))
     assert nbmlops.store_info()["runs"] == WORKERS * count
+
+
+def test_threads_sharing_one_store_object_do_not_enter_a_document_file_together(tmp_path):
+    import threading
+
+    from nbmlops.store import DocFile
+
+    f = DocFile(tmp_path / "docs.json")
+    inside, peak, guard = [0], [0], threading.Lock()
+
+    def worker():
+        for _ in range(20):
+            with f.table() as t:
+                with guard:
+                    inside[0] += 1
+                    peak[0] = max(peak[0], inside[0])
+                t.insert({"n": 1})
+                with guard:
+                    inside[0] -= 1
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 1 and len(f.all()) == 80

@@ -96,9 +96,9 @@ original = DocFile.table
 writes = 0
 
 @contextmanager
-def counting_table(self):
+def counting_table(self, durable=None):
     global writes
-    with original(self) as t:
+    with original(self, durable) as t:
         yield t
     writes += 1
     if writes == kill_after:

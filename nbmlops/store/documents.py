@@ -69,6 +69,20 @@ class AtomicJSONStorage(Storage):
         pass
 
 
+_thread_locks: dict[Path, threading.RLock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+def _thread_lock(path: Path) -> Any:
+    """One lock per file for the threads of this process: a FileLock object shared between threads
+    counts them as re-entries of one holder and lets them all in."""
+    with _thread_locks_guard:
+        lock = _thread_locks.get(path)
+        if lock is None:
+            lock = _thread_locks[path] = threading.RLock()
+        return lock
+
+
 _cache: dict[Path, tuple[tuple[int, int, int], list[dict[str, Any]]]] = {}
 _cache_lock = threading.Lock()
 
@@ -91,7 +105,7 @@ class DocFile:
         """The file's table for one read-modify-write, under the cross-process lock.
         ``durable=False`` skips the fsync of this write (it stays atomic)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock:
+        with _thread_lock(self.path), self._lock:  # threads of this process, then other processes
             db = TinyDB(self.path, storage=AtomicJSONStorage, durable=self.durable if durable is None else durable)
             try:
                 yield db.table(_TABLE, cache_size=0)
