@@ -70,7 +70,11 @@ def _score(index: int, start: int, df: Any, parts: str) -> tuple[int, int, int]:
     rows = np.arange(start, start + len(df))
     reasons = pd.Series([None] * len(df), dtype=object)
     X = df.reindex(columns=features).reset_index(drop=True)
-    for name, numeric in zip(features, model.schema.numeric or [True] * len(features)):
+    numeric_flags = model.schema.numeric or [True] * len(features)
+    if all(numeric_flags) and all(X[c].dtype.kind == "f" for c in features):  # the common case, vectorized
+        finite = np.isfinite(X.to_numpy()) | X.isna().to_numpy()
+        numeric_flags = [not finite[:, j].all() for j in range(len(features))]  # only columns with ±inf
+    for name, numeric in zip(features, numeric_flags):
         if not numeric:
             continue
         raw = X[name]
@@ -120,7 +124,8 @@ def _score(index: int, start: int, df: Any, parts: str) -> tuple[int, int, int]:
         rejects[col] = rejects[col].astype(str)  # rejects keep the raw values, as text
     rejects["reason"] = reasons[~ok].astype(str).to_numpy()
     folder = Path(parts)
-    _write_atomic(rejects, folder / f"rejects-{index:06d}.parquet")
+    if len(rejects):
+        _write_atomic(rejects, folder / f"rejects-{index:06d}.parquet")
     _write_atomic(out, folder / f"part-{index:06d}.parquet")  # last: marks the chunk done
     return index, int(ok.sum()), int((~ok).sum())
 
@@ -264,9 +269,12 @@ def _join(parts: Path, chunks: int, rows: int, dst: Path, fmt: str, rejects_path
     try:
         for i in range(chunks):
             part = pq.read_table(parts / f"part-{i:06d}.parquet")
-            rej = pq.read_table(parts / f"rejects-{i:06d}.parquet")
-            got = sorted([*part.column("row").to_pylist(), *rej.column("row").to_pylist()])
-            if got != list(range(seen, seen + len(got))):
+            rpath = parts / f"rejects-{i:06d}.parquet"
+            rej = pq.read_table(rpath) if rpath.exists() else pa.table({"row": pa.array([], pa.int64())})
+            import numpy as np
+
+            got = np.sort(np.concatenate([part.column("row").to_numpy(), rej.column("row").to_numpy()]))
+            if not np.array_equal(got, np.arange(seen, seen + len(got))):
                 raise ServingError(f"chunk {i} does not hold rows {seen}… exactly once; remove {parts} and rerun")
             seen += len(got)
             scored += part.num_rows
