@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import os
 import re
 from collections.abc import Iterable
@@ -86,7 +88,7 @@ def default_dtype(kind: str, sized: str = "") -> str | None:
 
 
 # -- sources -------------------------------------------------------------------
-class Source:
+class Source(ABC):
     """Where a view's rows come from: a table with an event-timestamp column and, optionally,
     a created-timestamp column (which breaks ties between rows with the same event time)."""
 
@@ -100,20 +102,21 @@ class Source:
         self.timestamp_field = timestamp_field
         self.created_timestamp_column = created_timestamp_column or None
 
+    @abstractmethod
     def columns(self) -> dict[str, tuple[str, str]]:
         """column -> (kind, physical dtype name)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def read(self, columns: list[str]) -> Any:
         """The named columns as a pandas DataFrame."""
-        raise NotImplementedError
 
+    @abstractmethod
     def identity(self) -> tuple[Any, ...]:
         """Changes whenever the rows may have changed (keys the in-process cache)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def describe(self) -> str:
-        raise NotImplementedError
+        """One line naming the source."""
 
     def check(self) -> dict[str, tuple[str, str]]:
         cols = self.columns()
