@@ -6,6 +6,8 @@ Every logged report leaves:
   stays small): id, time, sources, model URI and resolved version, the report's ``summary``,
   and the sha256 of the full numbers;
 - the full numbers (``report.to_dict()``, aggregates only) as a JSON blob;
+- the saved page (``report.html(full_page=True)``: self-contained, images inline) as a blob,
+  referenced from the summary as ``html`` (``report_html(id)`` reads it back);
 - with a model named: the summary against that version, through the registry
   (``nbmlops.registry.record_drift_summary``);
 - with a run active: ``drift_summary.json`` and ``drift_report.html`` as artifacts of the run.
@@ -18,8 +20,8 @@ import time
 from typing import Any
 
 from .._util import new_id, now_ms
-from ..errors import InvalidInput
-from ..store import DocFile, current_store
+from ..errors import InvalidInput, NotFound
+from ..store import DocFile, check_id, current_store
 
 
 def _file(store: Any, when_ms: int) -> DocFile:
@@ -40,17 +42,20 @@ def log_report(report: Any, model: str | None = None) -> dict[str, Any]:
     store = current_store()
     full = report.to_json().encode()
     sha, size = store.blobs.put_bytes(full)
+    page = report.html(full_page=True)
+    html_sha, html_size = store.blobs.put_bytes(page.encode())
     summary = report.summary
     doc = {"schema": 1, "id": new_id(), "time": now_ms(), "model": model, "model_name": _name(model),
            "model_version": version, "sources": report.sources, "summary": summary,
-           "report": {"sha256": sha, "size": size}, "run_id": None}
+           "report": {"sha256": sha, "size": size}, "html": {"sha256": html_sha, "size": html_size},
+           "run_id": None}
     from ..tracking.runs import active_run
 
     run = active_run()
     if run is not None:
         doc["run_id"] = run.id
         run.log_text(json.dumps(summary, indent=1), "drift_summary.json")
-        run.log_text(report.html(full_page=True), "drift_report.html")
+        run.log_text(page, "drift_report.html")
     with _file(store, doc["time"]).table() as t:
         t.insert(doc)
     if model:
@@ -67,16 +72,36 @@ def _name(model: str | None) -> str | None:
     return text.split("@", 1)[0].rsplit("/", 1)[0]
 
 
+def _docs(store: Any) -> list[dict[str, Any]]:
+    folder = store.root / "db" / "drift"
+    if not folder.exists():
+        return []
+    return [d for path in sorted(folder.glob("*.json"), reverse=True) for d in DocFile(path).all()]
+
+
+def get_summary(drift_id: str) -> dict[str, Any]:
+    """The stored summary document of one logged report."""
+    check_id("drift report", drift_id)
+    for doc in _docs(current_store(create=False)):
+        if doc["id"] == drift_id:
+            return doc
+    raise NotFound(f"no drift report with id {drift_id!r} in the store (nbmlops.drift_history() lists them)")
+
+
+def report_html(drift_id: str) -> str:
+    """The saved HTML page of a logged report (hash checked), as logged."""
+    doc = get_summary(drift_id)
+    if not doc.get("html"):
+        raise NotFound(f"drift report {drift_id} was logged before reports kept their HTML page; "
+                       "log the report again to keep it")
+    return current_store(create=False).blobs.read_bytes(doc["html"]["sha256"]).decode()
+
+
 def history(model: str | None = None, limit: int = 100) -> Any:
     """Logged summaries, newest first: one row per report."""
     import pandas as pd
 
-    store = current_store(create=False)
-    folder = store.root / "db" / "drift"
-    docs: list[dict[str, Any]] = []
-    if folder.exists():
-        for path in sorted(folder.glob("*.json"), reverse=True):
-            docs.extend(DocFile(path).all())
+    docs = _docs(current_store(create=False))
     name = _name(model)
     if name:
         docs = [d for d in docs if d.get("model_name") == name]
