@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -10,10 +12,14 @@ import pytest
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # bash scripts/test installs Debian's chromium
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("[0-9]*.ipynb"))
 
 
-def execute(path: Path, tmp_path: Path, monkeypatch) -> nbformat.NotebookNode:
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def execute(path: Path, tmp_path: Path, monkeypatch, store_widget_state: bool = False) -> nbformat.NotebookNode:
     work = tmp_path / path.name
     shutil.copy(path, work)
     companion = path.with_suffix("")  # notebooks/07_pipelines/ holds the step notebooks of 07_pipelines.ipynb
@@ -23,7 +29,8 @@ def execute(path: Path, tmp_path: Path, monkeypatch) -> nbformat.NotebookNode:
     monkeypatch.setenv("NBMLOPS_NOTEBOOK", str(work))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = nbformat.read(work, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(nb, timeout=600, kernel_name="python3", store_widget_state=store_widget_state,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
     return nb
 
 
@@ -38,6 +45,16 @@ def test_notebook_executes_and_renders(path, tmp_path, monkeypatch):
     assert not [o for o in outputs if o.output_type == "error"]
     html, _ = HTMLExporter().from_notebook_node(nb)
     assert "<script" not in "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    # the report is readable without a widget manager: every widget has a static HTML equivalent in it
+    widgets = [o for o in outputs if WIDGET in o.get("data", {})]
+    assert all("text/html" in o["data"] for o in widgets), [o["data"]["text/plain"][:80] for o in widgets]
+    for o in widgets:
+        assert o["data"]["text/html"] in html
+    assert "<table" in html
+    if path.stem == "00_lifecycle":
+        check_lifecycle(nb, html, tmp_path)
+    if path.stem == "02_registry":
+        assert widgets  # the registry widget, shown as its snapshot
     if path.stem == "01_tracking":
         assert html.count("FINISHED</span> run <b>") == 2  # the two %%track summaries
         assert any("image/png" in o.get("data", {}) for o in outputs)
@@ -97,3 +114,45 @@ def test_papermill_parameters_become_params_of_tracked_runs(tmp_path, monkeypatc
         assert run.metrics == {"score": 0.5}
     finally:
         nbmlops.set_store(None)
+
+
+def check_lifecycle(nb: nbformat.NotebookNode, html: str, tmp_path: Path) -> None:
+    """features → tracked training → registry → serving → drift on served traffic → A/B promotion."""
+    assert html.count("FINISHED</span> run <b>") == 2  # the two %%track summaries
+    assert "DATASET DRIFT</span>" in html and "data:image/png;base64," in html  # the drift report, with pictures
+    assert "version 2 is better with p=" in html  # the A/B verdict
+    assert "churn-prod now serves version 2" in html and "lifecycle complete: 2 runs, 2 model versions" in html
+    widgets = [o for c in nb.cells for o in c.get("outputs", []) if WIDGET in o.get("data", {})]
+    assert len(widgets) >= 2 and any("boosted" in o["data"]["text/html"] and "logreg" in o["data"]["text/html"]
+                                     for o in widgets)  # the runs browser's snapshot lists both runs
+    assert (tmp_path / "reports" / "drift_lifecycle.html").stat().st_size > 10_000
+    import nbmlops
+
+    nbmlops.set_store(tmp_path / "store")
+    try:
+        assert nbmlops.get_model_version("churn@production").version == 2
+        assert len(nbmlops.drift_history("churn")) == 1
+        assert nbmlops.list_deployments().empty  # the notebook stopped what it started
+    finally:
+        nbmlops.set_store(None)
+    # the PDF route the README documents: Chromium prints the HTML report
+    (tmp_path / "report.html").write_text(html)
+    pdf = tmp_path / "report.pdf"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    f"--user-data-dir={tmp_path / 'chromium'}", "--no-pdf-header-footer",
+                    f"--print-to-pdf={pdf}", (tmp_path / "report.html").as_uri()],
+                   check=True, capture_output=True, timeout=180)
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page(?!s)", data)) >= 2  # pages, not one long strip
+
+
+def test_widgets_keep_live_state_when_the_executor_stores_it(tmp_path, monkeypatch):
+    """``jupyter nbconvert --execute`` stores widget state by default: the report then embeds the live widget."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("%load_ext nbmlops\nimport nbmlops\nnbmlops.registry_widget()")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "src" / "w.ipynb"
+    path.parent.mkdir()
+    nbformat.write(nb, path)
+    html, _ = HTMLExporter().from_notebook_node(execute(path, tmp_path, monkeypatch, store_widget_state=True))
+    assert "application/vnd.jupyter.widget-state+json" in html and WIDGET in html
