@@ -127,13 +127,20 @@ def test_report_log_inside_a_run_adds_artifacts(store):
 def test_wide_report_in_the_magic_shows_a_widget_progress_bar(ip, monkeypatch):
     import ipywidgets
 
-    shown = []
-    monkeypatch.setattr("nbmlops.magics.drift.display", lambda obj: shown.append(obj))
+    shown, updates = [], []
+
+    class Handle:
+        def update(self, obj, **kwargs):
+            updates.append(obj)
+
+    monkeypatch.setattr("nbmlops.magics.drift.display",
+                        lambda obj, **kw: shown.append(obj) or (Handle() if kw.get("display_id") else None))
     ref, cur = frames(200, seed=25, numeric=150, categorical=0)
     ip.user_ns.update(wref=ref, wcur=cur)
     ip.run_line_magic("drift", "wref wcur --no-log")
     bars = [o for o in shown if isinstance(o, ipywidgets.IntProgress)]
     assert len(bars) == 1 and bars[0].value == 150 and bars[0].max == 150
+    assert updates == [{"text/plain": ""}]  # once done, the bar's output is emptied: no dead widget in a report
 
 
 def test_drift_widget_rerenders_on_each_control(ip, data):

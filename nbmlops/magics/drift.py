@@ -155,6 +155,7 @@ class _WidgetProgress:
 
     def __init__(self) -> None:
         self.bar: Any = None
+        self.handle: Any = None
 
     def __call__(self, done: int, total: int) -> None:
         if total < WIDE:
@@ -163,9 +164,11 @@ class _WidgetProgress:
             import ipywidgets as w
 
             self.bar = w.IntProgress(min=0, max=total, description="drift", bar_style="info")
-            display(self.bar)
+            self.handle = display(self.bar, display_id=True)
         self.bar.value = done
 
     def close(self) -> None:
+        """Remove the bar, and its output too, so a saved or converted notebook keeps no dead widget."""
         if self.bar is not None:
             self.bar.close()
+            self.handle.update({"text/plain": ""}, raw=True)
