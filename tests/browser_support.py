@@ -180,6 +180,8 @@ class Shots:
         self.name = re.sub(r"[^\w.-]+", "_", test_name).strip("_")
         self.taken: list[Path] = []
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for old in ARTIFACTS.glob(f"{self.name}-*.png"):  # no stale failure shots from an earlier session
+            old.unlink()
 
     def __call__(self, step: str, full_page: bool = True) -> Path | None:
         path = ARTIFACTS / f"{self.name}-{step}.png"
@@ -224,12 +226,22 @@ JS_PROGRESS = """() => {
 }"""
 
 
+JS_RUN_ALL = """(name) => {
+    const app = window.jupyterapp;
+    const w = app.shell.currentWidget;
+    if (!w.context.path.endsWith(name)) throw new Error('the current tab is ' + w.context.path + ', not ' + name);
+    app.shell.activateById(w.id);  // notebook commands act on the notebook that has focus
+    return app.commands.execute('notebook:run-all-cells');
+}"""
+
+
 def run_all_cells(page, name: str, timeout: float = 240) -> dict:
     """Run every cell of the open notebook ``name`` and wait until each code cell has an execution
     count and the kernel is idle; fails fast (with the error) if a cell raises."""
     page.wait_for_function(JS_NOTEBOOK_READY, arg=name, timeout=120_000, polling=500)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    deadline = time.monotonic() + timeout
+    page.evaluate(JS_RUN_ALL, name)
+    started = time.monotonic()
+    deadline = started + timeout
     progress: dict = {}
     while time.monotonic() < deadline:
         progress = page.evaluate(JS_PROGRESS)
@@ -237,5 +249,7 @@ def run_all_cells(page, name: str, timeout: float = 240) -> dict:
             return progress
         if progress["ran"] == progress["total"] and progress["status"] == "idle":
             return progress
+        if progress["ran"] == 0 and progress["status"] == "idle" and time.monotonic() - started > 30:
+            raise AssertionError(f"{name}: notebook:run-all-cells started nothing in 30 s: {progress}")
         page.wait_for_timeout(500)  # short polling
     raise TimeoutError(f"{name}: cells still running after {timeout} s: {progress}")

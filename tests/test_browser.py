@@ -135,7 +135,8 @@ RUN_IN_BROWSER = (os.environ.get("NBMLOPS_BROWSER_NOTEBOOKS", "").split(",") if 
 
 
 def open_notebook(page, lab, name: str) -> None:
-    page.goto(lab.url(f"/lab/tree/{name}.ipynb"), wait_until="domcontentloaded", timeout=120_000)
+    # ?reset: a fresh workspace, or JupyterLab reopens (and starts kernels for) notebooks of earlier tests
+    page.goto(lab.url(f"/lab/tree/{name}.ipynb?reset"), wait_until="domcontentloaded", timeout=120_000)
     # the first load of JupyterLab compiles nothing but fetches ~10 MB of JS: generous
     expect(page.locator(".jp-Notebook .jp-Cell").first).to_be_visible(timeout=120_000)
 
@@ -189,42 +190,68 @@ def test_notebook_runs_in_jupyterlab_and_shows_runs_drift_and_widgets(page, lab,
 
 
 @pytest.mark.skipif(not HAS_DASHBOARD, reason=NO_DASHBOARD)
-def test_dashboard_moves_an_alias_and_shows_names_as_text(page, lab, store):
+def test_dashboard_lists_the_store_moves_an_alias_and_shows_names_as_text(page, lab, store):
     from sklearn.datasets import load_iris
     from sklearn.tree import DecisionTreeClassifier
 
     X, y = load_iris(return_X_y=True, as_frame=True)
     for depth in (1, 3):
-        with nbmlops.start_run(experiment="browser-dashboard", run_name=f"tree-{depth}") as run:
+        with nbmlops.start_run(experiment="browser-dashboard", name=f"tree-{depth}") as run:
             model = DecisionTreeClassifier(max_depth=depth, random_state=0).fit(X, y)
-            run.log_metric("accuracy", model.score(X, y))
+            nbmlops.log_metric("accuracy", model.score(X, y))
         nbmlops.register_model(model, "browser-iris", alias="production" if depth == 1 else "staging")
     evil = '<img src=x onerror="window.__xss=1">'
-    with nbmlops.start_run(experiment="browser-dashboard", run_name=evil):
+    with nbmlops.start_run(experiment="browser-dashboard", name=evil) as run:
         nbmlops.log_param("note", evil)
+    experiment_id = run.experiment_id
     assert nbmlops.get_model_version("browser-iris@production").version == 1
 
-    page.goto(lab.url("/nbmlops/"), wait_until="domcontentloaded")
-    runs = page.get_by_test_id("runs-table")
-    expect(runs).to_be_visible(timeout=60_000)
-    expect(runs).to_contain_text("tree-3")
-    expect(runs).to_contain_text(evil)  # the name shows as text, not as an element
-    assert page.locator('img[src="x"]').count() == 0
+    page.goto(lab.url("/nbmlops/"), wait_until="domcontentloaded", timeout=120_000)
+    expect(page.get_by_test_id("store-path")).to_contain_text(str(lab.store), timeout=60_000)
+
+    # every experiment and model of the store is listed (those the notebook test made too, when it ran first)
+    options = page.get_by_test_id("experiment-option")
+    expect(options).to_have_count(len(nbmlops.list_experiments()), timeout=30_000)
+    model_rows = page.get_by_test_id("model-row")
+    expect(model_rows).to_have_count(len(nbmlops.list_models()), timeout=30_000)
+    for name in nbmlops.list_models()["name"]:
+        expect(page.locator(f'[data-testid="model-row"][data-model-name="{name}"]')).to_be_visible()
+
+    page.get_by_test_id("experiment-select").select_option(experiment_id)
+    names = page.get_by_test_id("run-name")
+    expect(names).to_have_count(3, timeout=30_000)
+    expect(names.filter(has_text="tree-3")).to_be_visible()
+    evil_cell = names.filter(has_text=evil)  # the name shows as text, not as an element
+    expect(evil_cell).to_be_visible()
+    assert evil_cell.inner_text() == evil
+    expect(page.get_by_test_id("run-row").filter(has_text=evil)).to_contain_text(f"note={evil}")
+    assert page.locator("#runs-body img, #run-detail img").count() == 0
+    evil_cell.click()  # its detail view shows it as text too
+    expect(page.get_by_test_id("run-detail-name")).to_contain_text(evil)
     assert page.evaluate("() => typeof window.__xss") == "undefined"
-    models = page.get_by_test_id("models")
-    expect(models).to_contain_text("browser-iris")
     page.shots("listed")
 
-    # move production from version 1 to version 2
-    model_row = models.locator("tr, li, [data-model]", has_text="browser-iris").first
-    model_row.click()
-    move = page.get_by_test_id("alias-move")
-    expect(move).to_be_visible()
-    move.get_by_test_id("alias-name").fill("production")
-    move.get_by_test_id("alias-version").select_option("2")
-    move.get_by_test_id("alias-submit").click()
-    expect(page.get_by_test_id("aliases")).to_contain_text(re.compile(r"production\D*2"), timeout=30_000)
+    iris = page.locator('[data-testid="model-row"][data-model-name="browser-iris"]')
+    production = iris.locator('[data-testid="model-alias"][data-alias="production"]')
+    expect(production).to_have_attribute("data-version", "1")
+    expect(iris.get_by_test_id("model-version")).to_have_count(2)
+
+    # move production from version 1 to version 2, as a user would
+    page.get_by_test_id("alias-model").select_option("browser-iris")
+    page.get_by_test_id("alias-name").fill("production")
+    page.get_by_test_id("alias-version").fill("2")
+    page.get_by_test_id("alias-submit").click()
+    expect(page.get_by_test_id("alias-message")).to_have_text("browser-iris@production → v2", timeout=30_000)
+    expect(production).to_have_attribute("data-version", "2")
     page.shots("moved")
+    assert nbmlops.get_model_version("browser-iris@production").version == 2
+    assert nbmlops.get_model_version("browser-iris@staging").version == 2
+
+    # a bad move is refused with the server's message, and changes nothing
+    page.get_by_test_id("alias-version").fill("7")
+    page.get_by_test_id("alias-submit").click()
+    expect(page.get_by_test_id("alias-message")).to_have_class("error", timeout=30_000)
+    expect(page.get_by_test_id("alias-message")).not_to_be_empty()
     assert nbmlops.get_model_version("browser-iris@production").version == 2
     assert page.evaluate("() => typeof window.__xss") == "undefined"
 
@@ -232,16 +259,18 @@ def test_dashboard_moves_an_alias_and_shows_names_as_text(page, lab, store):
 @pytest.mark.skipif(not HAS_DASHBOARD, reason=NO_DASHBOARD)
 def test_dashboard_without_token_lands_on_the_login_page(browser, lab, reports, request):
     context = browser.new_context()  # fresh: no token, no cookie
+    pg = context.new_page()
+    pg.shots = Shots(pg, request.node.name)
     try:
-        pg = context.new_page()
-        pg.shots = Shots(pg, request.node.name)
-        response = pg.goto(lab.url("/nbmlops/", token=False), wait_until="domcontentloaded")
+        response = pg.goto(lab.url("/nbmlops/", token=False), wait_until="domcontentloaded", timeout=120_000)
         assert response is not None and response.status < 400
         expect(pg).to_have_url(re.compile(r"/login\?next=%2Fnbmlops%2F"), timeout=30_000)
-        expect(pg.locator("input[type=password]")).to_be_visible()
+        expect(pg.locator("input[type=password]").first).to_be_visible()  # "Password or token"
+        expect(pg.get_by_test_id("runs-table")).to_have_count(0)
         pg.shots("login")
-        api = context.request.get(lab.url("/nbmlops/api/runs", token=False), max_redirects=0)
+        api = context.request.get(lab.url("/nbmlops/api/models", token=False), max_redirects=0)
         assert api.status in (302, 403), api.status
+        assert "browser-iris" not in api.text()
     finally:
         if request.node.nodeid in reports.failed:
             pg.shots("failure")
