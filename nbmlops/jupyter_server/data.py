@@ -1,0 +1,194 @@
+"""What the dashboard API answers: domain calls turned into plain JSON-ready dicts (no tornado here)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import nbmlops
+
+MAX_RESULTS = 1000
+
+
+def _clean(value: Any) -> Any:
+    """NaN / NaT / numpy scalars / Timestamps as JSON values (None, int, float, ms since the epoch)."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "isoformat"):
+        return _ms(value)
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "shape", None) == ():
+        return _clean(item())
+    return value
+
+
+def _records(df: Any) -> list[dict[str, Any]]:
+    return [{str(k): _clean(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+
+
+def _ms(value: Any) -> int | None:
+    """A pandas Timestamp (or NaT) as milliseconds since the epoch."""
+    try:
+        import pandas as pd
+
+        if value is None or pd.isna(value):
+            return None
+        return int(pd.Timestamp(value).value // 1_000_000)
+    except (TypeError, ValueError):
+        return None
+
+
+def store() -> dict[str, Any]:
+    from ..store import current_store
+
+    s = current_store(create=False)
+    return {"path": str(s.root), "exists": s.exists()}
+
+
+def experiments() -> list[dict[str, Any]]:
+    df = nbmlops.list_experiments()
+    return [{"id": r["experiment_id"], "name": r["name"], "runs": int(r["runs"]), "created": _ms(r["created"])}
+            for r in df.to_dict(orient="records")]
+
+
+def runs(experiment: str, filter: str | None, order_by: list[str], max_results: int, offset: int) -> dict[str, Any]:
+    """One page of an experiment's runs (search in MLflow's filter syntax), newest first by default."""
+    exp = nbmlops.get_experiment(experiment)
+    df = nbmlops.search_runs(exp.id, filter=filter or None, order_by=order_by or None,
+                             max_results=offset + max_results + 1)
+    more = len(df) > offset + max_results
+    page = df.iloc[offset:offset + max_results]
+    out = []
+    for row in page.to_dict(orient="records"):
+        item: dict[str, Any] = {"id": row["run_id"], "name": row["run_name"], "status": row["status"],
+                                "start_time": _ms(row["start_time"]), "end_time": _ms(row["end_time"]),
+                                "duration": _clean(row["duration"]), "user": row["user"],
+                                "params": {}, "metrics": {}, "tags": {}}
+        for key, value in row.items():
+            kind, _, name = str(key).partition(".")
+            if kind in ("params", "metrics", "tags") and name:
+                value = _clean(value)
+                if value is not None:
+                    item[kind][name] = value
+        out.append(item)
+    return {"experiment": {"id": exp.id, "name": exp.name}, "runs": out, "offset": offset,
+            "max_results": max_results, "next_offset": offset + max_results if more else None}
+
+
+def run(run_id: str) -> dict[str, Any]:
+    r = nbmlops.get_run(run_id)
+    doc = r.info
+    exp = nbmlops.get_experiment(doc["experiment_id"])
+    keep = ("id", "name", "status", "start_time", "end_time", "duration", "user", "host", "description", "params",
+            "metrics", "tags", "datasets", "notebook", "git_commit", "python", "parent_run", "same_as", "error",
+            "deleted")
+    out = {k: doc.get(k) for k in keep}
+    out["experiment"] = {"id": exp.id, "name": exp.name}
+    out["artifacts"] = [{k: a.get(k) for k in ("name", "kind", "size", "sha256")} for a in doc["artifacts"]]
+    out["models"] = [{k: m.get(k) for k in ("name", "class", "size", "sha256", "format", "datasets")}
+                     for m in doc["models"]]
+    return json.loads(json.dumps(out, default=str))
+
+
+def metric_history(run_id: str, key: str | None = None) -> dict[str, Any]:
+    """Every point of each metric: {key: {"step": [...], "timestamp": [...], "value": [...]}}."""
+    r = nbmlops.get_run(run_id)
+    df = r.metric_history(key)
+    curves: dict[str, dict[str, list[Any]]] = {}
+    for k, step, ts, value in zip(df["key"], df["step"], df["timestamp"], df["value"]):
+        c = curves.setdefault(str(k), {"step": [], "timestamp": [], "value": []})
+        c["step"].append(_clean(step))
+        c["timestamp"].append(_ms(ts))
+        c["value"].append(_clean(value))
+    if key is not None and key not in curves:
+        from ..errors import NotFound
+
+        have = ", ".join(sorted(r.metrics)) or "none"
+        raise NotFound(f"run {r.name} has no metric {key!r} (metrics: {have})")
+    return {"run_id": r.id, "metrics": curves}
+
+
+def _model(name: str, latest: int | None = None, description: Any = None, updated: Any = None) -> dict[str, Any]:
+    from ..errors import NotFound
+
+    versions = []
+    for row in _records(nbmlops.list_versions(name)):
+        metrics = {k.split(".", 1)[1]: v for k, v in row.items() if k.startswith("metrics.") and v is not None}
+        versions.append({"version": int(row["version"]),
+                         "aliases": [a for a in (row.get("aliases") or "").split(", ") if a],
+                         "created": row.get("created"), "run": row.get("run"), "class": row.get("class"),
+                         "sha256": row.get("sha256"), "metrics": metrics})
+    try:
+        aliases = dict(nbmlops.get_model_version(name).model_doc["aliases"])
+    except NotFound:  # no live versions left
+        aliases = {}
+    return {"name": name, "latest_version": latest if latest is not None else (versions[-1]["version"] if versions else None),
+            "aliases": aliases, "versions": versions, "description": description, "updated": updated}
+
+
+def models() -> list[dict[str, Any]]:
+    return [_model(r["name"], None if r["latest_version"] is None else int(r["latest_version"]), r["description"],
+                   r["updated"]) for r in _records(nbmlops.list_models())]
+
+
+def model(name: str) -> dict[str, Any]:
+    from ..registry.uri import check_name
+
+    out = _model(check_name(name))
+    out["history"] = _records(nbmlops.model_history(name))
+    return out
+
+
+def set_alias(name: str, alias: str, version: int) -> dict[str, Any]:
+    mv = nbmlops.set_alias(name, alias, version)
+    return {"name": mv.name, "alias": alias, "version": mv.version, "aliases": dict(mv.model_doc["aliases"])}
+
+
+def _status(dep: Any) -> dict[str, Any]:
+    try:
+        return dep.status()
+    finally:
+        conn = getattr(dep, "_conn", None)  # one status call per request: do not keep its connection
+        if conn is not None:
+            conn.close()
+            dep._conn = None
+
+
+def deployments(include_stopped: bool = True, live: bool = True) -> list[dict[str, Any]]:
+    """Deployments, newest first; ``live`` asks each running server for its state."""
+    out = []
+    for row in nbmlops.list_deployments(all=include_stopped).to_dict(orient="records"):
+        item = {k: _clean(row[k]) for k in ("name", "model", "version", "status", "url", "pid")}
+        item["started"] = _ms(row["started"])
+        if live and row["status"] in ("starting", "running"):
+            item.update({k: _clean(v) for k, v in _status(nbmlops.get_deployment(row["name"])).items()
+                         if k in ("status", "uptime", "requests", "sha256")})
+        out.append(item)
+    return out
+
+
+def stop_deployment(name: str) -> dict[str, Any]:
+    from ..registry.uri import check_name
+
+    dep = nbmlops.get_deployment(check_name(name))
+    dep.stop()
+    return {"name": dep.name, "status": dep.doc["status"]}
+
+
+def drift_reports(model: str | None, limit: int) -> list[dict[str, Any]]:
+    out = []
+    for r in nbmlops.drift_history(model, limit).to_dict(orient="records"):
+        item = {k: _clean(v) for k, v in r.items()}
+        item["time"] = _ms(r["time"])
+        item["version"] = None if item["version"] is None else int(item["version"])
+        out.append(item)
+    return out
+
+
+def drift_report_html(drift_id: str) -> str:
+    from ..monitoring.log import report_html
+
+    return report_html(drift_id)
