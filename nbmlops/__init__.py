@@ -22,7 +22,6 @@ __all__ = [
     "start_run", "active_run", "log_param", "log_params", "log_metric", "log_metrics", "set_tag", "set_tags",
     "log_artifact", "log_text", "log_figure", "log_model", "log_dataset", "get_run", "search_runs",
     "delete_run", "restore_run", "set_experiment", "get_experiment", "list_experiments", "fingerprint",
-    "set_run_tags", "set_run_tag", "run_listing", "runs_browser",
     "set_store", "store_info", "Run", "Experiment",
     "register_model", "load_model", "load_reference", "get_model_version", "set_alias", "delete_alias",
     "delete_version", "list_models", "list_versions", "model_history", "compare_versions", "registry_widget",
@@ -185,3 +184,8 @@ def unload_ipython_extension(ipython: Any) -> None:
     from .magics import unload
 
     unload(ipython)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The dashboard (``<base_url>nbmlops/``) is a Jupyter Server extension: see ``nbmlops.jupyter_server``."""
+    return [{"module": "nbmlops.jupyter_server"}]
