@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     runs.add_argument("-f", "--filter", help="e.g. \"metrics.accuracy > 0.9 and params.model = 'rf'\"")
     runs.add_argument("-o", "--order-by", action="append")
     runs.add_argument("-n", "--max-results", type=int, default=20)
+    sub.add_parser("dashboard", help="how to open the dashboard (a Jupyter Server extension) and where it runs")
     auto = sub.add_parser("autoload", help="load the extension in every IPython kernel of this environment")
     auto.add_argument("state", choices=["on", "off"])
     auto.add_argument("--dir", type=Path, default=AUTOLOAD_DIR,
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             print(df.drop(columns=["run_id"]).to_string(index=False) if len(df) else "no runs")
         elif args.command == "autoload":
             print(autoload(args.state, args.dir))
+        elif args.command == "dashboard":
+            print(dashboard_hint())
         elif args.command in ("export", "import"):
             print(repr(_export(nbmlops, args)))
         elif args.command == "pipeline":
@@ -69,6 +72,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nbmlops: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def dashboard_hint() -> str:
+    """Where the dashboard is served (running Jupyter servers of this machine) and how to start one."""
+    from .store import locate
+
+    lines = [f"store: {locate()}"]
+    try:
+        from jupyter_server.serverapp import list_running_servers
+
+        servers = list(list_running_servers())
+    except ImportError:
+        servers = None
+    if servers:
+        lines.append("the dashboard of each running Jupyter server (log in with its token if asked):")
+        lines += [f"  {s['url'].rstrip('/')}/nbmlops/   (root_dir {s.get('root_dir', '?')})" for s in servers]
+    else:
+        lines.append("no Jupyter server is running: start one with `jupyter lab` (pip install nbmlops[jupyter])")
+    lines.append("the dashboard is <server url>/nbmlops/; it shows the store given by --NbmlopsDashboard.store=PATH, "
+                 "else $NBMLOPS_STORE, else the nearest .nbmlops/ at or above the server's root_dir")
+    return "\n".join(lines)
 
 
 def _export_parsers(sub: argparse._SubParsersAction) -> None:

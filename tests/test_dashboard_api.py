@@ -187,6 +187,14 @@ def test_store_from_the_command_line_trait_reaches_the_api(tmp_path):
         server.stop()
 
 
+def test_cli_dashboard_names_the_running_servers_dashboard(dash):
+    server, store, _ = dash
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(store.parent / ".jupyter-runtime"), "NBMLOPS_STORE": str(store)}
+    out = subprocess.run([sys.executable, "-m", "nbmlops.cli", "dashboard"], capture_output=True, text=True, env=env,
+                         timeout=60, check=True).stdout
+    assert f"store: {store}" in out and f"{server.url}nbmlops/" in out
+
+
 # ------------------------------------------------------------------ runs
 def test_experiments_with_their_run_counts(dash):
     server, _, _ = dash
