@@ -48,7 +48,7 @@ class Server:
                f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--no-browser",
                "--ServerApp.open_browser=False", "--ServerApp.allow_root=True", f"--ServerApp.base_url={base_url}",
                *extra]
-        self.log = open(root / "jupyter-server.log", "wb")
+        self.log = open(root / "jupyter-server.log", "wb")  # noqa: SIM115  (closed by stop)
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env={**env, "JUPYTER_RUNTIME_DIR": str(runtime)}, start_new_session=True)
         deadline = time.time() + 90
@@ -141,7 +141,7 @@ def dash(tmp_path_factory):
 # ------------------------------------------------------------------ enabling and store
 def test_extension_is_listed_enabled_and_ok():
     out = subprocess.run([sys.executable, "-m", "jupyter", "server", "extension", "list"], capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=120, check=False)
     text = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)
     assert re.search(r"nbmlops\s+enabled", text) and re.search(r"nbmlops 0\.1\.0 OK", text), text
 
@@ -195,6 +195,17 @@ def test_cli_dashboard_names_the_running_servers_dashboard(dash):
     assert f"store: {store}" in out and f"{server.url}nbmlops/" in out
 
 
+def test_an_empty_store_lists_nothing_and_is_not_created(tmp_path, monkeypatch):
+    from nbmlops.jupyter_server import data
+
+    monkeypatch.setattr(nbmlops.store, "_explicit", tmp_path / "none" / ".nbmlops")
+    assert data.store() == {"path": str(tmp_path / "none" / ".nbmlops"), "exists": False}
+    assert data.experiments() == data.models() == data.deployments() == data.drift_reports(None, 10) == []
+    with pytest.raises(nbmlops.NotFound, match="experiments: none yet"):
+        data.runs("iris", None, [], 10, 0)
+    assert not (tmp_path / "none").exists()
+
+
 # ------------------------------------------------------------------ runs
 def test_experiments_with_their_run_counts(dash):
     server, _, _ = dash
@@ -219,7 +230,9 @@ def test_runs_of_an_experiment_by_name_or_id_newest_first(dash):
 
 def test_runs_search_filter_order_and_paging(dash):
     server, _, _ = dash
-    get = lambda **q: server.get("nbmlops/api/experiments/iris/runs", params=q).json()  # noqa: E731
+    def get(**q):
+        return server.get("nbmlops/api/experiments/iris/runs", params=q).json()
+
     assert [r["name"] for r in get(filter="metrics.accuracy > 0.5")["runs"]] == ["beta", "alpha"]
     assert [r["name"] for r in get(filter="params.model = 'rf'")["runs"]] == ["beta"]
     assert [r["name"] for r in get(order_by="metrics.accuracy desc")["runs"]] == ["alpha", "beta", XSS]
@@ -412,7 +425,7 @@ def _cookie_session(server) -> requests.Session:
     """A browser-like session: logged in through ?token= once, then cookies only."""
     s = requests.Session()
     r = s.get(server.url + "nbmlops/", params={"token": TOKEN}, timeout=30)
-    assert r.status_code == 200 and "_xsrf" in s.cookies and any(c.startswith("username-") for c in s.cookies.keys())
+    assert r.status_code == 200 and "_xsrf" in s.cookies and any(c.name.startswith("username-") for c in s.cookies)
     return s
 
 

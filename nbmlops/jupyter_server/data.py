@@ -160,10 +160,13 @@ def _status(dep: Any) -> dict[str, Any]:
 def deployments(include_stopped: bool = True, live: bool = True) -> list[dict[str, Any]]:
     """Deployments, newest first; ``live`` asks each running server for its state."""
     out = []
+    seen: set[str] = set()
     for row in nbmlops.list_deployments(all=include_stopped).to_dict(orient="records"):
         item = {k: _clean(row[k]) for k in ("name", "model", "version", "status", "url", "pid")}
         item["started"] = _ms(row["started"])
-        if live and row["status"] in ("starting", "running"):
+        newest = row["name"] not in seen  # get_deployment(name) reaches the newest record of a name
+        seen.add(row["name"])
+        if live and newest and row["status"] in ("starting", "running"):
             item.update({k: _clean(v) for k, v in _status(nbmlops.get_deployment(row["name"])).items()
                          if k in ("status", "uptime", "requests", "sha256")})
         out.append(item)

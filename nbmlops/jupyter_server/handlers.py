@@ -12,11 +12,12 @@ import base64
 import hashlib
 import html
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from http.client import responses
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
