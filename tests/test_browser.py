@@ -146,7 +146,7 @@ def fail_with_context(lab, page, message: str) -> None:
 
 
 @pytest.mark.parametrize("name", RUN_IN_BROWSER)
-def test_notebook_runs_in_jupyterlab_and_shows_runs_drift_and_widgets(page, lab, name):
+def test_notebook_runs_in_jupyterlab_and_shows_runs_drift_and_widgets(page, lab, store, name):
     want = EXPECT[name]
     open_notebook(page, lab, name)
     page.shots("opened")
@@ -175,15 +175,36 @@ def test_notebook_runs_in_jupyterlab_and_shows_runs_drift_and_widgets(page, lab,
         expect(report).to_contain_text("columns drifted")
         page.shots("drift")
 
-    if want["widget"]:
-        widgets = page.locator(".jp-Notebook .jupyter-widgets")
-        expect(widgets.first).to_be_attached(timeout=60_000)
-        move = page.locator(".jupyter-widgets button", has_text="Move alias")
+    if want["widget"]:  # the registry widget: rendered by the widget manager, and it talks to its kernel
+        button = page.locator(".jupyter-widgets button", has_text="Move alias")  # also relative, for has=
+        panel = page.locator(".jp-Notebook .jp-OutputArea-output", has=button)
+        move = panel.locator(button)
         move.scroll_into_view_if_needed(timeout=60_000)
         expect(move).to_be_visible()
         expect(move).to_be_enabled()
-        assert page.locator(".jp-Notebook .widget-dropdown").count() >= 1
+
+        def dropdown(label):
+            return panel.locator(".widget-dropdown", has=page.locator("label", has_text=label)).locator("select")
+
+        model, version = dropdown("model"), dropdown("version")
+        name_ = model.input_value()
+        before = nbmlops.get_model_version(f"{name_}@production").version
+        other = next(int(v) for v in version.locator("option").all_inner_texts() if v.strip() and int(v) != before)
+        version.select_option(str(other))
+        panel.locator(".widget-text input, .widget-combobox input").first.fill("production")
+        move.click()
+        expect(panel).to_contain_text(f"@production → version {other}", timeout=60_000)
         page.shots("widget")
+        assert nbmlops.get_model_version(f"{name_}@production").version == other
+
+    if name == "00_lifecycle":  # it ran to its end and stopped what it served
+        done = outputs.filter(has_text="lifecycle complete:")
+        done.scroll_into_view_if_needed()
+        expect(done).to_be_visible()
+        deployments = nbmlops.list_deployments(all=True)
+        assert set(deployments.name) >= {"churn-prod", "churn-ab"}, deployments
+        assert set(deployments.status) == {"stopped"}, deployments[["name", "status"]]
+        assert nbmlops.drift_history("churn").dataset_drift.iloc[-1]
 
 
 # --- the nbmlops dashboard (Jupyter server extension) ------------------------------------------------
@@ -230,6 +251,19 @@ def test_dashboard_lists_the_store_moves_an_alias_and_shows_names_as_text(page, 
     expect(page.get_by_test_id("run-detail-name")).to_contain_text(evil)
     assert page.evaluate("() => typeof window.__xss") == "undefined"
     page.shots("listed")
+
+    # every deployment and drift report of the store too; a report opens as its own page
+    for dep in nbmlops.list_deployments(all=True).itertuples():
+        row = page.locator(f'[data-testid="deployment-row"][data-deployment-name="{dep.name}"]')
+        expect(row.get_by_test_id("deployment-status")).to_have_text(dep.status)
+    drift = nbmlops.drift_history()
+    expect(page.get_by_test_id("drift-row")).to_have_count(len(drift))
+    if len(drift):
+        with page.context.expect_page() as opened:
+            page.get_by_test_id("drift-link").first.click()
+        report = opened.value
+        expect(report.get_by_text(DRIFT).first).to_be_visible(timeout=30_000)
+        report.close()
 
     iris = page.locator('[data-testid="model-row"][data-model-name="browser-iris"]')
     production = iris.locator('[data-testid="model-alias"][data-alias="production"]')
