@@ -22,6 +22,7 @@ __all__ = [
     "start_run", "active_run", "log_param", "log_params", "log_metric", "log_metrics", "set_tag", "set_tags",
     "log_artifact", "log_text", "log_figure", "log_model", "log_dataset", "get_run", "search_runs",
     "delete_run", "restore_run", "set_experiment", "get_experiment", "list_experiments", "fingerprint",
+    "set_run_tags", "set_run_tag", "run_listing", "runs_browser",
     "set_store", "store_info", "Run", "Experiment",
     "register_model", "load_model", "load_reference", "get_model_version", "set_alias", "delete_alias",
     "delete_version", "list_models", "list_versions", "model_history", "compare_versions", "registry_widget",
@@ -41,6 +42,8 @@ __all__ = [
 _LAZY = {
     "start_run": "tracking.runs", "active_run": "tracking.session", "get_run": "tracking.lookup",
     "delete_run": "tracking.lookup", "restore_run": "tracking.lookup", "Run": "tracking.runs",
+    "set_run_tags": "tracking.lookup", "set_run_tag": "tracking.lookup", "run_listing": "tracking.listing",
+    "runs_browser": "widgets.runs",
     "search_runs": "tracking.search", "fingerprint": "tracking.fingerprint",
     "set_experiment": "tracking.experiments", "get_experiment": "tracking.experiments",
     "list_experiments": "tracking.experiments", "Experiment": "tracking.experiments",
@@ -92,7 +95,9 @@ if TYPE_CHECKING:
     from .tracking.datasets import DatasetVersion, get_dataset_version, list_datasets, load_dataset
     from .pipelines import (Pipeline, export_kfp, get_pipeline, load_pipeline, pipeline_runs, retrain_on_drift, step,
                             step_input, step_output)
-    from .tracking.lookup import delete_run, get_run, restore_run
+    from .tracking.listing import run_listing
+    from .tracking.lookup import delete_run, get_run, restore_run, set_run_tag, set_run_tags
+    from .widgets.runs import runs_browser
     from .tracking.runs import Run, start_run
     from .tracking.session import active_run
     from .tracking.search import search_runs

@@ -7,7 +7,7 @@ import traceback
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 from traitlets import Bool
@@ -39,7 +39,7 @@ class _Summary:
 
 @magics_class
 class Track(Magics):
-    """``%%track``: run a cell as a tracked run."""
+    """``%%track``: run a cell as a tracked run; ``%track --browse [EXPERIMENT]``: browse runs."""
 
     autolog = Bool(True, help="Log scikit-learn fits, models, datasets and figures of %%track cells.").tag(config=True)
 
@@ -67,11 +67,22 @@ class Track(Magics):
               help="notebook variables to log as metrics after the cell (must be numbers)")
     @argument("-t", "--tag", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="tags to set")
     @argument("--no-autolog", action="store_true", help="do not log scikit-learn fits and figures")
-    @cell_magic
-    def track(self, line: str, cell: str) -> None:
+    @argument("--browse", nargs="?", const="", default=None, metavar="EXPERIMENT",
+              help="(line magic) show the runs browser of EXPERIMENT (default: -e, else all experiments)")
+    @line_cell_magic
+    def track(self, line: str, cell: str | None = None) -> None:
         """Run the cell as a tracked run: the cell's source, autologged scikit-learn params, models,
-        datasets and figures, and the variables named by -p/-m. Inside the cell `run` is the run."""
+        datasets and figures, and the variables named by -p/-m. Inside the cell `run` is the run.
+        As a line magic, `%track --browse [EXPERIMENT]` shows the runs browser."""
         args = parse_argstring(self.track, line)
+        if args.browse is not None:
+            if cell is not None:
+                raise UsageError("--browse is for the line magic: %track --browse [EXPERIMENT] (one %)")
+            self._browse(unquote(args.browse) or unquote(args.experiment))
+            return
+        if cell is None:
+            raise UsageError("%track runs a cell as a tracked run: write %%track (two %) on the cell's first line, "
+                             "or %track --browse [EXPERIMENT] to browse runs")
         tags = parse_tags(args.tag)
         for name in (*args.param, *args.metric):
             if not name.isidentifier():
@@ -113,6 +124,13 @@ class Track(Magics):
             raise UsageError(problem)
         if error is not None:
             self._reraise(error)
+
+    def _browse(self, experiment: str | None) -> None:
+        try:
+            browser = nbmlops.runs_browser(experiment or None)
+        except NbmlopsError as exc:
+            raise UsageError(str(exc)) from None
+        display(browser)
 
     def _log_variables(self, run: Any, params: list[str], metrics: list[str]) -> str | None:
         """Log -p/-m variables; if any is missing or not a number, log none of them and say why."""

@@ -7,10 +7,12 @@ from typing import Any
 
 from tinydb import where
 
+from .._util import check_key
 from ..errors import InvalidInput, NotFound
 from ..store import DocFile, Store, current_store
 from .runs import Run
 from .session import _active
+
 
 def get_run(run_id: str) -> Run:
     """The run with this id (or a unique prefix of at least 6 hex digits), to read."""
@@ -42,6 +44,32 @@ def delete_run(run_id: str) -> None:
 
 def restore_run(run_id: str) -> None:
     _set_deleted(run_id, False)
+
+
+def set_run_tags(run_id: str, tags: dict[str, Any]) -> None:
+    """Set tags on a run by id, a finished one too (tags may change; params may not). A run still
+    going in another process keeps its own copy of its tags and may write them over these.
+
+    >>> nbmlops.set_run_tags("3f2a9c1e", {"reviewed": "yes"})
+    """
+    if not isinstance(tags, dict):
+        raise InvalidInput(f"set_run_tags takes a dict of name -> value, got {type(tags).__name__}")
+    clean = {check_key("tag", k): str(v) for k, v in tags.items()}
+    store = current_store(create=False)
+    doc = find_run_doc(store, run_id)
+    for run in _active:
+        if run.id == doc["id"]:  # this process writes that run: go through it, so its next save keeps the tags
+            run.set_tags(clean)
+            return
+    if clean:
+        with store.run_file(doc["experiment_id"], doc["id"]).table() as t:
+            current = t.get(where("id") == doc["id"])
+            t.update({"tags": {**current["tags"], **clean}}, where("id") == doc["id"])  # type: ignore[index]
+
+
+def set_run_tag(run_id: str, key: str, value: Any) -> None:
+    """Set one tag on a run by id (see ``set_run_tags``)."""
+    set_run_tags(run_id, {key: value})
 
 
 def _set_deleted(run_id: str, deleted: bool) -> None:

@@ -136,8 +136,6 @@ def search_runs(experiment: str | list[str] | None = None, filter: str | None = 
 
     >>> nbmlops.search_runs("churn", "metrics.auc > 0.8", order_by="metrics.auc desc", max_results=5)
     """
-    import pandas as pd
-
     if max_results is not None and (not isinstance(max_results, int) or max_results < 0):
         raise InvalidInput(f"max_results must be a non-negative integer, got {max_results!r}")
     keep = parse_filter(filter)
@@ -153,9 +151,17 @@ def search_runs(experiment: str | list[str] | None = None, filter: str | None = 
     docs = _sort(docs, [*order, "start_time desc"])
     if max_results is not None:
         docs = docs[:max_results]
-    params = sorted({k for d in docs for k in d["params"]})
-    metrics = sorted({k for d in docs for k in d["metrics"]})
-    tags = sorted({k for d in docs for k in d["tags"]})
+    return runs_frame(docs, names)
+
+
+def runs_frame(docs: list[dict[str, Any]], names: dict[str, str], params: list[str] | None = None,
+               metrics: list[str] | None = None, tags: list[str] | None = None) -> pd.DataFrame:
+    """Run documents as ``search_runs``' DataFrame; the key lists default to those the documents use."""
+    import pandas as pd
+
+    params = sorted({k for d in docs for k in d["params"]}) if params is None else params
+    metrics = sorted({k for d in docs for k in d["metrics"]}) if metrics is None else metrics
+    tags = sorted({k for d in docs for k in d["tags"]}) if tags is None else tags
     base = ["run_id", "experiment", "run_name", "status", "start_time", "end_time", "duration", "user"]
     columns = base + [f"params.{k}" for k in params] + [f"metrics.{k}" for k in metrics] + [f"tags.{k}" for k in tags]
     rows = []

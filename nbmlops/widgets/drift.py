@@ -14,11 +14,12 @@ import ipywidgets as w
 import nbmlops
 
 from ..errors import NbmlopsError
+from ._static import StaticFallback
 
 DEFAULT = "default (Evidently's choice)"
 
 
-class DriftWidget(w.VBox):
+class DriftWidget(StaticFallback, w.VBox):
     """Controls over one reference/current pair; ``.report`` is the report shown."""
 
     def __init__(self, reference: Any, current: Any, **kwargs: Any) -> None:
@@ -78,6 +79,10 @@ class DriftWidget(w.VBox):
             return
         self.status.value = ""
         self.view.value = self.report._repr_html_()
+
+    def _static_html(self) -> str:
+        """The report shown: its own ``_repr_html_()``, pictures embedded."""
+        return self.view.value
 
 
 def drift_widget(reference: Any, current: Any, **kwargs: Any) -> DriftWidget:

@@ -9,10 +9,12 @@ import ipywidgets as w
 
 import nbmlops
 
+from ..display.html import _BOX
 from ..errors import NbmlopsError
+from ._static import StaticFallback
 
 
-class RegistryWidget(w.VBox):
+class RegistryWidget(StaticFallback, w.VBox):
     """A panel over ``list_models``/``list_versions``/``set_alias``/``get_model_version``."""
 
     def __init__(self, name: str | None = None) -> None:
@@ -50,6 +52,8 @@ class RegistryWidget(w.VBox):
         self.version.options = [int(v) for v in df["version"]][::-1]
         if keep in self.version.options:
             self.version.value = keep
+        elif self.version.options:  # ipywidgets 8 leaves a Dropdown empty when its options change
+            self.version.value = self.version.options[0]
         aliases = sorted({a for cell in df["aliases"] for a in cell.split(", ") if a} | {"production", "staging"})
         self.alias.options = aliases
         self._show_version()
@@ -67,6 +71,12 @@ class RegistryWidget(w.VBox):
             return
         self.status.value = f"@{escape(self.alias.value)} → version {moved.version}"
         self.refresh()
+
+    def _static_html(self) -> str:
+        """The versions table and the chosen version's lineage card (both escaped where rendered)."""
+        name = self.model.value
+        title = f"<b>model {escape(name)}</b>" if name else "<b>model registry</b>"
+        return f'<div style="{_BOX};max-width:none">{title}{self.versions.value}{self.lineage.value}</div>'
 
 
 def registry_widget(name: str | None = None) -> Any:

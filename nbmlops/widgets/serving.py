@@ -11,7 +11,9 @@ import ipywidgets as w
 
 import nbmlops
 
+from ..display.html import _CELL, _TABLE
 from ..errors import NbmlopsError
+from ._static import StaticFallback
 
 
 def live_counters(dep: Any) -> dict[str, dict[str, float]]:
@@ -34,7 +36,7 @@ def live_counters(dep: Any) -> dict[str, dict[str, float]]:
     return out
 
 
-class ServingWidget(w.VBox):
+class ServingWidget(StaticFallback, w.VBox):
     def __init__(self, deployment: Any, refresh_every: float = 2.0) -> None:
         self.dep = deployment if hasattr(deployment, "doc") else nbmlops.get_deployment(str(deployment))
         self.refresh_every = refresh_every
@@ -80,16 +82,22 @@ class ServingWidget(w.VBox):
         routing = self.dep.routing()
         counts = live_counters(self.dep)
         rows = "".join(
-            f"<tr><td>v{escape(v)}</td><td>{weight:.0%}</td><td>{int(counts.get(v, {}).get('requests', 0))}</td>"
-            f"<td>{_mean_ms(counts.get(v))}</td></tr>" for v, weight in routing["versions"].items())
+            f'<tr><td style="{_CELL}">v{escape(v)}</td><td style="{_CELL}">{weight:.0%}</td>'
+            f'<td style="{_CELL}">{int(counts.get(v, {}).get("requests", 0))}</td>'
+            f'<td style="{_CELL}">{_mean_ms(counts.get(v))}</td></tr>' for v, weight in routing["versions"].items())
         shadow = f" · shadow v{routing['shadow']}" if routing.get("shadow") else ""
         error = f'<div style="color:#cf222e">{escape(routing["load_error"])}</div>' if routing.get("load_error") else ""
-        self.counters.value = (f"<table><tr><th>version</th><th>weight</th><th>requests</th><th>mean latency</th></tr>"
+        head = "".join(f'<th style="{_CELL}">{h}</th>' for h in ("version", "weight", "requests", "mean latency"))
+        self.counters.value = (f'<table style="{_TABLE}"><tr>{head}</tr>'
                                f"{rows}</table><div>{'follows ' + escape(routing['uri']) if routing['follows_alias'] else ''}"
                                f"{shadow}</div>{error}")
         if rebuild or set(routing["versions"]) != {s.description.lstrip("v") for s in self.sliders.children}:
             self.sliders.children = [w.FloatSlider(value=weight, min=0, max=1, step=0.05, description=f"v{v}")
                                      for v, weight in routing["versions"].items()]
+
+    def _static_html(self) -> str:
+        """The deployment's card and its versions table (weights, requests, latency) as last refreshed."""
+        return f"<div>{self.card.value}{self.counters.value}{self.message.value}</div>"
 
     def apply_weights(self) -> None:
         try:

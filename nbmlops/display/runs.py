@@ -1,0 +1,209 @@
+"""Runs tables, param diffs and comparison plots: shared by the runs browser, the dashboard and nbconvert.
+
+HTML is inline-styled and every stored string is escaped; plots are PNG bytes (matplotlib is
+imported only when one is drawn, through ``Figure`` so no pyplot state or backend is touched).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Iterable, Sequence
+from html import escape
+from typing import Any
+
+from .._util import fmt_duration
+from .html import _CELL, _TABLE, _fmt, status_badge
+
+LABELS = {"run_name": "name", "run_id": "id", "start_time": "start", "end_time": "end"}
+_PREFIXES = ("params.", "metrics.", "tags.")
+_SELECTED = "background:#ddf4ff"
+_DIFFERS = "background:#fff8c5"
+_MUTED = "color:#57606a"
+
+
+def default_columns(columns: Iterable[str]) -> list[str]:
+    """The columns a runs table shows of a ``search_runs`` frame: name, status, start, duration,
+    (experiment when there are several), then params, metrics and tags."""
+    cols = list(columns)
+    return [c for c in ("run_name", "status", "start_time", "duration") if c in cols] + \
+        [c for p in _PREFIXES for c in cols if c.startswith(p)]
+
+
+def _header(col: str, sort: str | None, descending: bool) -> str:
+    arrow = (" ▼" if descending else " ▲") if col == sort else ""
+    for p in _PREFIXES:
+        if col.startswith(p):
+            label = f'<span style="{_MUTED};font-weight:normal">{p[:-2]}</span> {escape(col[len(p):])}'
+            break
+    else:
+        label = escape(LABELS.get(col, col))
+    return f'<th style="{_CELL};white-space:nowrap">{label}{arrow}</th>'
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN, NaT
+    except (TypeError, ValueError):
+        return False
+
+
+def _cell(col: str, value: Any, row: Any) -> str:
+    if col == "run_name":
+        rid = str(row.get("run_id", ""))[:8]
+        text = f'<b>{escape(str(value))}</b> <code style="{_MUTED}">{escape(rid)}</code>'
+    elif _missing(value):
+        text = ""
+    elif col == "status":
+        text = status_badge(str(value))
+    elif col in ("start_time", "end_time"):
+        text = escape(value.strftime("%Y-%m-%d %H:%M:%S") if hasattr(value, "strftime") else str(value))
+    elif col == "duration":
+        text = escape(fmt_duration(float(value)))
+    else:
+        text = escape(_fmt(value))
+        if len(text) > 80:
+            text = text[:79] + "…"
+    return f'<td style="{_CELL};white-space:nowrap">{text}</td>'
+
+
+def runs_table(df: Any, *, columns: Sequence[str] | None = None, total: int | None = None, offset: int = 0,
+               sort: str | None = None, descending: bool = False, selected: Iterable[str] = ()) -> str:
+    """A page of runs (a ``search_runs``-style DataFrame) as an HTML table, with a caption
+    "runs A–B of TOTAL"; the ``sort`` column is marked ▲/▼ and ``selected`` run ids are highlighted."""
+    cols = list(columns) if columns is not None else default_columns(df.columns)
+    total = len(df) if total is None else total
+    chosen = set(selected)
+    if not len(df):
+        caption = "no runs match" if total == 0 else f"no runs on this page (of {total:,})"
+        return f'<div style="font-family:system-ui,sans-serif;font-size:12px;{_MUTED}">{caption}</div>'
+    head = "".join(_header(c, sort, descending) for c in cols)
+    rows = []
+    for row in df.to_dict("records"):
+        style = f' style="{_SELECTED}"' if row.get("run_id") in chosen else ""
+        rows.append(f"<tr{style}>" + "".join(_cell(c, row.get(c), row) for c in cols) + "</tr>")
+    caption = f"runs {offset + 1:,}–{offset + len(df):,} of {total:,}"
+    return (f'<div style="font-family:system-ui,sans-serif;font-size:12px;overflow-x:auto">'
+            f'<div style="{_MUTED}">{caption}</div><table style="{_TABLE}"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def params_diff(runs: Sequence[Any]) -> str:
+    """The params of several runs side by side (objects with ``name``, ``id``, ``params``); the
+    params whose values differ between them are highlighted and listed first."""
+    if not runs:
+        return ""
+    keys = sorted({k for r in runs for k in r.params})
+    values = {k: [r.params.get(k, _ABSENT) for r in runs] for k in keys}
+    differ = [k for k in keys if len({repr(v) for v in values[k]}) > 1]
+    same = [k for k in keys if k not in differ]
+    head = f'<th style="{_CELL}">param</th>' + "".join(
+        f'<th style="{_CELL}">{escape(r.name)} <code style="{_MUTED};font-weight:normal">{escape(r.id[:8])}</code></th>'
+        for r in runs)
+    rows = []
+    for k in differ + same:
+        style = _DIFFERS if k in differ else _MUTED
+        cells = "".join(f'<td style="{_CELL}">{"—" if v is _ABSENT else escape(_fmt(v))}</td>' for v in values[k])
+        rows.append(f'<tr style="{style}"><td style="{_CELL}">{"<b>" + escape(k) + "</b>" if k in differ else escape(k)}'
+                    f"</td>{cells}</tr>")
+    what = (f"{len(differ)} of {len(keys)} params differ" if len(runs) > 1 else f"{len(keys)} params") if keys \
+        else "no params logged"
+    return (f'<div style="font-family:system-ui,sans-serif;font-size:12px;overflow-x:auto"><b>params</b> '
+            f'<span style="{_MUTED}">{what}</span><table style="{_TABLE}"><tr>{head}</tr>{"".join(rows)}</table></div>')
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+_ABSENT = _Absent()
+
+
+def _figure(width: float = 6.0, height: float = 3.6) -> Any:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=90)
+    return fig, fig.add_subplot()
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def metric_curves_png(histories: dict[str, Any], key: str) -> bytes:
+    """One metric's history (DataFrames with ``step`` and ``value``) of several runs, overlaid."""
+    fig, ax = _figure()
+    for label, df in histories.items():
+        df = df.sort_values("step")
+        ax.plot(df["step"], df["value"], marker="o" if len(df) < 30 else None, markersize=4, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel(key)
+    ax.set_title(f"{key} by step")
+    ax.grid(alpha=0.3)
+    if histories:
+        ax.legend(fontsize=8, loc="best")
+    return _png(fig)
+
+
+def _numeric(values: Sequence[Any]) -> list[float] | None:
+    out = []
+    for v in values:
+        if v is None:
+            out.append(math.nan)
+            continue
+        if isinstance(v, bool):
+            return None
+        try:
+            out.append(float(v))
+        except (TypeError, ValueError):
+            return None
+    return out
+
+
+def scatter_png(x: Sequence[Any], y: Sequence[Any], xlabel: str, ylabel: str,
+                highlight: Sequence[bool] | None = None, labels: Sequence[str] | None = None) -> bytes:
+    """``y`` against ``x`` over many runs (numbers, or categories when ``x`` holds text), the
+    ``highlight``ed ones drawn on top and labelled."""
+    fig, ax = _figure()
+    xs = _numeric(x)
+    ticks: list[str] = []
+    if xs is None:  # categories: one position per distinct value, in order of first appearance
+        ticks = list(dict.fromkeys(str(v) for v in x if v is not None))
+        pos = {t: i for i, t in enumerate(ticks)}
+        xs = [pos[str(v)] if v is not None else math.nan for v in x]
+    ys = [math.nan if v is None else float(v) for v in y]
+    hi = list(highlight) if highlight is not None else [False] * len(xs)
+    ax.scatter([a for a, h in zip(xs, hi) if not h], [b for b, h in zip(ys, hi) if not h],
+               s=10, alpha=0.35 if len(xs) > 500 else 0.7, color="#8c959f", label="listed runs", linewidths=0)
+    sel = [(a, b, (labels or [""] * len(xs))[i]) for i, (a, b, h) in enumerate(zip(xs, ys, hi)) if h]
+    if sel:
+        ax.scatter([a for a, _, _ in sel], [b for _, b, _ in sel], s=40, color="#cf222e", label="selected", zorder=3)
+        for a, b, text in sel[:20]:
+            if text and a == a and b == b:
+                ax.annotate(text, (a, b), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    if ticks:
+        shown = ticks if len(ticks) <= 30 else ticks[:30]
+        ax.set_xticks(range(len(shown)))
+        tilt = len(shown) > 5
+        ax.set_xticklabels([t[:20] for t in shown], rotation=30 if tilt else 0, ha="right" if tilt else "center",
+                           fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{ylabel} against {xlabel} ({sum(1 for a, b in zip(xs, ys) if a == a and b == b):,} runs)")
+    ax.grid(alpha=0.3)
+    if sel:
+        ax.legend(fontsize=8, loc="best")
+    return _png(fig)
+
+
+def png_img(png: bytes, alt: str) -> str:
+    """An inline ``<img>`` of PNG bytes (for static HTML)."""
+    return (f'<img alt="{escape(alt)}" style="max-width:100%" '
+            f'src="data:image/png;base64,{base64.b64encode(png).decode()}">')
