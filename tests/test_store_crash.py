@@ -462,3 +462,22 @@ def test_temporary_files_of_dead_writers_are_cleaned_on_open(store, tmp_path):
     session_mod._swept.discard(store.root)
     nbmlops.store_info()
     assert not any(p.exists() for p in leftovers) and mine.exists()
+
+
+def test_an_exited_process_not_yet_collected_is_not_alive():
+    """A zombie (exited, its parent has not waited for it yet) must not hold a run RUNNING or a deployment up."""
+    import subprocess
+    import time
+
+    from nbmlops.tracking.stale import _proc_start, pid_alive
+
+    child = subprocess.Popen(["sleep", "0.1"])
+    start = _proc_start(child.pid)
+    assert pid_alive(child.pid, start)
+    deadline = time.time() + 10
+    while time.time() < deadline and pid_alive(child.pid, start):
+        time.sleep(0.02)
+    try:
+        assert not pid_alive(child.pid, start) and child.returncode is None  # dead, yet not reaped by us
+    finally:
+        child.wait()

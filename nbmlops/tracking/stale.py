@@ -13,14 +13,20 @@ from ..store import SCHEMA, Store, read_lines
 from . import environment
 
 
-def _proc_start(pid: int) -> str | None:
-    """The kernel's start tick of a process (Linux), to tell a live pid from a reused one."""
+def _proc_stat(pid: int) -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the command name (Linux): state first, start tick at 19."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
         return None
-    return stat[stat.rfind(b")") + 2:].split()[19].decode()
+    return stat[stat.rfind(b")") + 2:].split()
+
+
+def _proc_start(pid: int) -> str | None:
+    """The kernel's start tick of a process, to tell a live pid from a reused one."""
+    fields = _proc_stat(pid)
+    return fields[19].decode() if fields else None
 
 
 @lru_cache(maxsize=1)
@@ -35,10 +41,13 @@ def pid_alive(pid: int, start: str | None) -> bool:
         return False
     except PermissionError:
         pass
-    if start is not None:
-        current = _proc_start(pid)
-        if current is not None and current != start:
-            return False  # the pid now belongs to another process
+    fields = _proc_stat(pid)
+    if fields is None:
+        return True  # no /proc (not Linux): the signal check is all there is
+    if fields[0] in (b"Z", b"X"):
+        return False  # exited, not yet collected by its parent
+    if start is not None and fields[19].decode() != start:
+        return False  # the pid now belongs to another process
     return True
 
 
