@@ -309,3 +309,53 @@ def test_dashboard_without_token_lands_on_the_login_page(browser, lab, reports, 
         if request.node.nodeid in reports.failed:
             pg.shots("failure")
         context.close()
+
+
+# --- a failing notebook: the error shows, the kernel's model server goes with the kernel ----------------
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_failing_cell_shows_its_traceback_and_the_served_model_stops_with_the_kernel(page, lab, store):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext nbmlops\nfrom sklearn.datasets import load_iris\n"
+                                  "from sklearn.linear_model import LogisticRegression\n"
+                                  "X, y = load_iris(return_X_y=True, as_frame=True)\n"
+                                  "clf = LogisticRegression(max_iter=500).fit(X, y)"),
+        nbformat.v4.new_code_cell("%register clf browser-fail --alias production\n"
+                                  "%serve browser-fail@production --name browser-fail"),
+        nbformat.v4.new_code_cell("def broken():\n    return 1 / 0\n\nbroken()"),
+        nbformat.v4.new_code_cell("print('never printed')"),
+    ]
+    nbformat.write(nb, lab.root / "99_failing.ipynb")
+
+    open_notebook(page, lab, "99_failing")
+    progress = run_all_cells(page, "99_failing.ipynb", timeout=180)
+    assert progress["errors"] == ["ZeroDivisionError: division by zero"], progress
+    assert progress["ran"] == 3  # run-all stops at the error
+    traceback = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]',
+                             has_text="ZeroDivisionError")
+    traceback.scroll_into_view_if_needed()
+    expect(traceback).to_be_visible()
+    expect(traceback).to_contain_text("broken()")
+    expect(page.locator(".jp-OutputArea-output", has_text="never printed")).to_have_count(0)
+    page.shots("traceback")
+
+    dep = nbmlops.get_deployment("browser-fail")
+    assert dep.doc["status"] == "running" and _alive(dep.doc["pid"]), dep.doc
+    lab.shutdown_kernels()  # as closing the notebook's kernel would
+    for _ in range(120):
+        if not _alive(dep.doc["pid"]):
+            break
+        page.wait_for_timeout(250)  # short polling
+    assert not _alive(dep.doc["pid"]), f"model server {dep.doc['pid']} outlived its kernel"
