@@ -32,10 +32,8 @@ Only the section "## Batch prediction (benchmarks/batch.py)" of RESULTS.md is re
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -43,13 +41,18 @@ import sys
 import tempfile
 import threading
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+if __package__:  # python -m benchmarks.batch
+    from ._common import log, machine, publish
+else:  # python benchmarks/batch.py
+    from _common import log, machine, publish
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
 RESULTS = HERE / "RESULTS.md"
+PACKAGES = ("nbmlops", "scikit-learn", "numpy", "pandas", "pyarrow", "tqdm")
 SECTION = "## Batch prediction (benchmarks/batch.py)"
 
 FEATURES = 20
@@ -62,10 +65,6 @@ QUICK = dict(rows=1_000_000, small_rows=None, chunk=100_000, mem_chunks=(500_000
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
 COLUMNS = [f"x{i:02d}" for i in range(FEATURES)]
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 # -- data and model -------------------------------------------------------------------------------
@@ -399,33 +398,6 @@ def rate(x: float) -> str:
     return f"{x / 1e6:.2f} M" if x >= 1e6 else f"{x / 1e3:,.0f} k"
 
 
-def machine(quick: bool) -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])
-        mem = f", {kb / 2**20:.0f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        pass
-    pkgs = []
-    for name in ("nbmlops", "scikit-learn", "numpy", "pandas", "pyarrow", "tqdm"):
-        try:
-            pkgs.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pass
-    cores = os.cpu_count()
-    return (f"Machine: {cores} core{'s' if cores != 1 else ''} ({cpu}){mem}, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}. Packages: {', '.join(pkgs)}. "
-            f"Date: {datetime.date.today().isoformat()}. Mode: {'--quick (1,000,000 rows)' if quick else 'full'}.")
-
-
 def label(spec: dict[str, Any]) -> str:
     if spec["kind"] == "floor":
         return ("floor: pyarrow chunks + `predict_proba`, writes nothing" if not spec["pre_buffer"] else
@@ -437,7 +409,7 @@ def report(S: dict[str, Any], info: dict[str, Any], tput: dict[str, list[dict[st
            mem: list[dict[str, Any]], bd: dict[str, Any], checks: list[dict[str, Any]], quick: bool,
            wall: float) -> tuple[str, list[tuple[str, bool, str]]]:
     N, C = S["rows"], S["chunk"]
-    out = [SECTION, "", machine(quick), "",
+    out = [SECTION, "", machine(PACKAGES, f"Mode: {'--quick (1,000,000 rows)' if quick else 'full'}."), "",
            f"Input: {N:,} rows × {FEATURES} float64 features, Parquet (snappy, {info['row_groups']} row groups of "
            f"{GEN_ROWS:,} rows, {mib(info['input_bytes'])} on disk; {info['gen_time']:.0f} s to generate). Model: "
            "scikit-learn `LogisticRegression` on 20 named features, registered as `bench/1`. Output: Parquet "
@@ -551,26 +523,6 @@ def report(S: dict[str, Any], info: dict[str, Any], tput: dict[str, list[dict[st
     return "\n".join(out), targets
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (up to the next '## ' heading), keep the rest."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    new = replace_section(text, section)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
-
-
-def replace_section(text: str, section: str) -> str:
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == SECTION), None)
-    block = section.rstrip("\n") + "\n"
-    if start is None:
-        return text.rstrip("\n") + "\n\n" + block
-    end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    return "".join(lines[:start]) + block + ("\n" + tail if tail else "")
-
-
 # -- main -----------------------------------------------------------------------------------------
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -677,15 +629,8 @@ def main() -> int:
         except OSError:
             pass
     text, targets = report(S, info, tput, list(seen.values()), bd, checks, args.quick, time.perf_counter() - t0)
-    print(text)
-    if out is not None:
-        write_section(out, text)
-        log(f"wrote the section {SECTION!r} of {out}")
-    else:
-        log("--quick: RESULTS.md left alone (pass --results PATH to write the table)")
     failed = [t for t, ok, _ in targets if not ok]
-    if failed:
-        log("checks failed: " + "; ".join(failed))
+    publish(text, out, SECTION, failed, what="checks failed")
     return 0
 
 

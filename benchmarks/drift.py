@@ -25,21 +25,24 @@ Only the section "## Drift (benchmarks/drift.py)" of RESULTS.md is replaced; oth
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+if __package__:  # python -m benchmarks.drift
+    from ._common import machine, write_section
+else:  # python benchmarks/drift.py
+    from _common import machine, write_section
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
+PACKAGES = ("nbmlops", "evidently", "numpy", "pandas", "scipy", "matplotlib")
 SECTION = "## Drift (benchmarks/drift.py)"
 TARGETS = {"speedup": 10.0, "compute_1m": 5.0, "memory": 3.0}
 
@@ -179,28 +182,6 @@ def fmt_mb(x: float) -> str:
     return f"{x / 2**20:,.0f} MiB"
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])
-        mem = f", {kb / 2**20:.0f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        mem = ""
-    pkgs = []
-    for name in ("nbmlops", "evidently", "numpy", "pandas", "scipy", "matplotlib"):
-        try:
-            pkgs.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pass
-    return (f"Machine: {os.cpu_count()} cores ({cpu}){mem}, Linux {platform.release()}, Python {platform.python_version()}. "
-            f"Packages: {', '.join(pkgs)}. Date: {datetime.date.today().isoformat()}.")
-
-
 def table(results: dict[int, dict[str, list[dict[str, Any]]]], passes: int) -> tuple[str, list[tuple[str, bool, str]]]:
     lines = ["| rows (each side) | work | nbmlops | Evidently | Evidently / nbmlops |", "| --- | --- | --- | --- | --- |"]
     targets = []
@@ -259,23 +240,6 @@ def table(results: dict[int, dict[str, list[dict[str, Any]]]], passes: int) -> t
     return out, targets
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (read-modify-write of that section only)."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == SECTION), None)
-    block = section.rstrip("\n") + "\n"
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + block
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + block + ("\n" + tail if tail else "")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
-
-
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
@@ -299,11 +263,11 @@ def main() -> int:
                 print(f"{tool:9s} {rows:>9,} rows pass {p + 1}: compute {fmt_s(r['compute'])}, save {fmt_s(r['save'])}, "
                       f"peak {fmt_mb(r['peak'] - r['base_rss'])}", file=sys.stderr, flush=True)
     body, targets = table(results, passes)
-    section = f"{SECTION}\n\n{machine()}\n\n{body}\n\nWhole benchmark: {time.perf_counter() - started:.0f} s.\n"
+    section = f"{SECTION}\n\n{machine(PACKAGES)}\n\n{body}\n\nWhole benchmark: {time.perf_counter() - started:.0f} s.\n"
     print(section)
     out = Path(args.results) if args.results else (None if args.quick else RESULTS)
     if out is not None:
-        write_section(out, section)
+        write_section(out, SECTION, section)
         print(f"wrote the section {SECTION!r} of {out}", file=sys.stderr)
     failed = [t for t, ok, _ in targets if not ok]
     if failed:

@@ -27,20 +27,23 @@ import gc
 import io
 import logging
 import os
-import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 import warnings
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
+
+if __package__:  # python -m benchmarks.features
+    from ._common import log, machine, publish
+else:  # python benchmarks/features.py
+    from _common import log, machine, publish
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
 RESULTS = HERE / "RESULTS.md"
+PACKAGES = ("nbmlops", "feast", "pandas", "numpy", "pyarrow", "dask")
 SECTION = "## Features (benchmarks/features.py)"
 
 FULL = dict(rows=1_000_000, entities=10_000, days=30, features=5, entity_rows=(10_000, 100_000),
@@ -52,10 +55,6 @@ QUICK = dict(rows=100_000, entities=1_000, days=30, features=5, entity_rows=(1_0
 T0 = "2024-01-01"
 TTL_DAYS = 7
 LOAD: list[float] = []
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -273,29 +272,6 @@ def compare(S: dict[str, Any], nb: dict[str, Any], fe: dict[str, Any], df: Any) 
 
 
 # -- report ------------------------------------------------------------------------------------------
-def machine(quick: bool) -> str:
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = ""
-    with contextlib.suppress(OSError, StopIteration, ValueError):
-        kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])
-        mem = f", {kb / 2**20:.0f} GiB RAM"
-    pkgs = []
-    for name in ("nbmlops", "feast", "pandas", "numpy", "pyarrow", "dask"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            pkgs.append(f"{name} {metadata.version(name)}")
-    cores = os.cpu_count()
-    load = " / ".join(f"{x:.1f}" for x in LOAD) if LOAD else "unknown"
-    return (f"Machine: {cores} core{'s' if cores != 1 else ''} ({cpu}){mem}, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}. Packages: {', '.join(pkgs)}. "
-            f"Date: {datetime.date.today().isoformat()}. Mode: {'--quick (small sizes)' if quick else 'full'}. "
-            f"Load average (1 min) at start / end: {load} (other work on the machine slows both tools).")
-
-
 def fmt(seconds: float) -> str:
     if seconds < 1e-3:
         return f"{seconds * 1e6:.1f} µs"
@@ -312,7 +288,10 @@ def ratio(theirs: float, ours: float) -> str:
 def report(S: dict[str, Any], nb: dict[str, Any], fe: dict[str, Any], floor: dict[int, float], chk: dict[str, Any],
            quick: bool, wall: float) -> tuple[str, list[tuple[str, bool, str]]]:
     n, e = S["rows"], S["entities"]
-    out = [SECTION, "", machine(quick), "",
+    load = " / ".join(f"{x:.1f}" for x in LOAD) if LOAD else "unknown"
+    mode = f"Mode: {'--quick (small sizes)' if quick else 'full'}."
+    out = [SECTION, "", machine(PACKAGES, f"{mode} Load average (1 min) at start / end: {load} (other work on the "
+                                          "machine slows both tools)."), "",
            f"{n:,} feature rows ({S['features']} float features) over {e:,} entities across {S['days']} days, "
            f"ttl {TTL_DAYS} days, one Parquet file read by both tools.", "",
            "| work | nbmlops | Feast | Feast / nbmlops | merge_asof floor |", "| --- | --- | --- | --- | --- |"]
@@ -368,23 +347,6 @@ def report(S: dict[str, Any], nb: dict[str, Any], fe: dict[str, Any], floor: dic
     return "\n".join(out), targets
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (up to the next '## ' heading), keep the rest."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == SECTION), None)
-    block = section.rstrip("\n") + "\n"
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + block
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + block + ("\n" + tail if tail else "")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
@@ -419,15 +381,8 @@ def main() -> int:
             WORK.rmdir()  # only if no other benchmark is using it
     LOAD.append(os.getloadavg()[0])
     text, targets = report(S, nb, fe, floor, chk, args.quick, time.perf_counter() - t0)
-    print(text)
-    if out is not None:
-        write_section(out, text)
-        log(f"wrote the section {SECTION!r} of {out}")
-    else:
-        log("--quick: RESULTS.md left alone (pass --results PATH to write the table)")
     failed = [t for t, ok, _ in targets if not ok]
-    if failed:
-        log("targets missed: " + "; ".join(failed))
+    publish(text, out, SECTION, failed)
     return 1 if failed else 0
 
 

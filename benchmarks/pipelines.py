@@ -35,6 +35,11 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+if __package__:  # python -m benchmarks.pipelines
+    from ._common import write_section
+else:  # python benchmarks/pipelines.py
+    from _common import write_section
+
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work" / "pipelines"
 RESULTS = HERE / "RESULTS.md"
@@ -216,26 +221,9 @@ def main() -> int:
     section = f"{SECTION}\n\n{head}\n\n{table}\n\n{note}\n"
     print(section)
     if not args.quick:
-        write_section(RESULTS, section)
+        write_section(RESULTS, SECTION, section)
     shutil.rmtree(WORK, ignore_errors=True)
     return 0
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (read-modify-write of that section only)."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == SECTION), None)
-    block = section.rstrip("\n") + "\n"
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + block
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + block + ("\n" + tail if tail else "")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

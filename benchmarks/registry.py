@@ -37,13 +37,11 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import cProfile  # noqa: E402
-import datetime  # noqa: E402
 import gc  # noqa: E402
 import hashlib  # noqa: E402
 import io  # noqa: E402
 import logging  # noqa: E402
 import pickle  # noqa: E402
-import platform  # noqa: E402
 import pstats  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
@@ -51,13 +49,18 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
-from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Callable, Iterator  # noqa: E402
+
+if __package__:  # python -m benchmarks.registry
+    from ._common import log, machine, publish
+else:  # python benchmarks/registry.py
+    from _common import log, machine, publish
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
 RESULTS = HERE / "RESULTS.md"
+PACKAGES = ("nbmlops", "mlflow", "scikit-learn", "joblib", "numpy", "tinydb", "sqlalchemy", "cloudpickle")
 SECTION = "## Registry (benchmarks/registry.py)"
 
 # reps: interleaved rounds of the registrations (floor, nbmlops, MLflow given pip_requirements);
@@ -67,10 +70,6 @@ FULL = dict(samples=5_000, features=20, trees=100, reps=25, mlflow_reps=5, load_
 QUICK = dict(samples=1_000, features=20, trees=20, reps=3, mlflow_reps=1, load_reps=3, predict_reps=5,
              alias_reps=5, profile_reps=2)
 SLACK = 1.10  # the issue's target: register and load within 10% of joblib.dump/load plus hashing
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def interleaved(ops: dict[str, tuple[Callable[[], Any] | None, Callable[[], Any]]], reps: int,
@@ -444,33 +443,6 @@ def vs_floor(nb: float | None, floor: float | None) -> str:
     return f"{nb / floor:.2f}"
 
 
-def machine(quick: bool) -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])
-        mem = f", {kb / 2**20:.0f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        pass
-    pkgs = []
-    for name in ("nbmlops", "mlflow", "scikit-learn", "joblib", "numpy", "tinydb", "sqlalchemy", "cloudpickle"):
-        try:
-            pkgs.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pass
-    cores = os.cpu_count()
-    return (f"Machine: {cores} core{'s' if cores != 1 else ''} ({cpu}){mem}, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}. Packages: {', '.join(pkgs)}. "
-            f"Date: {datetime.date.today().isoformat()}. Mode: {'--quick (small sizes)' if quick else 'full'}.")
-
-
 PROFILE_LABELS = {
     "register": "`register_model(model, name)`",
     "register_run": "`register_model(run_id, name)` (the register step only)",
@@ -507,7 +479,7 @@ def report(S: dict[str, Any], nb: dict[str, Any], quick: bool, wall: float) -> t
          nb["nb_alias"], "alias"),
     ]
     size = nb["model_size"] / 2**20
-    out = [SECTION, "", machine(quick), "",
+    out = [SECTION, "", machine(PACKAGES, f"Mode: {'--quick (small sizes)' if quick else 'full'}."), "",
            f"Model: RandomForestClassifier, {S['trees']} trees, fitted on `make_classification` "
            f"({S['samples']:,} × {S['features']}, seed 0): {size:.1f} MiB pickled (protocol 5), "
            f"{nb['joblib_size'] / 2**20:.1f} MiB as joblib.", "",
@@ -567,23 +539,6 @@ def report(S: dict[str, Any], nb: dict[str, Any], quick: bool, wall: float) -> t
     return "\n".join(out), status
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (up to the next '## ' heading), keep the rest."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == SECTION), None)
-    block = section.rstrip("\n") + "\n"
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + block
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + block + ("\n" + tail if tail else "")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke test (< 60 s)")
@@ -616,15 +571,8 @@ def main() -> int:
         with contextlib.suppress(OSError):
             WORK.rmdir()  # only if no other benchmark is using it
     text, status = report(S, nb, args.quick, time.perf_counter() - t0)
-    print(text)
-    if out is not None:
-        write_section(out, text)
-        log(f"wrote the section {SECTION!r} of {out}")
-    else:
-        log("--quick: RESULTS.md left alone (pass --results PATH to write the table)")
     failed = [t for t, ok in status if not ok]
-    if failed:
-        log("targets missed: " + "; ".join(failed))
+    publish(text, out, SECTION, failed)
     return 0
 
 

@@ -42,10 +42,8 @@ os.environ.pop("MLFLOW_MODELS_WORKERS", None)  # MLflow's default: one uvicorn w
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import contextlib  # noqa: E402
-import datetime  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
-import platform  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
@@ -56,13 +54,19 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
-from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
+
+if __package__:  # python -m benchmarks.serving
+    from ._common import log, machine, publish
+else:  # python benchmarks/serving.py
+    from _common import log, machine, publish
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
 RESULTS = HERE / "RESULTS.md"
+PACKAGES = ("nbmlops", "mlflow", "scikit-learn", "numpy", "pandas", "fastapi", "starlette", "uvicorn", "uvloop",
+            "httptools", "orjson", "prometheus_client")
 SECTION = "## Serving (benchmarks/serving.py)"
 
 FULL = dict(samples=5_000, trees=100, seq=2_000, seq_warmup=200, duration=4.0, warmup=1.0, rounds=5, log_pairs=8)
@@ -84,10 +88,6 @@ def order(rnd: int) -> list[str]:
     """Servers of a round: the members of each group one after the other, reversed every other round
     (so that neither side of a comparison always goes first)."""
     return [n for g in GROUPS for n in (g if rnd % 2 == 0 else g[::-1])]
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 # -- models ------------------------------------------------------------------------------------------
@@ -632,35 +632,6 @@ def times(x: float) -> str:
     return f"**{x:.1f}×**" if x >= 1 else f"{x:.2f}×"
 
 
-def machine(quick: bool, client: str) -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])
-        mem = f", {kb / 2**20:.0f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        pass
-    pkgs = []
-    for name in ("nbmlops", "mlflow", "scikit-learn", "numpy", "pandas", "fastapi", "starlette", "uvicorn", "uvloop",
-                 "httptools", "orjson", "prometheus_client"):
-        try:
-            pkgs.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pass
-    cores = os.cpu_count()
-    return (f"Machine: {cores} core{'s' if cores != 1 else ''} ({cpu}){mem}, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}. Packages: {', '.join(pkgs)}. "
-            f"Load client: {client}. Date: {datetime.date.today().isoformat()}. "
-            f"Mode: {'--quick (fewer requests, shorter runs, one round)' if quick else 'full'}.")
-
-
 def summarize(r: dict[str, Any]) -> dict[str, Any]:
     med = statistics.median
     m: dict[str, Any] = {}
@@ -701,7 +672,8 @@ def report(S: dict[str, Any], r: dict[str, Any], quick: bool, wall: float) -> tu
     log_cpu = statistics.median(x["cpu"] / y["cpu"] for x, y in zip(on, off))
     others = [x["others"] for runs in r["load"].values() for x in runs]
 
-    out = [SECTION, "", machine(quick, r["client"]), "",
+    mode = f"Mode: {'--quick (fewer requests, shorter runs, one round)' if quick else 'full'}."
+    out = [SECTION, "", machine(PACKAGES, mode, before_date=f"Load client: {r['client']}."), "",
            "| work | model | nbmlops | MLflow scoring server | nbmlops / MLflow |", "| --- | --- | --- | --- | --- |"]
     label = {"lr": "LogisticRegression", "rf": f"RandomForest ({S['trees']} trees)"}
     for kind in ("lr", "rf"):
@@ -791,23 +763,6 @@ def report(S: dict[str, Any], r: dict[str, Any], quick: bool, wall: float) -> tu
     return "\n".join(out), targets
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (up to the next '## ' heading), keep the rest."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == SECTION), None)
-    block = section.rstrip("\n") + "\n"
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + block
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + block + ("\n" + tail if tail else "")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer requests, shorter runs, one round (< 90 s)")
@@ -839,15 +794,8 @@ def main() -> int:
         with contextlib.suppress(OSError):
             WORK.rmdir()  # only if no other benchmark is using it
     text, targets = report(S, r, args.quick, time.perf_counter() - t0)
-    print(text)
-    if out is not None:
-        write_section(out, text)
-        log(f"wrote the section {SECTION!r} of {out}")
-    else:
-        log("--quick: RESULTS.md left alone (pass --results PATH to write the table)")
     failed = [t for t, ok, _ in targets if not ok]
-    if failed:
-        log("targets missed: " + "; ".join(failed))
+    publish(text, out, SECTION, failed)
     return 0
 
 

@@ -23,11 +23,9 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
-import datetime  # noqa: E402
 import gc  # noqa: E402
 import io  # noqa: E402
 import logging  # noqa: E402
-import platform  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
@@ -35,13 +33,18 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
-from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Callable  # noqa: E402
+
+if __package__:  # python -m benchmarks.tracking
+    from ._common import log, machine, publish
+else:  # python benchmarks/tracking.py
+    from _common import log, machine, publish
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
 RESULTS = HERE / "RESULTS.md"
+PACKAGES = ("nbmlops", "mlflow", "scikit-learn", "numpy", "pandas", "tinydb", "ipython", "sqlalchemy")
 SECTION = "## Tracking (benchmarks/tracking.py)"
 
 FULL = dict(empty_runs=50, track_cells=50, metric_points=100_000, mlflow_points_file=100_000,
@@ -60,10 +63,6 @@ TARGETS = {  # key -> (limit in seconds, text)
     "search_big_warm": (0.5, "`search_runs` over {search_runs_big:,} runs < 0.5 s (repeated call)"),
     "startend_big": (0.020, "start+end of a run in a store of {search_runs_big:,} runs < 20 ms"),
 }
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -384,33 +383,6 @@ def ratio(nb: float | None, mf: list[float | None]) -> str:
     return f"**{x:.0f}×**" if x >= 10 else f"**{x:.1f}×**" if x >= 1 else f"{x:.2f}× (nbmlops slower)"
 
 
-def machine(S: dict[str, Any], quick: bool) -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])
-        mem = f", {kb / 2**20:.0f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        pass
-    pkgs = []
-    for name in ("nbmlops", "mlflow", "scikit-learn", "numpy", "pandas", "tinydb", "ipython", "sqlalchemy"):
-        try:
-            pkgs.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pass
-    cores = os.cpu_count()
-    return (f"Machine: {cores} core{'s' if cores != 1 else ''} ({cpu}){mem}, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}. Packages: {', '.join(pkgs)}. "
-            f"Date: {datetime.date.today().isoformat()}. Mode: {'--quick (small sizes)' if quick else 'full'}.")
-
-
 def report(S: dict[str, Any], nb: dict[str, Any], tr: dict[str, Any], mf: dict[str, dict[str, Any]],
            quick: bool, wall: float) -> tuple[str, list[tuple[str, bool, str]]]:
     f, s = mf["file"], mf["sqlite"]
@@ -447,7 +419,7 @@ def report(S: dict[str, Any], nb: dict[str, Any], tr: dict[str, Any], mf: dict[s
         (f"load it back (`run.load_model` / `mlflow.pyfunc.load_model`), median of {S['load_reps']}",
          nb["load_model"], f["load_model"], s["load_model"], ""),
     ]
-    out = [SECTION, "", machine(S, quick), "",
+    out = [SECTION, "", machine(PACKAGES, f"Mode: {'--quick (small sizes)' if quick else 'full'}."), "",
            "| work | nbmlops | MLflow file store | MLflow sqlite | MLflow best / nbmlops |",
            "| --- | --- | --- | --- | --- |"]
     for label, a, b, c, kind in rows:
@@ -475,23 +447,6 @@ def report(S: dict[str, Any], nb: dict[str, Any], tr: dict[str, Any], mf: dict[s
     out += [f"| {t} | {v} | {'pass' if ok else '**FAIL**'} |" for t, ok, v in targets]
     out += ["", f"Whole benchmark: {wall:.0f} s.", ""]
     return "\n".join(out), targets
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (up to the next '## ' heading), keep the rest."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == SECTION), None)
-    block = section.rstrip("\n") + "\n"
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + block
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + block + ("\n" + tail if tail else "")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
 
 
 def main() -> int:
@@ -530,15 +485,8 @@ def main() -> int:
         with contextlib.suppress(OSError):
             WORK.rmdir()  # only if no other benchmark is using it
     text, targets = report(S, nb, tr, mf, args.quick, time.perf_counter() - t0)
-    print(text)
-    if out is not None:
-        write_section(out, text)
-        log(f"wrote the section {SECTION!r} of {out}")
-    else:
-        log("--quick: RESULTS.md left alone (pass --results PATH to write the table)")
     failed = [t for t, ok, _ in targets if not ok]
-    if failed:
-        log("targets missed: " + "; ".join(failed))
+    publish(text, out, SECTION, failed)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,15 @@ def raw_data(n: int = 200, seed: int = 0, shift: float = 0.0) -> pd.DataFrame:
     w2 = 0.5 if not shift else -1.0  # with drift, x2 also changes sign in how it drives y (concept drift)
     y = (x1 + w2 * x2 + rng.normal(0, 0.5, n) > (1 + w2 * 2) * shift).astype(int)
     return pd.DataFrame({"x1": x1, "x2": x2, "y": y})
+
+
+def churn_pipeline(params: dict[str, Any], **features_step: Any) -> nbmlops.Pipeline:
+    """"churn": raw → features → train → evaluate; ``features_step`` goes to the features step (retries, …)."""
+    return nbmlops.Pipeline("churn", [
+        nbmlops.step(features, inputs=["raw"], outputs=["features"], **features_step),
+        nbmlops.step(train, inputs=["features"], outputs=["model:model"]),
+        nbmlops.step(evaluate, inputs=["features", "model:model"]),
+    ], params=params)
 
 
 def features(raw, scale=1.0):

@@ -40,6 +40,17 @@ def ip(store):
     yield shell
 
 
+@pytest.fixture
+def calls(tmp_path, monkeypatch):
+    """Step executions of ``_pipeline_steps`` counted in this test's own file; yields the reader, ``calls()``."""
+    import _pipeline_steps as steps
+
+    path = tmp_path / "calls.txt"
+    monkeypatch.setenv("NBMLOPS_TEST_CALLS", str(path))
+    monkeypatch.setattr(steps, "CALLS", path)
+    yield steps.calls
+
+
 def get_ipython_shell():
     from IPython.core.interactiveshell import InteractiveShell
 

@@ -21,12 +21,7 @@ from nbmlops import InvalidInput
 from nbmlops.pipelines import StepFailed
 
 
-@pytest.fixture(autouse=True)
-def calls(tmp_path, monkeypatch):
-    path = tmp_path / "calls.txt"
-    monkeypatch.setenv("NBMLOPS_TEST_CALLS", str(path))
-    monkeypatch.setattr(steps, "CALLS", path)
-    yield steps.calls
+pytestmark = pytest.mark.usefixtures("calls")  # step executions counted per test (conftest.py)
 
 
 @pytest.fixture
@@ -35,11 +30,7 @@ def raw(store):
 
 
 def churn(**kw):
-    return nbmlops.Pipeline("churn", [
-        nbmlops.step(steps.features, inputs=["raw"], outputs=["features"]),
-        nbmlops.step(steps.train, inputs=["features"], outputs=["model:model"]),
-        nbmlops.step(steps.evaluate, inputs=["features", "model:model"]),
-    ], params={"scale": 1.0, "C": 1.0, **kw})
+    return steps.churn_pipeline({"scale": 1.0, "C": 1.0, **kw})
 
 
 def test_steps_run_in_order_as_tracked_runs_linked_to_the_pipeline_run(raw, calls):

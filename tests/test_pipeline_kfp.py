@@ -13,25 +13,13 @@ import nbmlops
 from nbmlops import InvalidInput
 
 kfp = pytest.importorskip("kfp")
-
-
-@pytest.fixture(autouse=True)
-def calls(tmp_path, monkeypatch):
-    path = tmp_path / "calls.txt"
-    monkeypatch.setenv("NBMLOPS_TEST_CALLS", str(path))
-    monkeypatch.setattr(steps, "CALLS", path)
-    yield steps.calls
+pytestmark = pytest.mark.usefixtures("calls")  # step executions counted per test (conftest.py)
 
 
 @pytest.fixture
 def churn(store):
     nbmlops.log_dataset(steps.raw_data(), "raw", snapshot=True)
-    return nbmlops.Pipeline("churn", [
-        nbmlops.step(steps.features, inputs=["raw"], outputs=["features"], retries=2,
-                     resources={"cpu": "2", "memory": "1Gi"}),
-        nbmlops.step(steps.train, inputs=["features"], outputs=["model:model"]),
-        nbmlops.step(steps.evaluate, inputs=["features", "model:model"]),
-    ], params={"scale": 2.0, "C": 0.5})
+    return steps.churn_pipeline({"scale": 2.0, "C": 0.5}, retries=2, resources={"cpu": "2", "memory": "1Gi"})
 
 
 def run_locally(package, root, **arguments):

@@ -9,22 +9,13 @@ import _pipeline_steps as steps
 import nbmlops
 
 
-@pytest.fixture(autouse=True)
-def calls(tmp_path, monkeypatch):
-    path = tmp_path / "calls.txt"
-    monkeypatch.setenv("NBMLOPS_TEST_CALLS", str(path))
-    monkeypatch.setattr(steps, "CALLS", path)
-    yield steps.calls
+pytestmark = pytest.mark.usefixtures("calls")  # step executions counted per test (conftest.py)
 
 
 @pytest.fixture
 def session(ip):
     nbmlops.log_dataset(steps.raw_data(), "raw", snapshot=True)
-    ip.user_ns["churn"] = nbmlops.Pipeline("churn", [
-        nbmlops.step(steps.features, inputs=["raw"], outputs=["features"]),
-        nbmlops.step(steps.train, inputs=["features"], outputs=["model:model"]),
-        nbmlops.step(steps.evaluate, inputs=["features", "model:model"]),
-    ], params={"scale": 1.0, "C": 1.0})
+    ip.user_ns["churn"] = steps.churn_pipeline({"scale": 1.0, "C": 1.0})
     return ip
 
 

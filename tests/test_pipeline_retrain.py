@@ -10,23 +10,14 @@ from nbmlops import InvalidInput, NotFound
 from nbmlops.pipelines import retrain_decisions
 
 
-@pytest.fixture(autouse=True)
-def calls(tmp_path, monkeypatch):
-    path = tmp_path / "calls.txt"
-    monkeypatch.setenv("NBMLOPS_TEST_CALLS", str(path))
-    monkeypatch.setattr(steps, "CALLS", path)
-    yield steps.calls
+pytestmark = pytest.mark.usefixtures("calls")  # step executions counted per test (conftest.py)
 
 
 @pytest.fixture
 def deployed(store):
     """raw@1 → features → train → evaluate; its model registered as churn@production."""
     nbmlops.log_dataset(steps.raw_data(400), "raw", snapshot=True)
-    p = nbmlops.Pipeline("churn", [
-        nbmlops.step(steps.features, inputs=["raw"], outputs=["features"]),
-        nbmlops.step(steps.train, inputs=["features"], outputs=["model:model"]),
-        nbmlops.step(steps.evaluate, inputs=["features", "model:model"]),
-    ], params={"scale": 1.0, "C": 1.0, "shuffle_labels": False})
+    p = steps.churn_pipeline({"scale": 1.0, "C": 1.0, "shuffle_labels": False})
     p.run(progress=False).register_model("model", "churn", alias="production")
     return p
 

@@ -20,8 +20,9 @@ def _fmt(value: Any) -> str:
 
 
 def badge(text: str, color: str) -> str:
+    """A coloured pill holding ``text`` (escaped), kept on one line."""
     return (f'<span style="background:{color};color:white;border-radius:10px;padding:1px 8px;'
-            f'font-size:11px">{escape(text)}</span>')
+            f'font-size:11px;white-space:nowrap">{escape(text)}</span>')
 
 
 def status_badge(status: str) -> str:

@@ -30,12 +30,19 @@ def _docs() -> list[dict[str, Any]]:
     return all_docs(store) if store.exists() else []
 
 
+def _stored(kind: str | tuple[str, ...], name: str, what: str, plural: str,
+            docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The stored document of that kind and name, or InvalidInput naming those there are."""
+    doc = find(kind, name, docs)
+    if doc is None:
+        raise InvalidInput(f"unknown {what} {name!r} ({plural}: {names(kind, docs)})")
+    return doc
+
+
 def get_feature_view(name: str) -> FeatureView | OnDemandFeatureView:
     """The stored view called ``name`` (shows its statistics in a notebook)."""
     docs = _docs()
-    doc = find(("view", "ondemand"), name, docs)
-    if doc is None:
-        raise InvalidInput(f"unknown feature view {name!r} (views: {names(('view', 'ondemand'), docs)})")
+    doc = _stored(("view", "ondemand"), name, "feature view", "views", docs)
     if doc["kind"] == "ondemand":
         from .ondemand import _UDFS
 
@@ -45,19 +52,11 @@ def get_feature_view(name: str) -> FeatureView | OnDemandFeatureView:
 
 
 def get_feature_service(name: str) -> FeatureService:
-    docs = _docs()
-    doc = find("service", name, docs)
-    if doc is None:
-        raise InvalidInput(f"unknown feature service {name!r} (services: {names('service', docs)})")
-    return FeatureService.from_doc(doc)
+    return FeatureService.from_doc(_stored("service", name, "feature service", "services", _docs()))
 
 
 def get_entity(name: str) -> Entity:
-    docs = _docs()
-    doc = find("entity", name, docs)
-    if doc is None:
-        raise InvalidInput(f"unknown entity {name!r} (entities: {names('entity', docs)})")
-    return Entity.from_doc(doc)
+    return Entity.from_doc(_stored("entity", name, "entity", "entities", _docs()))
 
 
 def list_feature_views() -> list[FeatureView | OnDemandFeatureView]:

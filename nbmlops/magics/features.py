@@ -147,11 +147,7 @@ class Features(Magics):
         features = refs[0] if len(refs) == 1 else refs
         result = nbmlops.get_historical_features(df, features, full_feature_names=args.full_names,
                                                  timestamp_field=unquote(args.timestamp))
-        if out is None:
-            return result
-        self.shell.user_ns[out] = result
-        print(f"{out}: {len(result):,} rows × {len(result.columns)} columns")
-        return None
+        return self._give(out, result)
 
     def _materialize(self, args: Any) -> None:
         if args.args:
@@ -180,11 +176,7 @@ class Features(Magics):
         features = refs[0] if len(refs) == 1 else refs
         rows = entity_rows_from_text(features, values)
         result = nbmlops.get_online_features(features, rows, full_feature_names=args.full_names).to_df()
-        if out is None:
-            return result
-        self.shell.user_ns[out] = result
-        print(f"{out}: {len(result):,} rows × {len(result.columns)} columns")
-        return None
+        return self._give(out, result)
 
     def _service(self, args: Any) -> None:
         if len(args.args) < 2:
@@ -192,6 +184,14 @@ class Features(Magics):
         name, refs = unquote(args.args[0]), _refs(args.args[1:])
         service = nbmlops.FeatureService(name, refs, description=unquote(args.description) or "")  # type: ignore[arg-type]
         print(repr(nbmlops.apply_features([service])))
+
+    def _give(self, out: str | None, result: Any) -> Any:
+        """``result`` as the cell's value, or with ``-o OUT`` put in the user's namespace with a one-line note."""
+        if out is None:
+            return result
+        self.shell.user_ns[out] = result
+        print(f"{out}: {len(result):,} rows × {len(result.columns)} columns")
+        return None
 
     @staticmethod
     def _out(name: str | None) -> str | None:

@@ -13,6 +13,7 @@ import math
 from html import escape
 from typing import Any
 
+from ..display.html import badge
 from .plots import distribution_png, errors_png, windows_png
 
 MAX_PLOTS = 60
@@ -44,11 +45,6 @@ def num(value: Any, digits: int = 4) -> str:
             return f"{value:.{digits - 1}e}"
         return f"{value:.{digits}g}"
     return e(value)
-
-
-def badge(text: str, color: str) -> str:
-    return (f'<span style="background:{color};color:white;border-radius:10px;padding:1px 8px;'
-            f'font-size:11px;white-space:nowrap">{e(text)}</span>')
 
 
 def verdict(c: Any) -> str:
