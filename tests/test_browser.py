@@ -238,10 +238,13 @@ def test_dashboard_lists_the_store_moves_an_alias_and_shows_names_as_text(page, 
     for name in nbmlops.list_models()["name"]:
         expect(page.locator(f'[data-testid="model-row"][data-model-name="{name}"]')).to_be_visible()
 
+    # the page's first runs request (for the first experiment) must be answered before we pick ours:
+    # app.js draws whichever answer comes last, so a late first answer would overwrite our table
+    expect(page.get_by_test_id("runs-count")).not_to_be_empty(timeout=30_000)
     page.get_by_test_id("experiment-select").select_option(experiment_id)
     names = page.get_by_test_id("run-name")
-    expect(names).to_have_count(3, timeout=30_000)
-    expect(names.filter(has_text="tree-3")).to_be_visible()
+    expect(names.filter(has_text="tree-3")).to_be_visible(timeout=30_000)
+    expect(names).to_have_count(3)
     evil_cell = names.filter(has_text=evil)  # the name shows as text, not as an element
     expect(evil_cell).to_be_visible()
     assert evil_cell.inner_text() == evil
