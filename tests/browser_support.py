@@ -116,9 +116,9 @@ class JupyterLab:
         ]
         if os.geteuid() == 0:  # CI containers run as root; Jupyter refuses that unless told
             cmd.append("--ServerApp.allow_root=True")
-        self._logfile = open(self.log, "ab")
-        self.proc = subprocess.Popen(cmd, cwd=self.root, env=self.env(), stdout=self._logfile,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.log, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(cmd, cwd=self.root, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -161,7 +161,6 @@ class JupyterLab:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
-        self._logfile.close()
 
     def log_tail(self, lines: int = 60) -> str:
         try:
@@ -185,9 +184,11 @@ class Shots:
 
     def __call__(self, step: str, full_page: bool = True) -> Path | None:
         path = ARTIFACTS / f"{self.name}-{step}.png"
+        from playwright.sync_api import Error
+
         try:
             self.page.screenshot(path=str(path), full_page=full_page, timeout=30_000)
-        except Exception:  # a screenshot must never hide the test's own failure
+        except Error:  # a screenshot must never hide the test's own failure (page closed, timeout)
             return None
         self.taken.append(path)
         return path
