@@ -135,6 +135,11 @@ def test_browser_filters_sorts_pages_and_reports_a_bad_filter_in_one_line(store)
     assert "late" not in b.table.value  # read once ...
     b.refresh_button.click()
     assert "late" in b.table.value and "6 runs" in b.page_label.value  # ... and again on Refresh
+    with nbmlops.start_run(experiment="newer"):
+        pass
+    b.experiment.value = "exp"
+    b.refresh_button.click()  # new experiments reach the dropdown; the chosen one stays
+    assert b.experiment.value == "exp" and "newer" in [v for _, v in b.experiment.options]
     assert ids
 
 

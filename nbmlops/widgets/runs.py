@@ -104,7 +104,7 @@ class RunsBrowser(StaticFallback, w.VBox):
         self.page_size.observe(lambda _: self._guard(self.go, 0), names="value")
         self.prev_button.on_click(lambda _: self.go(self.offset - self.page_size.value))
         self.next_button.on_click(lambda _: self.go(self.offset + self.page_size.value))
-        self.refresh_button.on_click(lambda _: self.load())
+        self.refresh_button.on_click(lambda _: self.refresh())
         self.runs.observe(lambda _: self._guard(self._on_select), names="value")
         self.tag_button.on_click(lambda _: self.tag())
         self.note_button.on_click(lambda _: self.add_note())
@@ -157,6 +157,17 @@ class RunsBrowser(StaticFallback, w.VBox):
         return list(self._chosen)
 
     # -- listing, query, page -------------------------------------------------
+    def refresh(self) -> None:
+        """Refresh: the experiments and their runs read again."""
+        names = [str(n) for n in nbmlops.list_experiments()["name"]]
+        self._guard(self._experiments, names)
+        self.load()
+
+    def _experiments(self, names: list[str]) -> None:
+        keep = self.experiment.value
+        self.experiment.options = [("all experiments", _ALL), *((n, n) for n in names)]
+        self.experiment.value = keep if keep in names else _ALL  # setting options selects the first one
+
     def load(self) -> None:
         """Read the runs again (Refresh, or another experiment); the filter, sort and selection stay."""
         try:
