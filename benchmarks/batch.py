@@ -325,9 +325,7 @@ def breakdown(store: Path, inp: Path, chunk: int, reps: int, scratch: Path) -> d
     r["predict_proba"] = med(lambda: est.predict_proba(X))
     r["score"] = med(lambda: B._score(0, 0, df, str(scratch)))
     part = pq.read_table(scratch / "part-000000.parquet").to_pandas()
-    rej = pq.read_table(scratch / "rejects-000000.parquet").to_pandas()
     r["write_part"] = med(lambda: B._write_atomic(part, scratch / "w.parquet"))
-    r["write_rejects"] = med(lambda: B._write_atomic(rej, scratch / "w.parquet"))
     r["pickle_mb"] = len(pickle.dumps(df, protocol=pickle.HIGHEST_PROTOCOL)) / 2**20
     r["pickle"] = med(lambda: pickle.loads(pickle.dumps(df, protocol=pickle.HIGHEST_PROTOCOL)))
     r.update(pool_costs(store, df))
@@ -453,7 +451,7 @@ def report(S: dict[str, Any], info: dict[str, Any], tput: dict[str, list[dict[st
             ""]
 
     per_row = bd["chunk"]
-    rest = bd["score"] - bd["predict_proba"] - bd["write_part"] - bd["write_rejects"]
+    rest = bd["score"] - bd["predict_proba"] - bd["write_part"]
     out += [f"### Where the time goes (parallelism=1, per chunk of {per_row:,} rows, in-process)", "",
             "| step (nbmlops function) | CPU time per chunk | CPU ns per row | peak memory allocated, bytes per row |",
             "| --- | --- | --- | --- |"]
@@ -463,8 +461,8 @@ def report(S: dict[str, Any], info: dict[str, Any], tput: dict[str, list[dict[st
         ("`_score`, the whole of a worker's work on the chunk", bd["score"], bd["score_peak"]),
         ("  of which the estimator's `predict_proba` (on the chunk's 20 columns)", bd["predict_proba"],
          bd["predict_proba_peak"]),
-        ("  of which writing the part and the (empty) rejects file (`_write_atomic` × 2)",
-         bd["write_part"] + bd["write_rejects"], None),
+        ("  of which writing the part (`_write_atomic`; a chunk without rejects writes no rejects file)",
+         bd["write_part"], None),
         ("  of which the rest (validation, building the frames)", rest, None),
         (f"parallelism ≥ 2 only: sending the chunk to a worker (`pool.submit(len, chunk)`: pickle, pipe, unpickle; "
          f"{bd['pickle_mb']:.1f} MiB pickled), CPU of both ends", bd["send"], None),
