@@ -147,3 +147,25 @@ def test_serve_batch_magic(ip, model, tmp_path, capsys):
         ip.run_line_magic("serve", f"--batch scorer {tmp_path / 'nope.csv'} {tmp_path / 'o.csv'}")
     with pytest.raises(UsageError, match="VERSION=WEIGHT"):
         ip.run_line_magic("serve", "scorer --ab 1:0.5")
+
+
+def test_progress_function_hears_every_chunk_and_the_magic_leaves_no_widget(ip, model, tmp_path, monkeypatch):
+    data(1_200).to_parquet(tmp_path / "in.parquet")
+    calls = []
+    nbmlops.batch_predict("scorer", tmp_path / "in.parquet", tmp_path / "a.parquet", chunk_rows=500,
+                          progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(500, 1_200), (1_000, 1_200), (1_200, 1_200)]
+    shown, updates = [], []
+
+    class Handle:
+        def update(self, obj, **kwargs):
+            updates.append(obj)
+
+    def fake_display(obj, **kw):
+        shown.append(obj)
+        return Handle()
+
+    monkeypatch.setattr("nbmlops.magics._progress.display", fake_display)
+    ip.run_line_magic("serve", f"--batch scorer {tmp_path / 'in.parquet'} {tmp_path / 'b.parquet'}")
+    assert len(shown) == 1 and shown[0].value == 1_200  # an ipywidgets bar while it runs,
+    assert updates == [{"text/plain": ""}]  # then nothing: the printed summary is what a report keeps

@@ -133,8 +133,12 @@ def test_wide_report_in_the_magic_shows_a_widget_progress_bar(ip, monkeypatch):
         def update(self, obj, **kwargs):
             updates.append(obj)
 
-    monkeypatch.setattr("nbmlops.magics.drift.display",
-                        lambda obj, **kw: shown.append(obj) or (Handle() if kw.get("display_id") else None))
+    def fake_display(obj, **kw):
+        shown.append(obj)
+        return Handle() if kw.get("display_id") else None
+
+    monkeypatch.setattr("nbmlops.magics.drift.display", fake_display)
+    monkeypatch.setattr("nbmlops.magics._progress.display", fake_display)
     ref, cur = frames(200, seed=25, numeric=150, categorical=0)
     ip.user_ns.update(wref=ref, wcur=cur)
     ip.run_line_magic("drift", "wref wcur --no-log")

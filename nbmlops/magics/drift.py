@@ -19,6 +19,7 @@ import nbmlops
 
 from ..errors import NbmlopsError
 from ._args import unquote
+from ._progress import WidgetProgress
 
 WIDE = 100  # columns from which a progress bar is shown
 
@@ -124,7 +125,7 @@ class Drift(Magics):
             except NbmlopsError as exc:
                 raise UsageError(str(exc)) from None
             return
-        bar = _WidgetProgress()
+        bar = WidgetProgress("drift", minimum=WIDE)
         try:
             report = nbmlops.drift_report(reference, current, progress=bar, **kwargs)
         except NbmlopsError as exc:
@@ -148,27 +149,3 @@ class Drift(Magics):
                 report.log()
             except NbmlopsError as exc:  # the report is shown; say why it was not stored
                 print(f"drift summary not logged: {exc}", file=sys.stderr)
-
-
-class _WidgetProgress:
-    """An ipywidgets progress bar for wide reports (WIDE columns or more), shown on first call."""
-
-    def __init__(self) -> None:
-        self.bar: Any = None
-        self.handle: Any = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if total < WIDE:
-            return
-        if self.bar is None:
-            import ipywidgets as w
-
-            self.bar = w.IntProgress(min=0, max=total, description="drift", bar_style="info")
-            self.handle = display(self.bar, display_id=True)
-        self.bar.value = done
-
-    def close(self) -> None:
-        """Remove the bar, and its output too, so a saved or converted notebook keeps no dead widget."""
-        if self.bar is not None:
-            self.bar.close()
-            self.handle.update({"text/plain": ""}, raw=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
@@ -9,6 +11,7 @@ from IPython.display import display
 
 from ..errors import NbmlopsError
 from ._args import unquote
+from ._progress import WidgetProgress
 
 USAGE = ("usage: %serve NAME[@ALIAS|/VERSION] [--port P] [--token T] [--name D] [--detach] "
          "[--ab V=W,V=W] [--shadow V] | %serve --list | %serve --stop D | %serve --logs D | "
@@ -70,7 +73,12 @@ class Serve(Magics):
                 return None
             if args.batch:
                 model, src, dst = (unquote(a) for a in args.batch)
-                print(repr(serving.batch_predict(model, src, dst, parallelism=args.parallelism)))
+                bar = WidgetProgress(f"scoring {Path(src).name}")
+                try:
+                    result = serving.batch_predict(model, src, dst, parallelism=args.parallelism, progress=bar)
+                finally:
+                    bar.close()
+                print(repr(result))
                 return None
             ab = _parse_ab(args.ab) if args.ab else None
             dep = serving.serve(unquote(args.model), port=args.port, host=args.host, token=unquote(args.token),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -146,10 +146,12 @@ class BatchResult(dict):
 
 def batch_predict(model_uri: str, input: str | os.PathLike[str], output: str | os.PathLike[str],
                   parallelism: int = 1, max_retries: int = 3, chunk_rows: int = 100_000,
-                  progress: bool = True) -> BatchResult:
+                  progress: bool | Callable[[int, int | None], None] = True) -> BatchResult:
     """Score ``input`` (CSV, Parquet or JSON Lines) into ``output`` in input order (``row``,
     ``prediction``, [``probability``], ``model_version``); rows that cannot be scored go to
-    ``OUTPUT.rejects.parquet`` with the reason. Rerun after a crash to resume."""
+    ``OUTPUT.rejects.parquet`` with the reason. Rerun after a crash to resume.
+
+    ``progress``: a tqdm bar (True), none (False), or a function called with (rows done, total rows or None)."""
     from ..registry import get_model_version
     from ..store import current_store
 
@@ -333,16 +335,32 @@ def _spawn() -> Any:
     return multiprocessing.get_context("spawn")
 
 
-def _bar(progress: bool, src: Path, fmt: str) -> Any:
+class _CallbackBar:
+    """tqdm's ``update``/``close`` over a plain ``progress(done, total)`` function."""
+
+    def __init__(self, fn: Callable[[int, int | None], None], total: int | None) -> None:
+        self.fn, self.total, self.done = fn, total, 0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        self.fn(self.done, self.total)
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(progress: bool | Callable[[int, int | None], None], src: Path, fmt: str) -> Any:
     if not progress:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
         return None
     total = None
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
         total = pq.ParquetFile(src).metadata.num_rows
+    if callable(progress):
+        return _CallbackBar(progress, total)
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
     return tqdm(total=total, unit="rows", desc=f"scoring {src.name}")
