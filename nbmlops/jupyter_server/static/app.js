@@ -103,8 +103,11 @@
     });
   }
 
+  var runsRequest = 0;  // only the answer to the latest request is drawn (an older one may arrive later)
+
   function loadRuns() {
     var body = $("runs-body");
+    var mine = ++runsRequest;
     if (!state.experiment) { clear(body); $("runs-count").textContent = "no experiments yet"; return Promise.resolve(); }
     var q = "?max_results=" + PAGE_SIZE + "&offset=" + state.offset;
     var filter = $("runs-filter").value.trim();
@@ -112,6 +115,7 @@
     if (filter) { q += "&filter=" + encodeURIComponent(filter); }
     if (order) { q += "&order_by=" + encodeURIComponent(order); }
     return api("experiments/" + encodeURIComponent(state.experiment) + "/runs" + q).then(function (data) {
+      if (mine !== runsRequest) { return; }
       showError($("runs-error"), null);
       clear(body);
       data.runs.forEach(function (r) {
@@ -133,6 +137,7 @@
       $("runs-count").textContent = data.runs.length
         ? "runs " + (state.offset + 1) + "–" + (state.offset + data.runs.length) : "no runs match";
     }, function (err) {
+      if (mine !== runsRequest) { return; }
       clear(body);
       showError($("runs-error"), err);
     });
