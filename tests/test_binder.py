@@ -35,10 +35,11 @@ def tracked_copy(dest: Path) -> Path:
     return dest
 
 
-def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float) -> str:
+def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float, stderr: bool = True) -> str:
+    """The command's output (stdout, then stderr unless ``stderr=False``); a failure shows both."""
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout + proc.stderr
+    return proc.stdout + (proc.stderr if stderr else "")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,8 @@ def test_binder_environment_enables_the_dashboard_and_opens_the_lifecycle_notebo
     at = next(i for i, line in enumerate(lines) if line.startswith("nbmlops"))
     assert "enabled" in lines[at], listing
     assert "OK" in " ".join(lines[at + 1:at + 3]) and "failed" not in " ".join(lines[at + 1:at + 3]), listing
-    config = json.loads(run([str(env_dir / "bin" / "jupyter"), "server", "--show-config-json"], repo, env, timeout=120))
+    config = json.loads(run([str(env_dir / "bin" / "jupyter"), "server", "--show-config-json"], repo, env, timeout=120,
+                             stderr=False))
     assert config["ServerApp"]["default_url"] == "/lab/tree/notebooks/00_lifecycle.ipynb"
     assert (repo / "notebooks" / "00_lifecycle.ipynb").exists()
 

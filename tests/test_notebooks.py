@@ -40,6 +40,16 @@ def squeeze(markup: str) -> str:
 
 def test_there_are_notebooks():
     assert NOTEBOOKS, "notebooks/ holds no numbered notebooks"
+    assert NOTEBOOKS[0].name == "00_lifecycle.ipynb"
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS[0].parent.rglob("*.ipynb")), ids=lambda p: p.stem)
+def test_notebooks_are_stored_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and not any(c.outputs or c.execution_count for c in code)
+    assert "widgets" not in nb.metadata
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
