@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import venv
 from pathlib import Path
 
@@ -33,6 +38,17 @@ def tracked_copy(dest: Path) -> Path:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
     return dest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float, stderr: bool = True) -> str:
@@ -59,16 +75,42 @@ def binder_env(tmp_path_factory):
     return repo, env_dir, env
 
 
-def test_binder_environment_enables_the_dashboard_and_opens_the_lifecycle_notebook(binder_env):
+def test_binder_environment_serves_the_dashboard_and_opens_the_lifecycle_notebook(binder_env):
     repo, env_dir, env = binder_env
     listing = run([str(env_dir / "bin" / "jupyter"), "server", "extension", "list"], repo, env, timeout=120)
     lines = [line.strip() for line in listing.splitlines()]
     at = next(i for i, line in enumerate(lines) if line.startswith("nbmlops"))
     assert "enabled" in lines[at], listing
     assert "OK" in " ".join(lines[at + 1:at + 3]) and "failed" not in " ".join(lines[at + 1:at + 3]), listing
-    config = json.loads(run([str(env_dir / "bin" / "jupyter"), "server", "--show-config-json"], repo, env, timeout=120,
-                             stderr=False))
-    assert config["ServerApp"]["default_url"] == "/lab/tree/notebooks/00_lifecycle.ipynb"
+    port = free_port()
+    token = secrets.token_hex(16)
+    log = (repo / "lab.log").open("wb")
+    lab = subprocess.Popen([str(env_dir / "bin" / "jupyter"), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+                            f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
+                            "--ServerApp.allow_root=True"], cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5)
+                break
+            except OSError:
+                assert time.time() < deadline and lab.poll() is None, (repo / "lab.log").read_text()[-3000:]
+                time.sleep(0.5)
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            opener.open(f"{base}/?token={token}", timeout=30)
+            raise AssertionError("/ did not redirect")
+        except urllib.error.HTTPError as redirect:
+            where = redirect.headers["Location"].split("?")[0]
+            assert redirect.code in (301, 302) and where == "/lab/tree/notebooks/00_lifecycle.ipynb", where
+        with urllib.request.urlopen(f"{base}/nbmlops/api/models?token={token}", timeout=30) as resp:
+            assert resp.status == 200 and "models" in json.loads(resp.read())
+    finally:
+        lab.terminate()
+        lab.wait(30)
+        log.close()
     assert (repo / "notebooks" / "00_lifecycle.ipynb").exists()
 
 
