@@ -10,6 +10,7 @@ above the server's ``root_dir`` (as a kernel started in ``root_dir`` finds it).
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,18 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     nbmlops.set_store(path)
     web_app = serverapp.web_app
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
+    # the first API call would otherwise pay for importing pandas (~0.3 s) and reading the store
+    threading.Thread(target=_warm, name="nbmlops-dashboard-warm", daemon=True).start()
     serverapp.log.info("nbmlops dashboard at %snbmlops/ over the store %s", web_app.settings["base_url"], path)
+
+
+def _warm() -> None:
+    import nbmlops
+
+    try:
+        nbmlops.list_experiments()
+    except Exception:  # noqa: BLE001 - best effort: the real request reports any problem itself
+        pass
 
 
 # the pre-2.0 name, for jupyter_server's legacy loader

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from typing import Any
 
 import nbmlops
@@ -55,123 +54,11 @@ def experiments() -> list[dict[str, Any]]:
             for r in df.to_dict(orient="records")]
 
 
-class _Orders:
-    """An experiment's live runs, sorted once per order and kept while its run files are unchanged.
-
-    ``search_runs`` reads and sorts every run of the experiment on each call; the dashboard asks for
-    one page at a time, so it keeps the sorted runs of the few orders it was asked for (newest first,
-    then each ``order_by``) and only filters and slices them per request. The runs files' parsed
-    lists (``DocFile.all``, refreshed when a file changes) are the key: a run logged, tagged or
-    deleted anywhere replaces its file's list, and the sorted runs are made again. Filtering a
-    stably sorted list keeps its order, so a page is what ``search_runs`` answers -- unless an order's
-    values are not one totally ordered kind (numbers with text, a NaN), where sorting a subset can
-    differ from filtering the sorted whole: there a filtered request sorts its runs itself.
-    """
-
-    KEEP = 8  # orders kept per experiment
-
-    def __init__(self, lists: list[list[dict[str, Any]]]) -> None:
-        from ..tracking.search import _sort
-
-        self.lists = lists  # held, so that ``is`` against fresh lists means "unchanged"
-        live = [d for docs in lists for d in docs if not d.get("deleted")]
-        self.sorted: dict[tuple[str, ...], list[dict[str, Any]]] = {(): _sort(live, ["start_time desc"])}
-        self.total: dict[tuple[str, ...], bool] = {(): True}
-
-    def same(self, lists: list[list[dict[str, Any]]]) -> bool:
-        return len(lists) == len(self.lists) and all(a is b for a, b in zip(lists, self.lists))
-
-    def get(self, order: tuple[str, ...]) -> tuple[list[dict[str, Any]], bool]:
-        """The live runs sorted by ``order`` (then newest first), and whether that order is total."""
-        from ..tracking.search import _sort
-
-        docs = self.sorted.get(order)
-        if docs is None:
-            docs = _sort(self.sorted[()], order)  # raises InvalidInput for a bad order, as search_runs does
-            if len(self.sorted) > self.KEEP:
-                old = next(k for k in self.sorted if k)
-                del self.sorted[old], self.total[old]
-            self.sorted[order] = docs
-            self.total[order] = all(_total(docs, spec) for spec in order)
-        return docs, self.total[order]
-
-
-def _total(docs: list[dict[str, Any]], spec: str) -> bool:
-    """Whether the values ``spec`` sorts by are all numbers (no NaN) or all text: a total order."""
-    from ..tracking.search import _getter
-
-    words = spec.strip().split()
-    if len(words) > 1 and words[-1].lower() in ("asc", "desc"):
-        words = words[:-1]
-    get = _getter(" ".join(words))
-    kinds = set()
-    for d in docs:
-        v = get(d)
-        if v is None:
-            continue
-        if isinstance(v, str):
-            kinds.add(str)
-        elif isinstance(v, (int, float)) and not math.isnan(v):
-            kinds.add(float)
-        else:
-            return False
-    return len(kinds) <= 1
-
-
-_orders: dict[tuple[str, str], _Orders] = {}
-_doc_files: dict[Any, Any] = {}
-_orders_lock = threading.Lock()
-
-
-def _run_lists(store: Any, experiment_id: str) -> list[list[dict[str, Any]]]:
-    """Each run file's parsed documents (``store.run_files``, its ``DocFile`` objects kept)."""
-    from ..store.documents import DocFile
-
-    d = store.runs_dir(experiment_id)
-    if not d.exists():
-        return []
-    lists = []
-    for path in sorted(d.glob("??.json")):
-        f = _doc_files.get(path)
-        if f is None:
-            f = _doc_files[path] = DocFile(path)
-        lists.append(f.all())
-    return lists
-
-
 def runs(experiment: str, filter: str | None, order_by: list[str], max_results: int, offset: int) -> dict[str, Any]:
-    """One page of an experiment's runs (search in MLflow's filter syntax), newest first by default.
-
-    The page ``search_runs(exp, filter, order_by, max_results=offset + max_results + 1)`` answers,
-    from runs sorted once per order (``_Orders``) rather than read and sorted on every request."""
-    from ..store import current_store
-    from ..tracking.search import _sort, parse_filter, runs_frame
-
+    """One page of an experiment's runs (search in MLflow's filter syntax), newest first by default."""
     exp = nbmlops.get_experiment(experiment)
-    keep = parse_filter(filter or None)
-    store = current_store(create=False)
-    lists = _run_lists(store, exp.id)
-    key = (str(store.root), exp.id)
-    with _orders_lock:
-        orders = _orders.get(key)
-        if orders is None or not orders.same(lists):
-            orders = _orders[key] = _Orders(lists)
-        docs, total = orders.get(tuple(order_by))
-        if filter and not total:
-            docs = orders.sorted[()]
-    want = offset + max_results + 1
-    if filter and not total:  # as search_runs does: filter, then sort
-        chosen = _sort([d for d in docs if keep(d)], order_by)[:want]
-    elif filter:
-        chosen = []
-        for d in docs:
-            if keep(d):
-                chosen.append(d)
-                if len(chosen) == want:
-                    break
-    else:
-        chosen = docs[:want]
-    df = runs_frame(chosen, {exp.id: exp.name})
+    df = nbmlops.search_runs(exp.id, filter=filter or None, order_by=order_by or None,
+                             max_results=offset + max_results + 1)
     more = len(df) > offset + max_results
     page = df.iloc[offset:offset + max_results]
     out = []
@@ -180,8 +67,8 @@ def runs(experiment: str, filter: str | None, order_by: list[str], max_results: 
                                 "start_time": _ms(row["start_time"]), "end_time": _ms(row["end_time"]),
                                 "duration": _clean(row["duration"]), "user": row["user"],
                                 "params": {}, "metrics": {}, "tags": {}}
-        for key_, value in row.items():
-            kind, _, name = str(key_).partition(".")
+        for key, value in row.items():
+            kind, _, name = str(key).partition(".")
             if kind in ("params", "metrics", "tags") and name:
                 value = _clean(value)
                 if value is not None:
