@@ -25,9 +25,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
-import datetime  # noqa: E402
 import logging  # noqa: E402
-import platform  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
@@ -36,14 +34,19 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
+
+if __package__:  # python -m benchmarks.runs_browser
+    from ._common import log, machine, publish
+else:  # python benchmarks/runs_browser.py
+    from _common import log, machine, publish
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
 RESULTS = HERE / "RESULTS.md"
 SECTION = "## Runs browser (benchmarks/runs_browser.py)"
+PACKAGES = ("nbmlops", "ipywidgets", "pandas", "matplotlib", "tinydb", "mlflow")
 FULL = dict(runs=10_000, reps=7, mlflow_batch=1_000)
 QUICK = dict(runs=1_000, reps=3, mlflow_batch=500)
 FILTERS = ("metrics.acc > 0.5 and params.model = 'rf'", "metrics.auc < 0.3 and params.depth >= 5")
@@ -53,10 +56,6 @@ TARGETS = {  # key -> (limit in seconds, text)
     "sort": (0.2, "sort by a metric < 200 ms"),
     "page": (0.1, "next page < 100 ms"),
 }
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -203,21 +202,6 @@ def fmt(seconds: float | None) -> str:
     return f"{seconds * 1e6:.3g} µs"
 
 
-def machine(quick: bool) -> str:
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        cpu = next((x.split(":", 1)[1].strip() for x in Path("/proc/cpuinfo").read_text().splitlines()
-                    if x.startswith("model name")), cpu)
-    pkgs = []
-    for name in ("nbmlops", "ipywidgets", "pandas", "matplotlib", "tinydb", "mlflow"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            pkgs.append(f"{name} {metadata.version(name)}")
-    cores = os.cpu_count()
-    return (f"Machine: {cores} core{'s' if cores != 1 else ''} ({cpu}), {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}. Packages: {', '.join(pkgs)}. "
-            f"Date: {datetime.date.today().isoformat()}. Mode: {'--quick (small sizes)' if quick else 'full'}.")
-
-
 def report(S: dict[str, Any], r: dict[str, Any], mf: dict[str, Any] | None, per_run: float, quick: bool,
            wall: float, load: str) -> tuple[str, list[tuple[str, bool, str]]]:
     n, reps = S["runs"], S["reps"]
@@ -247,7 +231,8 @@ def report(S: dict[str, Any], r: dict[str, Any], mf: dict[str, Any] | None, per_
         rows += [(f"for scale: `mlflow.search_runs` over the same {n:,} runs (MLflow file store)", mf["search"]),
                  ("for scale: `mlflow.search_runs` with the filter", mf["search_filter"]),
                  ("for scale: MLflow client `search_runs`, 50 runs ordered by `metrics.auc`", mf["search_page"])]
-    out = [SECTION, "", machine(quick) + load, "",
+    mode = "Mode: --quick (small sizes)." if quick else "Mode: full."
+    out = [SECTION, "", machine(PACKAGES, extra=mode) + load, "",
            f"| step (medians of {reps} unless the step says otherwise) | time |", "| --- | --- |"]
     out += [f"| {label} | {fmt(v)} |" for label, v in rows]
     out += ["", f"The store was built with the API at {fmt(per_run)} per run (5 params, 3 metrics, 1 tag). "
@@ -263,23 +248,6 @@ def report(S: dict[str, Any], r: dict[str, Any], mf: dict[str, Any] | None, per_
     out += [f"| {t} | {v} | {'pass' if ok else '**FAIL**'} |" for t, ok, v in targets]
     out += ["", f"Whole benchmark: {wall:.0f} s.", ""]
     return "\n".join(out), targets
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (up to the next '## ' heading), keep the rest."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == SECTION), None)
-    block = section.rstrip("\n") + "\n"
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + block
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + block + ("\n" + tail if tail else "")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
 
 
 def main() -> int:
@@ -312,15 +280,7 @@ def main() -> int:
         with contextlib.suppress(OSError):
             WORK.rmdir()  # only if no other benchmark is using it
     text, targets = report(S, r, mf, per_run, args.quick, time.perf_counter() - t0, load)
-    print(text)
-    if out is not None:
-        write_section(out, text)
-        log(f"wrote the section {SECTION!r} of {out}")
-    else:
-        log("--quick: RESULTS.md left alone (pass --results PATH to write the table)")
-    failed = [t for t, ok, _ in targets if not ok]
-    if failed:
-        log("targets missed: " + "; ".join(failed))
+    publish(text, out, SECTION, [t for t, ok, _ in targets if not ok])
     return 0
 
 
