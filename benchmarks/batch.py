@@ -456,16 +456,17 @@ def report(S: dict[str, Any], info: dict[str, Any], tput: dict[str, list[dict[st
             "| step (nbmlops function) | CPU time per chunk | CPU ns per row | peak memory allocated, bytes per row |",
             "| --- | --- | --- | --- |"]
     steps = [
-        ("read the chunk (`_chunks`: pyarrow `iter_batches` + `to_pandas`, in the job process)", bd["read"],
-         bd["chunk_bytes"]),
+        (("read the chunk (`_chunks`: pyarrow `iter_batches` + `to_pandas`, in the job process; with parallelism ≥ 2 "
+          "each worker reads its own chunks' row groups instead, `_score_rows`)"), bd["read"], bd["chunk_bytes"]),
         ("`_score`, the whole of a worker's work on the chunk", bd["score"], bd["score_peak"]),
         ("  of which the estimator's `predict_proba` (on the chunk's 20 columns)", bd["predict_proba"],
          bd["predict_proba_peak"]),
         ("  of which writing the part (`_write_atomic`; a chunk without rejects writes no rejects file)",
          bd["write_part"], None),
         ("  of which the rest (validation, building the frames)", rest, None),
-        (f"parallelism ≥ 2 only: sending the chunk to a worker (`pool.submit(len, chunk)`: pickle, pipe, unpickle; "
-         f"{bd['pickle_mb']:.1f} MiB pickled), CPU of both ends", bd["send"], None),
+        ("parallelism ≥ 2 with CSV or JSON Lines input (not Parquet): sending the chunk to a worker "
+         f"(`pool.submit(len, chunk)`: pickle, pipe, unpickle; {bd['pickle_mb']:.1f} MiB pickled), CPU of both ends",
+         bd["send"], None),
         ("&nbsp;&nbsp;of which pickling + unpickling alone", bd["pickle"], None),
     ]
     for name, sec, mem_b in steps:

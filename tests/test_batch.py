@@ -52,6 +52,22 @@ def test_every_row_scored_in_order_with_the_version(model, tmp_path, src, dst):
     assert not (tmp_path / (dst + ".parts")).exists()
 
 
+def test_parallel_workers_read_their_own_parquet_rows_across_row_groups(model, tmp_path):
+    df = data(2_345)
+    df.to_parquet(tmp_path / "in.parquet", row_group_size=700)  # 4 row groups, chunks of 500 straddle them
+    calls = []
+    result = nbmlops.batch_predict("scorer", tmp_path / "in.parquet", tmp_path / "out.parquet", chunk_rows=500,
+                                   parallelism=2, progress=lambda done, total: calls.append((done, total)))
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert list(out["row"]) == list(range(2_345))  # every row once, in order
+    assert (out["prediction"].to_numpy() == model.predict(df)).all()
+    assert np.allclose(out["probability"], model.predict_proba(df).max(axis=1))
+    assert result["scored"] == 2_345 and result["chunks"] == 5 and result["chunks_skipped"] == 0
+    done = [0] + [d for d, _ in calls]
+    assert sorted(b - a for a, b in zip(done, done[1:])) == [345, 500, 500, 500, 500]  # the parent knows each n
+    assert calls[-1] == (2_345, 2_345)
+
+
 def test_bad_rows_go_to_rejects_with_a_reason_and_none_is_lost(model, tmp_path):
     df = data(1_000).astype(object)
     df.loc[3, "b"] = "abc"
@@ -68,7 +84,8 @@ def test_bad_rows_go_to_rejects_with_a_reason_and_none_is_lost(model, tmp_path):
     assert result["scored"] == 997 and result["rejected"] == 3
 
 
-def test_a_killed_job_resumes_skipping_finished_chunks(model, tmp_path, monkeypatch):
+@pytest.mark.parametrize("first, then", [(1, 1), (2, 2), (1, 2)])
+def test_a_killed_job_resumes_skipping_finished_chunks(model, tmp_path, monkeypatch, first, then):
     import slow_models  # noqa: F401  (importable by the job's workers)
 
     from sklearn.pipeline import make_pipeline
@@ -82,7 +99,7 @@ def test_a_killed_job_resumes_skipping_finished_chunks(model, tmp_path, monkeypa
     script = textwrap.dedent(f"""
         import nbmlops
         nbmlops.batch_predict("slow", {str(tmp_path / 'in.parquet')!r}, {str(tmp_path / 'out.parquet')!r},
-                              chunk_rows=500, progress=False)
+                              chunk_rows=500, parallelism={first}, progress=False)
     """)
     env = {**os.environ, "NBMLOPS_STORE": str(nbmlops.store.locate())}
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
@@ -92,13 +109,24 @@ def test_a_killed_job_resumes_skipping_finished_chunks(model, tmp_path, monkeypa
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = len(list(parts.glob("part-*.parquet")))
-    assert 3 <= done < 12, "the job was not killed mid-way"
+    done = {p.name: p.stat().st_mtime_ns for p in parts.glob("part-*.parquet")}
+    assert 3 <= len(done) < 12, "the job was not killed mid-way"
+    rewritten = []
+    monkeypatch.setattr("nbmlops.serving.batch._join", _spy(nbmlops.serving.batch._join, parts, done, rewritten))
     result = nbmlops.batch_predict("slow", tmp_path / "in.parquet", tmp_path / "out.parquet", chunk_rows=500,
-                                   progress=False)
-    assert result["chunks_skipped"] >= done and result["chunks"] == 12
+                                   parallelism=then, progress=False)
+    assert result["chunks_skipped"] >= len(done) and result["chunks"] == 12
+    assert rewritten == []  # finished chunks were not scored again
     out = pd.read_parquet(tmp_path / "out.parquet")
     assert list(out["row"]) == list(range(6_000))  # no row lost, none twice
+
+
+def _spy(join, parts, done, rewritten):
+    def spied(*args, **kwargs):
+        rewritten.extend(n for n, t in done.items() if (parts / n).stat().st_mtime_ns != t)
+        return join(*args, **kwargs)
+
+    return spied
 
 
 def _pause(X):

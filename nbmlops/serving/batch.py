@@ -2,11 +2,14 @@
 
 Chunks of ``chunk_rows`` rows are read one after another (memory is bounded by the chunk
 size, not the file) and scored by worker processes that each load the model once (hash
-verified). A worker writes its chunk's predictions and rejects as files in
-``OUTPUT.parts/`` (rejects first, then predictions, each by atomic rename): a chunk whose
-predictions file exists is done, so a rerun after a crash skips it. A failed chunk is
-retried up to ``max_retries`` times. At the end the parts are joined in input order into
-OUTPUT and OUTPUT's rejects file, and every input row is checked to be in exactly one.
+verified). With Parquet input and parallelism ≥ 2 the parent only plans the chunks from the
+file's metadata and each worker reads its own rows (shipping chunks to workers costs more
+than it saves): it decodes the row groups a chunk overlaps and slices. A worker writes its
+chunk's predictions and rejects as files in ``OUTPUT.parts/`` (rejects first, then
+predictions, each by atomic rename): a chunk whose predictions file exists is done, so a
+rerun after a crash skips it. A failed chunk is retried up to ``max_retries`` times. At the
+end the parts are joined in input order into OUTPUT and OUTPUT's rejects file, and every
+input row is checked to be in exactly one.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +36,16 @@ def _format(path: Path, what: str) -> str:
     return fmt
 
 
-def _chunks(path: Path, fmt: str, rows: int) -> Iterator[Any]:
+def _chunks(path: Path, fmt: str, rows: int, read: bool = True) -> Iterator[Any]:
+    """The input's chunks as DataFrames; with ``read=False`` (Parquet only), their row counts from the metadata."""
     import pandas as pd
 
-    if fmt == "csv":
+    if not read:
+        import pyarrow.parquet as pq
+
+        total = pq.read_metadata(path).num_rows
+        yield from (min(rows, total - start) for start in range(0, total, rows))
+    elif fmt == "csv":
         yield from pd.read_csv(path, chunksize=rows)
     elif fmt == "jsonl":
         yield from pd.read_json(path, lines=True, chunksize=rows)
@@ -50,7 +60,7 @@ def _chunks(path: Path, fmt: str, rows: int) -> Iterator[Any]:
 _model: Any = None
 
 
-def _init(store: str, uri: str) -> None:
+def _init(store: str, uri: str, threads: int = 0) -> None:
     global _model
     import nbmlops
 
@@ -58,6 +68,28 @@ def _init(store: str, uri: str) -> None:
 
     nbmlops.set_store(store)
     _model = ServedModel(uri)
+    if threads:  # a worker: share the cores with the others (BLAS/OpenMP threads would spin against them)
+        try:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(threads)
+        except ImportError:
+            pass
+
+
+_files: dict[str, Any] = {}
+
+
+def _score_rows(index: int, start: int, n: int, path: str, parts: str) -> tuple[int, int, int]:
+    """Read rows [start, start + n) of a Parquet file (kept open in this worker), then ``_score`` them."""
+    import pyarrow.parquet as pq
+
+    f = _files.get(path) or _files.setdefault(path, pq.ParquetFile(path, pre_buffer=False))
+    meta = f.metadata
+    bounds = [0, *accumulate(meta.row_group(i).num_rows for i in range(meta.num_row_groups))]
+    groups = [i for i in range(meta.num_row_groups) if bounds[i] < start + n and bounds[i + 1] > start]
+    table = f.read_row_groups(groups, use_threads=False).slice(start - bounds[groups[0]], n)
+    return _score(index, start, table.to_pandas(), parts)
 
 
 def _score(index: int, start: int, df: Any, parts: str) -> tuple[int, int, int]:
@@ -182,24 +214,31 @@ def batch_predict(model_uri: str, input: str | os.PathLike[str], output: str | o
     bar = _bar(progress, src, in_fmt)
     counts = {"chunks": 0, "skipped": 0}
     tries: dict[int, int] = {}
-    pending: dict[Future[Any], tuple[int, int, Any]] = {}
-    pool = None if parallelism == 1 else ProcessPoolExecutor(parallelism, initializer=_init, initargs=(store, uri),
-                                                             mp_context=_spawn())
+    pending: dict[Future[Any], tuple[int, int, int, Any]] = {}
+    threads = max(1, (os.cpu_count() or 1) // parallelism)
+
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(parallelism, initializer=_init, initargs=(store, uri, threads), mp_context=_spawn())
+
+    pool = None if parallelism == 1 else new_pool()
     if pool is None:
         _init(store, uri)
 
-    def submit(task: tuple[int, int, Any]) -> None:
+    def submit(task: tuple[int, int, int, Any]) -> None:  # (index, start row, rows, DataFrame or None: read it)
         nonlocal pool
+        index, first, n, df = task
+        work = (_score, index, first, df, str(parts)) if df is not None else \
+            (_score_rows, index, first, n, str(src), str(parts))
         if pool is None:
-            _finish(task, lambda: _score(*task, str(parts)))
+            _finish(task, lambda: work[0](*work[1:]))
             return
         try:
-            pending[pool.submit(_score, *task, str(parts))] = task
+            pending[pool.submit(*work)] = task
         except BrokenProcessPool:
-            pool = ProcessPoolExecutor(parallelism, initializer=_init, initargs=(store, uri), mp_context=_spawn())
-            pending[pool.submit(_score, *task, str(parts))] = task
+            pool = new_pool()
+            pending[pool.submit(*work)] = task
 
-    def _finish(task: tuple[int, int, Any], call: Any) -> None:
+    def _finish(task: tuple[int, int, int, Any], call: Any) -> None:
         while True:
             try:
                 call()
@@ -210,7 +249,7 @@ def batch_predict(model_uri: str, input: str | os.PathLike[str], output: str | o
                     raise ServingError(f"chunk {task[0]} failed {tries[task[0]]} times ({type(exc).__name__}: {exc}); "
                                        "finished chunks are kept: rerun to resume") from None
         if bar is not None:
-            bar.update(len(task[2]))
+            bar.update(task[2])
 
     def drain(block_until: int) -> None:
         nonlocal pool
@@ -221,29 +260,30 @@ def batch_predict(model_uri: str, input: str | os.PathLike[str], output: str | o
                 try:
                     fut.result()
                     if bar is not None:
-                        bar.update(len(task[2]))
+                        bar.update(task[2])
                 except Exception as exc:
                     tries[task[0]] = tries.get(task[0], 0) + 1
                     if tries[task[0]] > max_retries:
                         raise ServingError(f"chunk {task[0]} failed {tries[task[0]]} times ({type(exc).__name__}: "
                                            f"{exc}); finished chunks are kept: rerun to resume") from None
                     if isinstance(exc, BrokenProcessPool):
-                        pool = ProcessPoolExecutor(parallelism, initializer=_init, initargs=(store, uri),
-                                                   mp_context=_spawn())
+                        pool = new_pool()
                     submit(task)
 
     try:
         start = 0
-        for index, df in enumerate(_chunks(src, in_fmt, chunk_rows)):
+        read = in_fmt != "parquet" or pool is None  # else the workers read their own rows
+        for index, chunk in enumerate(_chunks(src, in_fmt, chunk_rows, read)):
+            n = len(chunk) if read else chunk
             counts["chunks"] += 1
             if (parts / f"part-{index:06d}.parquet").exists():
                 counts["skipped"] += 1
                 if bar is not None:
-                    bar.update(len(df))
+                    bar.update(n)
             else:
-                submit((index, start, df))
+                submit((index, start, n, chunk if read else None))
                 drain(2 * parallelism)
-            start += len(df)
+            start += n
         drain(0)
     finally:
         if pool is not None:
