@@ -1,10 +1,15 @@
-"""What the benchmark scripts share: the machine line, progress lines, and writing one section of RESULTS.md."""
+"""What the benchmark scripts share: the machine line, progress lines, writing one section of RESULTS.md,
+and starting/stopping the servers they measure."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
+import signal
+import socket
+import subprocess
 import sys
 import time
 from importlib import metadata
@@ -93,3 +98,23 @@ def publish(text: str, out: Path | None, heading: str, failed: list[str], what: 
         log("--quick: RESULTS.md left alone (pass --results PATH to write the table)")
     if failed:
         log(f"{what}: " + "; ".join(failed))
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_group(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Stop a server started with ``start_new_session=True`` and all its children (e.g. MLflow's workers)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # the group's stragglers
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)

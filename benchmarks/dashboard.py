@@ -43,7 +43,6 @@ import logging  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
-import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -55,9 +54,9 @@ from typing import Any  # noqa: E402
 from urllib.parse import urlencode  # noqa: E402
 
 if __package__:  # python -m benchmarks.dashboard
-    from ._common import log, machine, publish
+    from ._common import free_port, log, machine, publish, stop_group
 else:  # python benchmarks/dashboard.py
-    from _common import log, machine, publish
+    from _common import free_port, log, machine, publish, stop_group
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
@@ -159,27 +158,6 @@ def build_mlflow(runs: list[dict[str, Any]], uri: str, artifacts: Path) -> tuple
 
 
 # ------------------------------------------------------------------ servers
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_group(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
-    """Stop a server started with ``start_new_session=True`` and all its children (MLflow's workers)."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # the group's stragglers
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(5)
-
-
 class Server:
     def __init__(self, name: str, cmd: list[str], env: dict[str, str], logfile: Path, probe: str,
                  headers: dict[str, str] | None = None) -> None:

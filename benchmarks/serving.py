@@ -58,9 +58,9 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 if __package__:  # python -m benchmarks.serving
-    from ._common import log, machine, publish
+    from ._common import log, machine, publish, stop_group
 else:  # python benchmarks/serving.py
-    from _common import log, machine, publish
+    from _common import log, machine, publish, stop_group
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
@@ -239,20 +239,6 @@ class Servers:
             if mine and pid_exists(pid):
                 left.append(pid)
         return left
-
-
-def stop_group(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)  # the group's stragglers (MLflow's uvicorn child)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(5)
 
 
 def http_get(port: int, path: str) -> int:

@@ -69,12 +69,9 @@ def _init(store: str, uri: str, threads: int = 0) -> None:
     nbmlops.set_store(store)
     _model = ServedModel(uri)
     if threads:  # a worker: share the cores with the others (BLAS/OpenMP threads would spin against them)
-        try:
-            from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
-            threadpool_limits(threads)
-        except ImportError:
-            pass
+        threadpool_limits(threads)
 
 
 _files: dict[str, Any] = {}

@@ -175,6 +175,11 @@ class RunsBrowser(StaticFallback, w.VBox):
         except NbmlopsError as exc:
             self.message.value = _ERROR.format(escape(str(exc)))
             return
+        self._reshow()
+
+    def _reshow(self) -> None:
+        """After the listing was read or updated: drop vanished runs from the selection, rebuild the
+        column choices, and show the current page again."""
         live = set(self.listing.query().ids)
         self._chosen = [i for i in self._chosen if i in live]
         self._busy = True
@@ -260,14 +265,7 @@ class RunsBrowser(StaticFallback, w.VBox):
             self.listing.update(ids)
         except NbmlopsError:
             self.listing = nbmlops.run_listing(self.listing.experiment)
-        live = set(self.listing.query().ids)
-        self._chosen = [i for i in self._chosen if i in live]
-        self._busy = True
-        try:
-            self._columns()
-        finally:
-            self._busy = False
-        self.apply(keep_page=True)
+        self._reshow()
 
     def tag(self) -> None:
         """Set the tag ``key=value`` on every selected run."""
