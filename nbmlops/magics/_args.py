@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from IPython.core.error import UsageError
+from IPython.core.magic_arguments import parse_argstring
+
+
+def parse(magic: Any, line: str) -> Any:
+    """``parse_argstring`` for ``magic``, with an unbalanced quote (shlex's ValueError: "No closing
+    quotation", "No escaped character") as one line instead of a traceback."""
+    try:
+        return parse_argstring(magic, line)
+    except ValueError as exc:
+        raise UsageError(f"%{getattr(magic, '__name__', 'magic')}: {exc} in {line.strip()!r}; "
+                         "close the quote or escape it") from None
 
 
 def unquote(text: str | None) -> str | None:

@@ -12,13 +12,13 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 import nbmlops
 
 from ..errors import NbmlopsError
-from ._args import unquote
+from ._args import parse, unquote
 from ._progress import WidgetProgress
 
 WIDE = 100  # columns from which a progress bar is shown
@@ -101,7 +101,7 @@ class Drift(Magics):
         """Compare CURRENT with REFERENCE: per-column drift tests (Evidently's defaults unless --stattest),
         dataset drift, target and prediction drift, data quality and model performance; inline, and its
         summary logged to the store (and against the model version with model:NAME@ALIAS)."""
-        args = parse_argstring(self.drift, line)
+        args = parse(self.drift, line)
         out = unquote(args.output)
         if out is not None and not out.isidentifier():
             raise UsageError(f"-o takes a variable name, got {out!r}")

@@ -7,13 +7,13 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 import nbmlops
 
 from ..errors import NbmlopsError
-from ._args import unquote
+from ._args import parse, unquote
 
 ACTIONS = ("apply", "list", "show", "get", "materialize", "online", "service")
 # options each action accepts (the others are refused, so a misplaced option is not silently ignored)
@@ -74,7 +74,7 @@ class Features(Magics):
         REFS: view:feature references, comma- or space-separated ("view" alone: all its features).
         Bad input gives one line and writes nothing.
         """
-        args = parse_argstring(self.features, line)
+        args = parse(self.features, line)
         if args.action not in ACTIONS:
             raise UsageError(f"unknown %features action {args.action!r}: use one of {', '.join(ACTIONS)}")
         misplaced = [f"--{k.replace('_', '-')}" for k, default in _DEFAULTS.items()

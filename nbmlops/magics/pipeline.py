@@ -8,13 +8,13 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 import nbmlops
 
 from ..errors import NbmlopsError
-from ._args import unquote
+from ._args import parse, unquote
 
 USAGE = ("usage: %pipeline run NAME [-p KEY=VALUE ...] [--no-cache] | %pipeline show NAME [--run RUN_ID] | "
          "%pipeline runs [NAME] | %pipeline retrain MODEL@ALIAS --current VAR --pipeline NAME [--target COL] "
@@ -77,7 +77,7 @@ class PipelineMagics(Magics):
     def pipeline(self, line: str) -> None:
         """Run a pipeline (dependency order, parallel, cached), draw its DAG, list its runs, retrain a
         model on drift, or export the pipeline to Kubeflow Pipelines."""
-        args = parse_argstring(self.pipeline, line)
+        args = parse(self.pipeline, line)
         names = [unquote(a) for a in args.args]
         params = parse_params(args.param)
         try:

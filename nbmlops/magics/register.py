@@ -6,13 +6,13 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 import nbmlops
 
 from ..errors import NbmlopsError
-from ._args import parse_tags, unquote
+from ._args import parse, parse_tags, unquote
 
 USAGE = ("usage: %register VARIABLE NAME [--alias A] [--tag K=V ...] [--description TEXT] | "
          "%register --run RUN_ID[:MODEL] NAME [...] | %register NAME --alias A --version N | %register --list [NAME]")
@@ -32,7 +32,7 @@ class Register(Magics):
     def register(self, line: str) -> None:
         """Register a fitted model from a notebook variable (linked to the %%track run that fitted
         it), or a run's model; move an alias; or list the registry."""
-        args = parse_argstring(self.register, line)
+        args = parse(self.register, line)
         names = [unquote(a) for a in args.args]
         tags = parse_tags(args.tag)
         alias, description = unquote(args.alias), unquote(args.description)

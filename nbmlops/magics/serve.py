@@ -6,11 +6,11 @@ from pathlib import Path
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 from ..errors import NbmlopsError
-from ._args import unquote
+from ._args import parse, unquote
 from ._progress import WidgetProgress
 
 USAGE = ("usage: %serve NAME[@ALIAS|/VERSION] [--port P] [--token T] [--name D] [--detach] "
@@ -54,7 +54,7 @@ class Serve(Magics):
     def serve(self, line: str) -> object:
         """Serve a registered model over HTTP from a background process (stopped when this kernel
         exits, unless --detach); --list, --stop and --logs manage deployments."""
-        args = parse_argstring(self.serve, line)
+        args = parse(self.serve, line)
         from .. import serving
 
         actions = sum(bool(x) for x in (args.model, args.list, args.stop, args.logs, args.batch))

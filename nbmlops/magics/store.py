@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 import nbmlops
 
 from ..errors import NbmlopsError
+from ._args import parse
 
 
 @magics_class
@@ -22,7 +23,7 @@ class Nbmlops(Magics):
     @line_magic
     def nbmlops(self, line: str) -> None:
         """Show the store in use and what it holds; `%nbmlops store PATH` switches to another store."""
-        args = parse_argstring(self.nbmlops, line)
+        args = parse(self.nbmlops, line)
         if args.action == "store" and args.path:
             try:
                 path = nbmlops.set_store(args.path)

@@ -8,14 +8,14 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Bool
 
 import nbmlops
 
 from ..errors import NbmlopsError
-from ._args import parse_tags, unquote
+from ._args import parse, parse_tags, unquote
 
 
 class _Summary:
@@ -74,7 +74,7 @@ class Track(Magics):
         """Run the cell as a tracked run: the cell's source, autologged scikit-learn params, models,
         datasets and figures, and the variables named by -p/-m. Inside the cell `run` is the run.
         As a line magic, `%track --browse [EXPERIMENT]` shows the runs browser."""
-        args = parse_argstring(self.track, line)
+        args = parse(self.track, line)
         if args.browse is not None:
             if cell is not None:
                 raise UsageError("--browse is for the line magic: %track --browse [EXPERIMENT] (one %)")
