@@ -9,7 +9,8 @@
                                    optional transformer container
     DIR/batch-job.yaml             with ``batch=(INPUT, OUTPUT)``: a ConfigMap holding
                                    ``kserve_batch.py`` and an Indexed batch/v1 Job (parallelism,
-                                   retries) that scores INPUT into OUTPUT (a ``pvc://`` folder)
+                                   retries) that scores INPUT into OUTPUT (a ``pvc://`` folder),
+                                   after checking the model file against the recorded sha256
 
 Upload ``DIR/model`` to the storage URI, then ``kubectl apply -f DIR/inferenceservice.yaml``.
 The model is never unpickled here. When the ``kserve`` package is installed, every manifest is
@@ -103,7 +104,8 @@ def export_kserve(model: str, directory: str | os.PathLike[str], *, namespace: s
     docs = {"inferenceservice.yaml": [manifest]}
     if batch is not None:
         docs["batch-job.yaml"] = batch_job(isvc, namespace, storage, batch[0], batch[1], parallelism, retries,
-                                           requests, limits, labels, annotations, image, predict_proba)
+                                           requests, limits, labels, annotations, image, predict_proba,
+                                           version.sha256)
     checked = _validate_all(docs)  # before anything is written
     target = prepare_dir(directory, force, "KServe deployment")
     summary = Summary(f"kserve {version.uri} → {target}")
@@ -178,7 +180,7 @@ def inference_service(name: str, namespace: str, storage: str, requests: dict[st
 
 def batch_job(name: str, namespace: str, storage: str, source: str, output: str, parallelism: int, retries: int,
               requests: dict[str, str], limits: dict[str, str], labels: dict[str, str], annotations: dict[str, str],
-              image: str | None, predict_proba: bool) -> list[dict[str, Any]]:
+              image: str | None, predict_proba: bool, sha256: str) -> list[dict[str, Any]]:
     script = Path(__file__).with_name("kserve_batch.py").read_text()
     claim, _, sub = output[len("pvc://"):].partition("/")
     meta = {"namespace": namespace, "labels": labels, "annotations": annotations}
@@ -186,7 +188,7 @@ def batch_job(name: str, namespace: str, storage: str, source: str, output: str,
               "data": {"kserve_batch.py": script}}
     init = f"kserve/storage-initializer:{KSERVE_VERSION}"
     args = ["--model-dir", "/mnt/models", "--input", "/mnt/input", "--output", "/mnt/output/" + sub.strip("/"),
-            "--shards", str(parallelism)] + (["--predict-proba"] if predict_proba else [])
+            "--shards", str(parallelism), "--sha256", sha256] + (["--predict-proba"] if predict_proba else [])
     pod = {"restartPolicy": "Never",
            "initContainers": [
                {"name": "fetch-model", "image": init, "args": [storage, "/mnt/models"],

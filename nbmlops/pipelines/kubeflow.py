@@ -6,9 +6,12 @@ JSON, or the source of the file defining a function step. Datasets and models fl
 components as ``Dataset`` and ``Model`` artifacts; inputs no step produces are imported
 (``dsl.importer``) from URIs given as pipeline parameters, defaulting to snapshots written beside
 the package; pipeline parameters keep their defaults; each task carries the step's code hash in
-``NBMLOPS_CODE_SHA``, so Kubeflow's cache key changes exactly when nbmlops's does; retries,
-resources, base image and packages are set per task. The component functions live in a generated
-module (``OUT.py`` beside the YAML), as kfp needs component functions to live in a file.
+``NBMLOPS_CODE_SHA``, so Kubeflow's cache key changes exactly when nbmlops's does. Every input file
+is checked against a recorded sha256 before a step reads it: an imported one against the snapshot's
+hash embedded in the component, one from an upstream task against the hash that task recorded in
+the artifact's metadata (``nbmlops.file_sha256``); a model pickle pointed elsewhere is refused
+unread. Retries, resources, base image and packages are set per task. The component functions live
+in a generated module (``OUT.py`` beside the YAML), as kfp needs component functions to live in a file.
 """
 
 from __future__ import annotations
@@ -108,7 +111,7 @@ def generate(plan: Any, *, base_image: str = DEFAULT_IMAGE, packages: list[str] 
         sig.append("metrics: Output[Metrics]")
         spec: dict[str, Any] = {
             "pipeline": pipeline.name, "step": s.name, "kind": s.kind,
-            "inputs": {l: {"kind": p.kind, "name": p.name, "spec": p.spec} for l, p in s.inputs.items()},
+            "inputs": {l: _input_spec(p, plan.external[s.name].get(l)) for l, p in s.inputs.items()},
             "outputs": {l: {"kind": p.kind, "name": p.name, "spec": p.spec} for l, p in s.outputs.items()},
         }
         if s.kind == "notebook":
@@ -173,6 +176,15 @@ def generate(plan: Any, *, base_image: str = DEFAULT_IMAGE, packages: list[str] 
         lines.append(f"    Outputs = {ret_type}")
         lines.append(f"    return Outputs({', '.join(f'{f}={t}.outputs[{a!r}]' for f, _, t, a in fields)})")
     return "\n".join(lines) + "\n"
+
+
+def _input_spec(port: Any, ref: dict[str, Any] | None) -> dict[str, Any]:
+    """A step input as its component sees it; one imported from a URI carries the sha256 of the
+    snapshot's bytes, which the component checks before it reads (let alone unpickles) the file."""
+    out = {"kind": port.kind, "name": port.name, "spec": port.spec}
+    if ref is not None:
+        out["file_sha256"] = ref["sha256"] if ref["kind"] == "model" else ref["blob"]
+    return out
 
 
 def _write_external(store: Any, ref: dict[str, Any], data_dir: Path) -> Path:
