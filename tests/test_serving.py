@@ -59,7 +59,7 @@ def test_predict_in_every_payload_form(served):
 
 def test_health_readiness_and_metadata_routes(served):
     dep, model, X, _ = served
-    assert call(dep, "GET", "/health")[:2] == (200, {"status": "ok"})
+    assert call(dep, "GET", "/health")[:2] == (200, {"status": "healthy", "model_loaded": True})
     assert call(dep, "GET", "/ready")[1]["ready"] is True
     info = call(dep, "GET", "/model/info")[1]
     assert info["n_features"] == 30 and info["feature_names"] == list(X.columns) and info["classes"] == [0, 1]
@@ -120,10 +120,13 @@ def test_metrics_feedback_and_request_log(served):
     rows = X.iloc[100:110]
     answer = dep.predict(rows)
     call(dep, "POST", "/predict", {"features": [1.0]})  # one error
-    status, fb, _ = call(dep, "POST", "/feedback", {"request_id": answer["request_id"], "labels": y.iloc[100:110].tolist()})
+    labels = {"request_id": answer["request_id"], "labels": y.iloc[100:110].tolist()}
+    assert call(dep, "POST", "/feedback", labels)[0] == 401  # /feedback needs the admin token
+    admin = {"Authorization": f"Bearer {dep.admin_token}"}
+    status, fb, _ = call(dep, "POST", "/feedback", labels, headers=admin)
     assert status == 200 and fb["correct"] == (model.predict(rows) == y.iloc[100:110]).tolist()
-    assert call(dep, "POST", "/feedback", {"request_id": "0" * 32, "label": 1})[0] == 404
-    assert call(dep, "POST", "/feedback", {"request_id": answer["request_id"], "label": 1})[0] == 422
+    assert call(dep, "POST", "/feedback", {"request_id": "0" * 32, "label": 1}, headers=admin)[0] == 404
+    assert call(dep, "POST", "/feedback", {"request_id": answer["request_id"], "label": 1}, headers=admin)[0] == 422
     families = {f.name: f for f in text_string_to_metric_families(call(dep, "GET", "/metrics")[1])}
     predicted = {s.labels["prediction_class"]: s.value for s in families["model_predictions"].samples
                  if s.name == "model_predictions_total"}

@@ -14,7 +14,7 @@ from ._args import parse, unquote
 from ._progress import WidgetProgress
 
 USAGE = ("usage: %serve NAME[@ALIAS|/VERSION] [--port P] [--token T] [--name D] [--detach] "
-         "[--ab V=W,V=W] [--shadow V] | %serve --list | %serve --stop D | %serve --logs D | "
+         "[--ab V=W,V=W] [--shadow V] [--restart] | %serve --list | %serve --stop D | %serve --logs D | "
          "%serve --batch MODEL INPUT OUTPUT [--parallelism N]")
 
 
@@ -37,7 +37,10 @@ class Serve(Magics):
     @argument("model", nargs="?", help="registered model: NAME, NAME@ALIAS or NAME/VERSION")
     @argument("-p", "--port", type=int, default=0, help="port (default: any free one)")
     @argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
-    @argument("--token", help="require Authorization: Bearer TOKEN on every route but /health")
+    @argument("--token", help="require Authorization: Bearer TOKEN for prediction too (admin routes and "
+              "/feedback always need the deployment's admin token)")
+    @argument("--restart", action="store_true", help="stop a running deployment of that name first "
+              "(it is reused only when started with the same settings)")
     @argument("-n", "--name", help="deployment name (default: the model's name)")
     @argument("--detach", action="store_true", help="keep serving after this kernel exits")
     @argument("--no-batching", action="store_true", help="score each request alone")
@@ -83,7 +86,7 @@ class Serve(Magics):
             ab = _parse_ab(args.ab) if args.ab else None
             dep = serving.serve(unquote(args.model), port=args.port, host=args.host, token=unquote(args.token),
                                 name=unquote(args.name), detach=args.detach, batching=not args.no_batching,
-                                log_requests=not args.no_log, ab=ab, shadow=args.shadow)
+                                log_requests=not args.no_log, ab=ab, shadow=args.shadow, restart=args.restart)
         except NbmlopsError as exc:
             raise UsageError(str(exc)) from None
         display(dep)

@@ -41,13 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-queue", type=int, default=1024)
     p.add_argument("--ab", help='A/B weights by version, as JSON: {"2": 0.9, "3": 0.1}')
     p.add_argument("--shadow", type=int, help="a version that scores a copy of every request, logged only")
+    p.add_argument("--feedback-mb", type=int, default=32, help="memory kept for /feedback, in MiB")
     args = p.parse_args(argv)
 
     import uvicorn
 
     import nbmlops
 
-    from . import deployments
+    from . import deployments, serverlog
     from .app import LOOPBACK, create_app
     from .batching import Batcher
     from .metrics import Metrics
@@ -55,6 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     from .router import Router
 
     nbmlops.set_store(args.store)
+    serverlog.setup(deployments.log_dir(args.deployment) / "server.log",
+                    int(os.environ.get("NBMLOPS_SERVER_LOG_BYTES") or serverlog.MAX_BYTES))
+    admin_token = os.environ.pop("NBMLOPS_SERVE_ADMIN_TOKEN", None)
+    if not admin_token:  # started by hand: make one, and record it where Deployment finds it
+        import secrets
+
+        admin_token = secrets.token_urlsafe(24)
+        deployments.update(args.deployment, admin_token=admin_token)
     log = None if args.no_log else RequestLog(deployments.log_dir(args.deployment))
     metrics = Metrics(args.model.split("@")[0].split("/")[0])
 
@@ -96,14 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     sock.listen(2048)
     port = sock.getsockname()[1]
     app = create_app(router, metrics, token=os.environ.pop("NBMLOPS_SERVE_TOKEN", None) or None,
-                     loopback=args.host in LOOPBACK, log=log, deployment=args.deployment)
+                     loopback=args.host in LOOPBACK, log=log, deployment=args.deployment, admin_token=admin_token,
+                     feedback_bytes=args.feedback_mb << 20)
     try:
         import uvloop  # noqa: F401
 
         loop = "uvloop"
     except ImportError:
         loop = "asyncio"
-    config = uvicorn.Config(app, log_level="warning", access_log=False, loop=loop, http="auto",
+    config = uvicorn.Config(app, log_level="warning", access_log=False, loop=loop, http="auto", log_config=None,
                             lifespan="on", timeout_graceful_shutdown=3, backlog=2048)
     server = uvicorn.Server(config)
     if args.parent:

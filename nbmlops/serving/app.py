@@ -1,14 +1,21 @@
 """The HTTP face of a served model: nbmlops' /predict, KServe V1/V2, MLflow's /invocations,
-health, model info, feedback and Prometheus metrics. Errors are ``{"error": "..."}``."""
+health, model info, feedback and Prometheus metrics. Errors are ``{"error": "..."}``.
+
+Other web pages must not drive it (a browser lets any page POST to 127.0.0.1): every POST
+must say ``Content-Type: application/json`` (415 otherwise: HTML forms and no-cors fetches
+cannot), a request whose ``Origin`` is not this server's own is refused (403), and the admin
+routes (``/admin/*``) and ``/feedback`` need the admin token ``serve()`` always creates,
+even when prediction is open.
+"""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import logging
 import time
 import uuid
-from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -18,12 +25,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from .batching import Overloaded
+from .feedback import FeedbackCache
 from .metrics import Metrics
 from .payloads import PayloadError, parse_mlflow, parse_predict, parse_v2, v2_datatype
 from .reqlog import RequestLog
 from .router import Route, Router
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+OPEN = ("/health", "/v2/health/live", "/ping")  # liveness: no token asked
+ADMIN = ("/admin/", "/feedback")  # the admin token only
+log_ = logging.getLogger("nbmlops.serving")
 _ROWS = {"type": "array", "items": {"type": "array", "items": {}}}
 _SCHEMAS = {
     "predict": {"type": "object", "properties": {"features": {"type": "array", "items": {}}, "instances": _ROWS,
@@ -52,12 +63,20 @@ def _body(schema: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": _SCHEMAS[schema]}}}}
 
 
-class Guard:
-    """ASGI middleware: Host check on loopback (DNS rebinding), bearer token, body size cap."""
+def _is_json(content_type: bytes) -> bool:
+    return content_type.split(b";", 1)[0].strip().lower() == b"application/json"
 
-    def __init__(self, app: Any, loopback: bool, token: str | None, max_body: int, metrics: Metrics) -> None:
+
+class Guard:
+    """ASGI middleware: Host check on loopback (DNS rebinding), Origin check (other web pages),
+    JSON-only POST bodies, bearer tokens (admin routes: the admin token; others: the prediction
+    token if one was given, or the admin token), body size cap."""
+
+    def __init__(self, app: Any, loopback: bool, token: str | None, max_body: int, metrics: Metrics,
+                 admin_token: str | None = None) -> None:
         self.app, self.loopback, self.token, self.max_body, self.metrics = app, loopback, token, max_body, metrics
         self.expected = f"Bearer {token}".encode() if token else None
+        self.admin = f"Bearer {admin_token}".encode() if admin_token else None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -69,13 +88,34 @@ class Guard:
             if name not in LOOPBACK:
                 return await self._deny(send, 403, "host_not_allowed",
                                         "this server only answers requests addressed to a loopback host")
-        if self.expected and scope["path"] not in ("/health", "/v2/health/live", "/ping"):
-            if not hmac.compare_digest(headers.get(b"authorization", b""), self.expected):
-                return await self._deny(send, 401, "unauthorized", "missing or wrong Authorization: Bearer token")
+        origin = headers.get(b"origin")
+        if origin is not None and origin.lower() not in (b"http://" + headers.get(b"host", b"").lower(),
+                                                         b"https://" + headers.get(b"host", b"").lower()):
+            return await self._deny(send, 403, "cross_origin",
+                                    "requests from other web pages are refused (Origin is not this server)")
+        denied = self._auth(scope["path"], headers.get(b"authorization", b""))
+        if denied:
+            return await self._deny(send, 401, "unauthorized", denied)
+        if scope["method"] == "POST" and not _is_json(headers.get(b"content-type", b"")):
+            return await self._deny(send, 415, "unsupported_media_type",
+                                    "POST bodies must be JSON sent with Content-Type: application/json")
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             return await self._deny(send, 413, "body_too_large", f"request bodies are limited to {self.max_body} bytes")
         return await self.app(scope, receive, send)
+
+    def _auth(self, path: str, given: bytes) -> str | None:
+        """Why the Authorization header does not open ``path`` (None when it does)."""
+        if path in OPEN:
+            return None
+        admin_ok = self.admin is not None and hmac.compare_digest(given, self.admin)
+        if path.startswith(ADMIN):
+            if self.admin is None:  # started without one (an old serve()): refuse rather than open
+                return "this route needs the deployment's admin token, and this server has none"
+            return None if admin_ok else "this route needs the deployment's admin token (Deployment.admin_token)"
+        if self.expected and not (admin_ok or hmac.compare_digest(given, self.expected)):
+            return "missing or wrong Authorization: Bearer token"
+        return None
 
     async def _deny(self, send: Any, status: int, reason: str, message: str) -> None:
         self.metrics.errors.labels(reason=reason).inc()
@@ -86,8 +126,9 @@ class Guard:
 
 
 def create_app(router: Router, metrics: Metrics, *, token: str | None = None, loopback: bool = True,
-               log: RequestLog | None = None, max_body: int = 4 << 20, deployment: str | None = None) -> Any:
-    recent: OrderedDict[str, tuple[int, list[Any]]] = OrderedDict()
+               log: RequestLog | None = None, max_body: int = 4 << 20, deployment: str | None = None,
+               admin_token: str | None = None, feedback_bytes: int | None = None) -> Any:
+    recent = FeedbackCache(*([feedback_bytes] if feedback_bytes else []))
     state = {"started": time.time(), "requests": 0}
     name = router.name
     metrics.set_weights(router.weights)
@@ -103,11 +144,19 @@ def create_app(router: Router, metrics: Metrics, *, token: str | None = None, lo
                   description="A model served by nbmlops. Errors are {\"error\": \"...\"}.")
 
     async def read_json(request: Request) -> Any:
+        from starlette.requests import ClientDisconnect
+
         body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_body:
-                raise PayloadError(f"request bodies are limited to {max_body} bytes", 413, "body_too_large")
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > max_body:
+                    raise PayloadError(f"request bodies are limited to {max_body} bytes", 413, "body_too_large")
+        except ClientDisconnect:  # one line, not a traceback: a client that goes away is no server error
+            log_.warning("aborted: %s %s, the client went away after %d bytes of the body", request.method,
+                         request.url.path, len(body))
+            raise PayloadError("the client disconnected before the body was complete", 400,
+                               "client_disconnected") from None
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -130,17 +179,17 @@ def create_app(router: Router, metrics: Metrics, *, token: str | None = None, lo
             raise
         except PayloadError:
             raise
-        except Exception as exc:
-            raise PayloadError(f"the model could not score this input ({type(exc).__name__}: {str(exc)[:160]})",
-                               422, "model_error") from None
+        except Exception as exc:  # the message may quote the input: it goes to the server log only
+            log_.warning("model error in request %r (version %s): %s: %r", request_id[:64], version,
+                         type(exc).__name__, str(exc)[:200])
+            raise PayloadError(f"the model could not score this input ({type(exc).__name__}): {_hint(exc)}; "
+                               "the server log has the model's own message", 422, "model_error") from None
         finally:
             metrics.in_flight.dec()
         seconds = time.perf_counter() - start
-        metrics.observe(version, seconds, out["predictions"])
+        metrics.observe(version, seconds, out["predictions"], route.model.classes)
         state["requests"] += 1
-        recent[request_id] = (version, out["predictions"])
-        if len(recent) > 100_000:
-            recent.popitem(last=False)
+        recent.add(request_id, version, out["predictions"], route.model.class_names)
         now = time.time_ns() // 1_000_000
         if log is not None:
             log.add({"t": now, "id": request_id, "v": version, "lat": round(seconds * 1000, 3), "rows": rows,
@@ -176,7 +225,7 @@ def create_app(router: Router, metrics: Metrics, *, token: str | None = None, lo
 
     def check_name(asked: str) -> None:
         if asked != name:
-            raise PayloadError(f"no model named {asked[:60]!r} here; this server serves {name!r}", 404, "unknown_model")
+            raise PayloadError(f"no such model here; this server serves {name!r}", 404, "unknown_model")
 
     def first() -> Route:
         return router.pick(None)
@@ -184,7 +233,7 @@ def create_app(router: Router, metrics: Metrics, *, token: str | None = None, lo
     # -- health and info --------------------------------------------------------------------
     @app.get("/health", summary="Liveness")
     async def health() -> Response:
-        return _json({"status": "ok"})
+        return _json({"status": "healthy", "model_loaded": bool(router.routes)})
 
     @app.get("/ready", summary="Readiness: the model is loaded (and why an alias switch failed, if it did)")
     async def ready() -> Response:
@@ -244,22 +293,17 @@ def create_app(router: Router, metrics: Metrics, *, token: str | None = None, lo
         body = await read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("request_id"), str):
             raise PayloadError('the body must be {"request_id": "...", "label": ...}')
-        known = recent.get(body["request_id"])
-        if known is None:
-            raise PayloadError("unknown request_id (feedback is kept for the last 100,000 requests)", 404,
-                               "unknown_request")
-        version, predicted = known
+        rid = body["request_id"]
         labels = body.get("labels", [body.get("label")] if "label" in body else None)
-        if not isinstance(labels, list) or len(labels) != len(predicted):
-            raise PayloadError(f"give 'label' (or 'labels', {len(predicted)} of them) for request {body['request_id']}")
-        correct = [str(p) == str(t) for p, t in zip(predicted, labels)]
+        version, correct = recent.label(rid, labels)  # 404 unknown, 409 a row labelled before, 422 malformed
+        rows = [i for i, c in enumerate(correct) if c is not None]
         accuracy = 0.0
-        for c in correct:
-            accuracy = metrics.record_feedback(version, c)
+        for i in rows:
+            accuracy = metrics.record_feedback(version, bool(correct[i]))
         if log is not None:
-            log.add({"t": time.time_ns() // 1_000_000, "feedback": body["request_id"], "v": version,
-                     "labels": labels, "correct": correct})
-        return _json({"request_id": body["request_id"], "version": version, "correct": correct, "accuracy": accuracy})
+            log.add({"t": time.time_ns() // 1_000_000, "feedback": rid, "v": version, "rows": rows,
+                     "labels": [labels[i] for i in rows], "correct": [correct[i] for i in rows]})
+        return _json({"request_id": rid, "version": version, "correct": correct, "accuracy": accuracy})
 
     # -- KServe V1 --------------------------------------------------------------------------------
     @app.get("/v1/models/{model_name}", summary="KServe V1 model status")
@@ -345,4 +389,17 @@ def create_app(router: Router, metrics: Metrics, *, token: str | None = None, lo
 
     app.state.metrics = metrics
     app.state.router = router
-    return Guard(app, loopback, token, max_body, metrics)
+    app.state.feedback = recent
+    return Guard(app, loopback, token, max_body, metrics, admin_token)
+
+
+def _hint(exc: Exception) -> str:
+    """What a model error usually means, in words that quote nothing of the input."""
+    text = str(exc)
+    if "unknown categor" in text:
+        return "a categorical feature has a value the model never saw in training"
+    if "could not convert" in text or "convert string" in text:
+        return "a value could not be read as a number"
+    if "NaN" in text or "missing values" in text:
+        return "the model does not accept missing values"
+    return "the input passed validation but the model refused it"

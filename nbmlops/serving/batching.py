@@ -4,7 +4,9 @@ No request waits for a batch to fill: the batcher takes whatever is queued the m
 the model is free (up to ``max_batch_size`` rows; ``max_latency_ms`` bounds how long it
 lets a forming batch gather once at least one request is waiting). At low load every
 batch is one request; under load batches grow by themselves. The queue is bounded:
-when full, the caller gets ``Overloaded`` (answered 503 with Retry-After).
+when full, the caller gets ``Overloaded`` (answered 503 with Retry-After). When the model
+fails on a batch of several requests, each request is scored again on its own, so only the
+request that makes the model fail gets the error (and no request sees another's error).
 """
 
 from __future__ import annotations
@@ -72,10 +74,12 @@ class Batcher:
             rows = [r for rows, _ in batch for r in rows]
             try:
                 out = await loop.run_in_executor(self.executor, self._call, rows)
-            except Exception as exc:  # the model failed: every request of the batch gets the error
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
+            except Exception as exc:
+                if len(batch) == 1:
+                    if not batch[0][1].done():
+                        batch[0][1].set_exception(exc)
+                else:  # one request broke the batch: score each alone, so only that one fails
+                    await self._one_by_one(batch)
                 continue
             start = 0
             for item_rows, fut in batch:
@@ -83,3 +87,15 @@ class Batcher:
                 if not fut.done():
                     fut.set_result({k: v[start:end] for k, v in out.items()})
                 start = end
+
+    async def _one_by_one(self, batch: list[tuple[list[list[Any]], asyncio.Future[Any]]]) -> None:
+        loop = asyncio.get_running_loop()
+        for rows, fut in batch:
+            if fut.done():
+                continue
+            try:
+                out = await loop.run_in_executor(self.executor, self._call, rows)
+            except Exception as exc:
+                out = exc
+            if not fut.done():
+                fut.set_exception(out) if isinstance(out, Exception) else fut.set_result(out)

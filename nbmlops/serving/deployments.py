@@ -4,13 +4,20 @@
 the server answers its health check. The deployment document (``db/deployments.json``)
 holds its pid, port and model; a new kernel finds running servers there, and records of
 servers whose process is gone are marked ``dead``.
+
+Every server gets an admin token (``Deployment.admin_token``) for its admin routes
+(``/admin/*``) and ``/feedback``, kept in its deployment document so that a kernel that
+reattaches can use them too; a ``token=`` guards prediction besides. A running deployment
+is reused only when it was started with the same settings.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -65,6 +72,11 @@ class Deployment:
         self.token = token
         self._conn: http.client.HTTPConnection | None = None
 
+    @property
+    def admin_token(self) -> str | None:
+        """The token of the admin routes (``/admin/*``, ``/feedback``); it opens every route."""
+        return self.doc.get("admin_token")
+
     name = property(lambda self: self.doc["name"])
     pid = property(lambda self: self.doc["pid"])
     port = property(lambda self: self.doc.get("port"))
@@ -84,8 +96,9 @@ class Deployment:
     def request(self, method: str, path: str, body: Any = None, timeout: float = 30) -> tuple[int, Any]:
         """One HTTP call to the server (kept-alive connection); returns (status, parsed JSON or text)."""
         headers = {"Content-Type": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        token = self.admin_token or self.token
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         data = None if body is None else json.dumps(body).encode()
         for attempt in (0, 1):
             if self._conn is None:
@@ -122,6 +135,13 @@ class Deployment:
         if status >= 400:
             raise ServingError(f"{self.name} answered {status}: {answer.get('error') if isinstance(answer, dict) else answer}")
         return answer
+
+    def feedback(self, request_id: str, label: Any = None, labels: list[Any] | None = None) -> dict[str, Any]:
+        """The true label of an earlier request (``labels``: one per row, ``None`` for rows not known
+        yet); feeds ``model_accuracy``. A row takes one label: a second is refused (409)."""
+        body: dict[str, Any] = {"request_id": request_id}
+        body.update({"labels": labels} if labels is not None else {"label": label})
+        return self._ok(*self.request("POST", "/feedback", body))
 
     def status(self) -> dict[str, Any]:
         """Process state plus, when it answers, the server's own model info."""
@@ -270,13 +290,46 @@ def _ab_weights(model_name: str, ab: dict[Any, float]) -> dict[int, float]:
     return weights
 
 
+def _settings(model_uri: str, token: str | None, weights: dict[int, float] | None, shadow: int | None, host: str,
+              port: int, batching: bool, max_batch_size: int, max_latency_ms: float, max_queue: int,
+              log_requests: bool) -> dict[str, Any]:
+    """What a running deployment must have been started with to be reused (the token as a hash)."""
+    return {"model_uri": model_uri, "token_sha256": hashlib.sha256(token.encode()).hexdigest() if token else None,
+            "ab": {str(v): w for v, w in weights.items()} if weights else None, "shadow": shadow, "host": host,
+            "port": port, "batching": batching, "max_batch_size": max_batch_size,
+            "max_latency_ms": float(max_latency_ms), "max_queue": max_queue, "log_requests": log_requests}
+
+
+_WORDS = {"token_sha256": "token", "ab": "A/B weights", "max_batch_size": "max_batch_size",
+          "max_latency_ms": "max_latency_ms", "max_queue": "max_queue", "log_requests": "request logging"}
+
+
+def _differences(doc: dict[str, Any], asked: dict[str, Any]) -> list[str]:
+    """The settings in which a running deployment differs from those asked (port 0 matches any port)."""
+    had = doc.get("settings")
+    if had is None:
+        return ["settings (started by an older nbmlops)"]
+    out = []
+    for key, value in asked.items():
+        if key == "port" and value in (0, doc.get("port")):
+            continue
+        if had.get(key) != value:
+            out.append(_WORDS.get(key, key))
+    return out
+
+
 def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | None = None,
           log_requests: bool = True, name: str | None = None, detach: bool = False, batching: bool = True,
           max_batch_size: int = 64, max_latency_ms: float = 2.0, max_queue: int = 1024,
-          ab: dict[Any, float] | None = None, shadow: int | str | None = None, timeout: float = 60) -> Deployment:
+          ab: dict[Any, float] | None = None, shadow: int | str | None = None, timeout: float = 60,
+          restart: bool = False, feedback_mb: int = 32) -> Deployment:
     """Serve a registered model from a background process; returns once it answers ``/health``.
     ``NAME@ALIAS`` follows the alias as it moves; ``ab={"churn/2": 0.9, "churn/3": 0.1}`` splits
     traffic (sticky by ``X-Request-Key``); ``shadow=3`` scores a copy of each request with version 3.
+    ``token`` guards prediction; the admin routes always need ``Deployment.admin_token``, made here.
+    A deployment of that name already running is reused if started with the same settings, else
+    refused; ``restart=True`` stops it and starts this one. ``/feedback`` can label requests whose
+    predictions fit in ``feedback_mb`` MiB (packed: about 1 byte a row for classifiers).
 
     >>> dep = nbmlops.serve("churn@production")
     >>> dep.predict(X_test.head(3))
@@ -290,39 +343,55 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
         raise InvalidInput(f"host must be an address such as 127.0.0.1, got {host!r}")
     if token is not None and (not isinstance(token, str) or len(token) < 8 or not token.isprintable()):
         raise InvalidInput("token must be a printable string of at least 8 characters")
+    if isinstance(feedback_mb, bool) or not isinstance(feedback_mb, int) or not 1 <= feedback_mb <= 65536:
+        raise InvalidInput(f"feedback_mb must be a number of MiB from 1 to 65536, got {feedback_mb!r}")
     version = get_model_version(model_uri)
     weights = _ab_weights(version.name, ab) if ab is not None else None
     shadow_version = None
     if shadow is not None:
         shadow_version = get_model_version(f"{version.name}/{shadow}" if str(shadow).isdigit() else str(shadow)).version
     name = check_name(name or version.name)
+    settings = _settings(model_uri, token, weights, shadow_version, host, port, batching, max_batch_size,
+                         max_latency_ms, max_queue, log_requests)
     existing = _find(name)
     if existing is not None and existing["status"] in ("starting", "running"):
-        if existing["model_uri"] == model_uri:
+        running = Deployment(existing, token)
+        if restart:
+            running.stop()
+            print(f"stopped deployment {name} (pid {existing['pid']}) to restart it")
+        elif existing["model_uri"] != model_uri:
+            raise InvalidInput(f"deployment {name!r} already serves {existing['model_uri']} (pid {existing['pid']}): "
+                               f"stop it (%serve --stop {name}), restart it (restart=True, %serve --restart), "
+                               "or give this one another name")
+        else:
+            differ = _differences(existing, settings)
+            if differ:
+                raise InvalidInput(f"deployment {name!r} ({existing['model_uri']}, pid {existing['pid']}, "
+                                   f"{running.url}) runs with other settings ({', '.join(differ)}): stop it "
+                                   f"(%serve --stop {name}) or restart it (restart=True, %serve --restart)")
             print(f"reusing deployment {name} on port {existing.get('port')}, pid {existing['pid']}")
-            return Deployment(existing, token)
-        raise InvalidInput(f"deployment {name!r} already serves {existing['model_uri']} (pid {existing['pid']}): "
-                           "stop it, or give this one another name")
+            return running
     if host not in LOOPBACK:
         print(f"note: serving on {host}: reachable from other machines" + ("" if token else ", with no token"))
     store = current_store()
     doc = {"schema": SCHEMA, "id": new_id(), "name": name, "model_uri": model_uri, "model": version.name,
            "version": version.version, "features": version.signature.get("features"), "host": host, "port": None,
            "pid": None, "pid_start": None, "host_name": environment.host(), "started": now_ms(), "status": "starting",
-           "detach": detach, "auth": token is not None, "batching": batching, "log_requests": log_requests}
+           "detach": detach, "auth": token is not None, "batching": batching, "log_requests": log_requests,
+           "settings": settings, "admin_token": secrets.token_urlsafe(24)}
     folder = store.root / "logs" / "serving" / doc["id"]
     folder.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "nbmlops.serving", "--store", str(store.root), "--model", model_uri,
            "--deployment", doc["id"], "--host", host, "--port", str(port), "--parent", "0" if detach else str(os.getpid()),
            "--max-batch-size", str(max_batch_size), "--max-latency-ms", str(max_latency_ms),
-           "--max-queue", str(max_queue)]
+           "--max-queue", str(max_queue), "--feedback-mb", str(feedback_mb)]
     if weights:
         cmd += ["--ab", json.dumps({str(v): w for v, w in weights.items()})]
     if shadow_version is not None:
         cmd += ["--shadow", str(shadow_version)]
     cmd += [] if batching else ["--no-batching"]
     cmd += [] if log_requests else ["--no-log"]
-    env = {**os.environ, "NBMLOPS_SERVE_TOKEN": token or ""}
+    env = {**os.environ, "NBMLOPS_SERVE_TOKEN": token or "", "NBMLOPS_SERVE_ADMIN_TOKEN": doc["admin_token"]}
     with _file(store).table() as t:
         t.insert(doc)
     with open(folder / "server.log", "ab") as out:

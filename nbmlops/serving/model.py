@@ -34,6 +34,7 @@ class ServedModel:
         self.classes = self.signature.get("classes")
         self.proba = bool(self.signature.get("predict_proba")) and hasattr(self.estimator, "predict_proba")
         self.classifier = self.classes is not None
+        self.class_names = tuple(str(c) for c in self.classes) if self.classes is not None else None
 
     def frame(self, rows: list[list[Any]]) -> Any:
         import numpy as np

@@ -139,7 +139,7 @@ def parse_v2(body: Any, schema: Schema) -> tuple[list[list[Any]], str | None]:
             raise PayloadError(f"inputs[{i}] needs name, shape, datatype and data")
         if t.get("datatype") not in _V2_TYPES:
             raise PayloadError(f"inputs[{i}].datatype must be one of {', '.join(sorted(_V2_TYPES))}")
-        data = _flatten(t["data"])
+        data = _flatten(t["data"], f"inputs[{i}].data")
         shape = t["shape"]
         if not all(isinstance(s, int) and s >= 0 for s in shape) or math.prod(shape) != len(data):
             raise PayloadError(f"inputs[{i}]: shape {shape} does not match {len(data)} values")
@@ -158,13 +158,27 @@ def parse_v2(body: Any, schema: Schema) -> tuple[list[list[Any]], str | None]:
     return schema.rows([{k: v[r] for k, v in records.items()} for r in range(n)], "inputs"), request_id
 
 
-def _flatten(data: list[Any]) -> list[Any]:
-    if data and isinstance(data[0], list):
-        out: list[Any] = []
-        for d in data:
-            out.extend(_flatten(d) if isinstance(d, list) else [d])
-        return out
-    return data
+MAX_DIMS = 32
+
+
+def _flatten(data: list[Any], where: str = "data") -> list[Any]:
+    """The values of a nested list, row-major, without recursion; tensors deeper than ``MAX_DIMS`` are refused."""
+    if not data or not isinstance(data[0], list):
+        return data
+    out: list[Any] = []
+    stack = [(iter(data), 1)]
+    while stack:
+        items, depth = stack[-1]
+        for d in items:
+            if isinstance(d, list):
+                if depth >= MAX_DIMS:
+                    raise PayloadError(f"{where} is nested more than {MAX_DIMS} levels deep")
+                stack.append((iter(d), depth + 1))
+                break
+            out.append(d)
+        else:
+            stack.pop()
+    return out
 
 
 def v2_datatype(values: list[Any]) -> str:

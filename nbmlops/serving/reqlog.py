@@ -46,7 +46,12 @@ class RequestLog:
             return
         chunks = []
         while self.pending:
-            chunks.append(orjson.dumps(self.pending.popleft(), option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+            try:
+                chunks.append(orjson.dumps(self.pending.popleft(), option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+            except (TypeError, orjson.JSONEncodeError):  # one record that cannot be written costs only itself
+                continue
+        if not chunks:
+            return
         fd = os.open(self._current(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, b"".join(chunks))

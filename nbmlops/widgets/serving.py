@@ -115,9 +115,13 @@ class ServingWidget(StaticFallback, w.VBox):
 
     def start(self) -> None:
         doc = self.dep.doc
+        was = doc.get("settings") or {}  # start it again as it was (a prediction token is not kept: none)
+        more = {k: was[k] for k in ("max_batch_size", "max_latency_ms", "max_queue") if k in was}
         try:
             self.dep = nbmlops.serve(doc["model_uri"], name=doc["name"], host=doc["host"],
-                                     batching=doc.get("batching", True), log_requests=doc.get("log_requests", True))
+                                     batching=doc.get("batching", True), log_requests=doc.get("log_requests", True),
+                                     ab={int(v): w for v, w in was["ab"].items()} if was.get("ab") else None,
+                                     shadow=was.get("shadow"), **more)
         except NbmlopsError as exc:
             self.message.value = f'<span style="color:#cf222e">{escape(str(exc))}</span>'
             return

@@ -1,0 +1,98 @@
+"""What ``/feedback`` needs of earlier answers, kept in a cache bounded by bytes.
+
+Per request only the version and the predicted labels are kept, packed: a class index per
+row (one or two bytes) for classifiers, else the predictions' text forms as one JSON blob.
+Each row takes one label, once: a label for a row that already has one is refused (409),
+so replayed feedback cannot skew ``model_accuracy``. The oldest requests are forgotten
+first when the cache passes ``max_bytes``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import OrderedDict
+from typing import Any
+
+from .payloads import PayloadError
+
+MAX_BYTES = 32 << 20
+_ENTRY_OVERHEAD = 240  # dict slot, ordered-dict link, the entry object and its small fields (measured ~ 230)
+_SCALARS = (str, int, float, bool, type(None))
+
+
+class _Entry:
+    __slots__ = ("version", "classes", "packed", "labelled", "size")
+
+    def __init__(self, version: int, classes: tuple[str, ...] | None, packed: bytes, rows: int) -> None:
+        self.version, self.classes, self.packed = version, classes, packed
+        self.labelled = bytearray(rows)
+        self.size = len(packed) + rows
+
+
+def _pack(predictions: list[Any], classes: tuple[str, ...] | None) -> tuple[tuple[str, ...] | None, bytes]:
+    import numpy as np
+    import orjson
+
+    if classes:
+        index = {c: i for i, c in enumerate(classes)}
+        found = [index.get(str(p)) for p in predictions]
+        if None not in found:
+            return classes, np.asarray(found, dtype=np.uint8 if len(classes) <= 256 else np.uint32).tobytes()
+    return None, orjson.dumps([str(p) for p in predictions])
+
+
+def _unpack(entry: _Entry) -> list[str]:
+    import numpy as np
+    import orjson
+
+    if entry.classes is None:
+        return orjson.loads(entry.packed)
+    dtype = np.uint8 if len(entry.classes) <= 256 else np.uint32
+    return [entry.classes[i] for i in np.frombuffer(entry.packed, dtype=dtype)]
+
+
+class FeedbackCache:
+    def __init__(self, max_bytes: int = MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.entries: OrderedDict[str, _Entry] = OrderedDict()
+
+    def add(self, request_id: str, version: int, predictions: list[Any], classes: tuple[str, ...] | None) -> None:
+        kind, packed = _pack(predictions, classes)
+        entry = _Entry(version, kind, packed, len(predictions))
+        entry.size += sys.getsizeof(request_id) + _ENTRY_OVERHEAD
+        old = self.entries.pop(request_id, None)
+        if old is not None:
+            self.bytes -= old.size
+        self.entries[request_id] = entry
+        self.bytes += entry.size
+        while self.bytes > self.max_bytes and len(self.entries) > 1:
+            self.bytes -= self.entries.popitem(last=False)[1].size
+
+    def label(self, request_id: str, labels: Any) -> tuple[int, list[bool | None]]:
+        """Check ``labels`` (one per row, ``None`` for rows whose label is not known yet) against the
+        request's predictions; returns (version, correct per row, ``None`` where unlabelled)."""
+        entry = self.entries.get(request_id)
+        if entry is None:
+            raise PayloadError(f"unknown request_id (feedback is kept for the most recent requests, up to "
+                               f"{self.max_bytes >> 20} MiB of them)", 404, "unknown_request")
+        rows = len(entry.labelled)
+        if not isinstance(labels, list) or len(labels) != rows:
+            raise PayloadError(f"give 'label' (or 'labels', {rows} of them, null for rows not labelled yet) "
+                               f"for request {request_id}")
+        if not all(isinstance(t, _SCALARS) for t in labels):
+            raise PayloadError("labels must be strings, numbers, booleans or null")
+        asked = [i for i, t in enumerate(labels) if t is not None]
+        if not asked:
+            raise PayloadError("no label given: every label is null")
+        again = [i for i in asked if entry.labelled[i]]
+        if again:
+            rows_text = ", ".join(map(str, again[:10])) + (", …" if len(again) > 10 else "")
+            raise PayloadError(f"request {request_id} already has a label for row(s) {rows_text}: one label per row, "
+                               "the first one counts", 409, "feedback_repeated")
+        predicted = _unpack(entry)
+        correct: list[bool | None] = [None] * rows
+        for i in asked:
+            correct[i] = predicted[i] == str(labels[i])
+            entry.labelled[i] = 1
+        return entry.version, correct
