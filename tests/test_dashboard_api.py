@@ -155,7 +155,10 @@ def test_import_nbmlops_does_not_import_jupyter_server():
 
 def test_store_is_the_one_named_by_NBMLOPS_STORE(dash):
     server, store, _ = dash
-    assert server.get("nbmlops/api/store").json() == {"path": str(store.resolve()), "exists": True}
+    answer = server.get("nbmlops/api/store").json()
+    assert {k: answer[k] for k in ("path", "exists", "kernels", "source", "hint")} == {
+        "path": str(store.resolve()), "exists": True, "kernels": str(store.resolve()), "source": "environment",
+        "hint": None}
 
 
 def test_store_rule_config_then_env_then_nearest_above_root_dir(tmp_path, monkeypatch):

@@ -2,9 +2,11 @@
 API under ``<base_url>nbmlops/api/``, over the same local store the notebooks use.
 
 Enabled by ``etc/jupyter/jupyter_server_config.d/nbmlops.json`` (installed with the package).
-The store is, in this order: ``--NbmlopsDashboard.store=PATH`` (also handed to the kernels this
-server starts, through ``NBMLOPS_STORE``), ``$NBMLOPS_STORE``, the nearest ``.nbmlops/`` at or
-above the server's ``root_dir`` (as a kernel started in ``root_dir`` finds it).
+One store for the server and its kernels, resolved at start in this order: ``--NbmlopsDashboard.store=PATH``,
+``$NBMLOPS_STORE``, the nearest ``.nbmlops/`` at or above the server's ``root_dir``, else
+``<root_dir>/.nbmlops``; it is put in the server's ``NBMLOPS_STORE`` so every kernel the server starts
+(whatever folder its notebook is in) writes where the dashboard reads. Other stores below the root are
+listed by the API and can be shown instead (``stores.py``).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ __all__ = ["NbmlopsDashboard", "store_path"]
 class NbmlopsDashboard(Configurable):
     """Settings of the dashboard extension."""
 
-    store = Unicode("", config=True, help="The store folder the dashboard shows (default: $NBMLOPS_STORE, else "
-                                          "the nearest .nbmlops/ at or above the server's root_dir).")
+    store = Unicode("", config=True, help="The store of the dashboard and of the kernels this server starts "
+                                          "(default: $NBMLOPS_STORE, else the nearest .nbmlops/ at or above the "
+                                          "server's root_dir, else <root_dir>/.nbmlops).")
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
@@ -33,28 +36,30 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 def store_path(configured: str, root_dir: str | os.PathLike[str]) -> Path:
     """The store the dashboard uses (see the module doc)."""
-    from ..store import _resolve_named, locate
+    from . import stores
 
-    if configured:
-        return _resolve_named(Path(configured))
-    return locate(Path(root_dir).expanduser())
+    return stores.resolve(configured, root_dir)[0]
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     import nbmlops
 
+    from . import stores
     from .handlers import handlers
 
     settings = NbmlopsDashboard(parent=serverapp)
-    path = store_path(settings.store, serverapp.root_dir)
-    if settings.store:
-        os.environ["NBMLOPS_STORE"] = str(path)  # kernels started by this server use it too
+    path, source = stores.resolve(settings.store, serverapp.root_dir)
+    # jupyter_server starts kernels with a copy of its environment: each kernel gets this one store,
+    # whether its notebook sits at the root or in a subfolder (where it would otherwise find or make its own)
+    os.environ["NBMLOPS_STORE"] = str(path)
     nbmlops.set_store(path)
     web_app = serverapp.web_app
+    web_app.settings["nbmlops_stores"] = stores.Stores(Path(serverapp.root_dir).expanduser().resolve(), path, source)
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
     # the first API call would otherwise pay for importing pandas (~0.3 s) and reading the store
     threading.Thread(target=_warm, name="nbmlops-dashboard-warm", daemon=True).start()
-    serverapp.log.info("nbmlops dashboard at %snbmlops/ over the store %s", web_app.settings["base_url"], path)
+    serverapp.log.info("nbmlops dashboard at %snbmlops/ over the store %s (%s), handed to this server's kernels",
+                       web_app.settings["base_url"], path, source)
 
 
 def _warm() -> None:

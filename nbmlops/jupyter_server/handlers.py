@@ -25,7 +25,7 @@ from tornado import web
 from tornado.ioloop import IOLoop
 
 from ..errors import InvalidInput, NbmlopsError, NotFound, ServingError
-from . import data
+from . import data, stores
 
 STATIC = Path(__file__).parent / "static"
 ASSETS = {"app.js": "application/javascript; charset=UTF-8", "app.css": "text/css; charset=UTF-8"}
@@ -127,9 +127,21 @@ class BaseApiHandler(APIHandler):
 
 
 class StoreHandler(BaseApiHandler):
+    """The store shown, the kernels' store, the stores found below the root (GET); show another (POST)."""
+
     @web.authenticated
     async def get(self) -> None:
-        self.reply(await self.call(data.store))
+        known = self.settings.get("nbmlops_stores")
+        self.reply(await self.call(stores.describe, known) if known else await self.call(data.store))
+
+    @web.authenticated
+    async def post(self) -> None:
+        known = self.settings.get("nbmlops_stores")
+        if known is None:
+            raise ApiError(400, "this server has no store list: start it with the nbmlops extension enabled")
+        body = self.json_body({"path": str})
+        await self.call(stores.switch, known, body["path"])
+        self.reply(await self.call(stores.describe, known))
 
 
 class ExperimentsHandler(BaseApiHandler):

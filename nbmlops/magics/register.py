@@ -14,7 +14,7 @@ import nbmlops
 from ..errors import NbmlopsError
 from ._args import parse, parse_tags, unquote
 
-USAGE = ("usage: %register VARIABLE NAME [--alias A] [--tag K=V ...] [--description TEXT] | "
+USAGE = ("usage: %register VARIABLE NAME [--alias A] [--tag K=V ...] [--description TEXT] [-o VAR] | "
          "%register --run RUN_ID[:MODEL] NAME [...] | %register NAME --alias A --version N | %register --list [NAME]")
 
 
@@ -28,6 +28,7 @@ class Register(Magics):
     @argument("-t", "--tag", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="version tags")
     @argument("-d", "--description", help="what this version is")
     @argument("-l", "--list", action="store_true", help="show the registered models, or the versions of NAME")
+    @argument("-o", "--output", metavar="VAR", help="keep the new version (a ModelVersion) in this notebook variable")
     @line_magic
     def register(self, line: str) -> None:
         """Register a fitted model from a notebook variable (linked to the %%track run that fitted
@@ -36,6 +37,9 @@ class Register(Magics):
         names = [unquote(a) for a in args.args]
         tags = parse_tags(args.tag)
         alias, description = unquote(args.alias), unquote(args.description)
+        out = unquote(args.output)
+        if out is not None and (not out.isidentifier() or args.list or args.version is not None):
+            raise UsageError(f"-o takes a variable name and only goes with registering, got {out!r}")
         try:
             if args.list:
                 if len(names) > 1 or args.run or args.version is not None:
@@ -58,6 +62,9 @@ class Register(Magics):
                 if variable not in self.shell.user_ns:
                     raise UsageError(f"no variable {variable!r} in the notebook")
                 source = self.shell.user_ns[variable]
-            display(nbmlops.register_model(source, names[0], alias=alias, tags=tags, description=description))
+            version = nbmlops.register_model(source, names[0], alias=alias, tags=tags, description=description)
+            if out is not None:
+                self.shell.user_ns[out] = version
+            display(version)
         except NbmlopsError as exc:
             raise UsageError(str(exc)) from None

@@ -312,11 +312,35 @@
     });
   }
 
+  // ---------------------------------------------------------------- store
+  // The store shown (the one this server hands its kernels, unless the user picked another found below the
+  // root); a store that does not exist yet is named with what to do, never shown as a silent "(empty)".
+  function showStore(s) {
+    $("store-path").textContent = s.path;
+    var hint = $("store-hint");
+    hint.textContent = s.hint || (s.kernels && s.kernels !== s.path
+      ? "shown instead of the kernels' store " + s.kernels : "");
+    hint.hidden = !hint.textContent;
+    var select = $("store-select");
+    clear(select);
+    (s.stores || []).forEach(function (st) {
+      var label = st.relative + (st.kernels ? " (this server's kernels)" : "") + (st.exists ? "" : " (not created yet)");
+      var opt = el("option", { value: st.path, text: label });
+      if (st.shown) { opt.selected = true; }
+      select.appendChild(opt);
+    });
+    select.hidden = (s.stores || []).length < 2;
+  }
+
+  $("store-select").addEventListener("change", function () {
+    api("store", { path: this.value }).then(function () { refresh(); }, function (err) { showError($("error"), err); });
+  });
+
   // ---------------------------------------------------------------- wiring
   function refresh() {
     showError($("error"), null);
     function failed(err) { showError($("error"), err); }
-    api("store").then(function (s) { $("store-path").textContent = s.path + (s.exists ? "" : " (empty)"); }, failed);
+    api("store").then(showStore, failed);
     loadExperiments().then(loadRuns).catch(failed);
     loadModels().catch(failed);
     loadDeployments().catch(failed);
