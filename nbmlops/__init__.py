@@ -176,7 +176,10 @@ def log_dataset(data: Any, name: str, role: str | None = None, snapshot: bool = 
         from .tracking.datasets import log_version
 
         return log_version(data, name, role=role, max_bytes=max_bytes)
-    return _run().log_dataset(data, name, role)
+    from .tracking.session import require_active
+
+    return require_active("; log_dataset(df, name, snapshot=True) works without one: it stores the data as "
+                          "a dataset version").log_dataset(data, name, role)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -13,7 +13,9 @@ An online table is an Arrow IPC file stored as a content-addressed blob (no pick
 ``db/online.json``. A process loads it once into a dict index (key -> row) and Python lists,
 so a lookup is a few dict operations; it notices a new materialization by the change of
 ``db/online.json``, whoever wrote it. Like Feast, lookups return the latest materialized
-values without re-checking ttl against the clock.
+values without re-checking ttl against the clock; unlike Feast, a lookup of a view that was
+never materialized, was applied again since, or whose source file changed since, warns once
+per view and process (``StaleOnlineTable``), naming ``%features materialize``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from __future__ import annotations
 import io
 import numbers
 import os
+import time
+import warnings
 from collections import OrderedDict
 from typing import Any
 
@@ -183,7 +187,44 @@ class OnlineTable:
         self.columns = {n: table.column(n).to_pylist() for n in table.column_names if n not in keys}
 
 
+class StaleOnlineTable(UserWarning):
+    """An online lookup read a view whose online table may miss rows (or was never materialized)."""
+
+
 _tables: OrderedDict[str, OnlineTable] = OrderedDict()
+_warned: set[tuple[str, str]] = set()  # (store, view) already warned about in this process
+_checked: dict[tuple[str, str], float] = {}  # (store, view) -> monotonic time of the last freshness check
+
+
+def _staleness(doc: dict[str, Any], state: dict[str, Any] | None) -> str | None:
+    """Why the online table of a view may miss rows, or None."""
+    if state is None or not state.get("sha256"):
+        return ("has no online table (never materialized, or cleared by a forced change): online lookups "
+                "return None for every entity")
+    if state.get("view_version") != doc.get("version"):
+        return "was applied again after its last materialization: its online table may miss the latest rows"
+    path = (doc.get("source") or {}).get("path")
+    try:
+        changed = path is not None and os.stat(path).st_mtime_ns > int(state["materialized_at"]) * 1_000_000
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    if changed:
+        return (f"has a source file that changed after its last materialization ({path}): its online table "
+                "may miss the latest rows")
+    return None
+
+
+def _check_fresh(key: tuple[str, str], doc: dict[str, Any], state: dict[str, Any] | None) -> None:
+    """Warn once per view and process if its online table may miss rows (checked at most once a second)."""
+    now = time.monotonic()
+    if now - _checked.get(key, -1e9) < 1.0:
+        return
+    _checked[key] = now
+    why = _staleness(doc, state)
+    if why:
+        _warned.add(key)
+        warnings.warn(f"feature view {doc['name']!r} {why}; run `%features materialize` "
+                      "(nbmlops.materialize_incremental())", StaleOnlineTable, stacklevel=3)
 _plans: dict[Any, tuple[Any, Any, Any]] = {}
 _where: dict[tuple[Any, ...], Store] = {}
 
@@ -216,9 +257,12 @@ class _OnlinePlan:
     def __init__(self, store: Store, features: Any, full_feature_names: bool, fdocs: Any, odocs: Any) -> None:
         self.plan = resolve(features, full_feature_names, fdocs)
         self.views = []  # (view, [(key, type)], OnlineTable | None, [(feature, column list | None)])
+        self.freshness = []  # ((store, view), view doc, online state) for the staleness warning
         for name, doc in self.plan.views.items():
             if not doc["online"]:
                 raise InvalidInput(f"feature view {name!r} is offline only (online=False): it has no online values")
+            state = next((s for s in odocs if s["view"] == name), None)
+            self.freshness.append(((str(store.root), name), doc, state))
             table = _table(store, name, doc["join_keys"], odocs)
             feats = [(f, table.columns.get(f) if table else None) for f in self.plan.view_features[name]]
             self.views.append((name, [(k, doc["key_types"][k]) for k in doc["join_keys"]], table, feats))
@@ -253,6 +297,9 @@ def get_online_features(features: Any, entity_rows: list[dict[str, Any]], *, ful
             if len(_plans) > 256:
                 _plans.clear()
             _plans[pkey] = (fdocs, odocs, op)
+    for key, doc, state in op.freshness:
+        if key not in _warned:
+            _check_fresh(key, doc, state)
     if isinstance(entity_rows, dict):
         entity_rows = [entity_rows]
     out: dict[str, list[Any]] = {}

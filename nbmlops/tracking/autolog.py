@@ -3,20 +3,31 @@
 Every ``fit``/``fit_transform``/``fit_predict``/``partial_fit`` defined on a
 ``sklearn.base.BaseEstimator`` subclass (including classes defined later) is
 wrapped once per process; outside an autologged run the wrapper only forwards
-the call. A top-level fit (not one nested inside another estimator's fit, and
-on the thread that started the run) records the estimator and fingerprints of
-its ``X`` and ``y``. When the run ends, each recorded estimator's params, the
-fitted model and its datasets are logged. Figures created during the run are
-saved as PNG when they are closed (the inline backend closes them after each
-cell) or when the run ends, whichever comes first.
+the call. Only the user's own fits are recorded: a fit on the thread that
+started the run, not nested inside another patched fit (a thread-local depth:
+a Pipeline's steps, GridSearchCV's candidates and refit), and called from the
+user's code rather than from a library (the caller's frame is not in
+site-packages, the standard library, scikit-learn or nbmlops: the
+``LabelEncoder`` that ``f1_score`` fits, the clones ``cross_val_score`` fits).
+When the run ends, each recorded estimator's params (plain names when there is
+one, ``Class.name`` when there are several), the fitted model and its datasets
+are logged. A fitted ``GridSearchCV``/``RandomizedSearchCV`` logs its best
+estimator as the model with that estimator's params, ``best_cv_score``, a few
+``search.*`` params, the ``cv_results.csv`` table, and one nested child run
+for each of the best ``MAX_TUNING_RUNS`` candidates (as MLflow's autolog
+does, with its default of 5). Figures created during the run are saved as
+PNG when they are closed (the inline backend closes them after each cell) or
+when the run ends, whichever comes first.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import os
 import sys
 import threading
+import warnings
 from typing import Any
 
 from .fingerprint import fingerprint
@@ -25,6 +36,51 @@ _FITS = ("fit", "fit_transform", "fit_predict", "partial_fit")
 _current: Autolog | None = None
 _tls = threading.local()
 _patched = False
+MAX_TUNING_RUNS: int | None = 5  # child runs for the best candidates of a parameter search (None: all)
+# callers whose fits are the library's own business, whatever their file
+_LIBRARIES = frozenset({"sklearn", "joblib", "scipy", "numpy", "pandas", "nbmlops", "imblearn", "xgboost",
+                        "lightgbm", "catboost", "threadpoolctl"})
+# wrappers that sit between the user's call and ours (sklearn's set_output wraps fit_transform)
+_TRANSPARENT = frozenset({"sklearn.utils._set_output", __name__})
+_library_files: dict[str, bool] = {}
+
+
+@functools.lru_cache(maxsize=1)
+def _library_roots() -> tuple[str, ...]:
+    import site
+    import sysconfig
+
+    paths = {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    paths.update(getattr(site, "getsitepackages", list)())
+    paths.add(site.getusersitepackages())
+    paths.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # nbmlops itself
+    return tuple(os.path.realpath(p) + os.sep for p in paths if p)
+
+
+def _in_library(frame: Any) -> bool:
+    if (frame.f_globals.get("__name__") or "").partition(".")[0] in _LIBRARIES:
+        return True
+    name = frame.f_code.co_filename
+    hit = _library_files.get(name)
+    if hit is None:
+        hit = name.startswith("<frozen") or (not name.startswith("<")
+                                              and os.path.realpath(name).startswith(_library_roots()))
+        _library_files[name] = hit
+    return hit
+
+
+def _called_by_user(frame: Any, est: Any) -> bool:
+    """Whether the code calling ``est``'s fit (``frame``) is the user's: a notebook cell, a script,
+    the user's own modules; not a library's. Transparent wrappers, and library methods of ``est``
+    itself (``TransformerMixin.fit_transform`` calling ``self.fit``), pass the question up."""
+    while frame is not None:
+        if frame.f_globals.get("__name__") in _TRANSPARENT:
+            frame = frame.f_back
+        elif _in_library(frame) and frame.f_locals.get("self") is est:
+            frame = frame.f_back
+        else:
+            return not _in_library(frame)
+    return False
 
 
 def _wrap(method: Any) -> Any:
@@ -33,12 +89,14 @@ def _wrap(method: Any) -> Any:
         ctx = _current
         if ctx is None or getattr(_tls, "depth", 0) or threading.get_ident() != ctx.thread:
             return method(self, *args, **kwargs)
-        _tls.depth = 1
+        by_user = _called_by_user(sys._getframe(1), self)
+        _tls.depth = 1  # fits made inside this one are its own business
         try:
             out = method(self, *args, **kwargs)
         finally:
             _tls.depth = 0
-        ctx.record(self, args[0] if args else kwargs.get("X"), args[1] if len(args) > 1 else kwargs.get("y"))
+        if by_user:
+            ctx.record(self, args[0] if args else kwargs.get("X"), args[1] if len(args) > 1 else kwargs.get("y"))
         return out
 
     wrapper._nbmlops_autolog = True  # type: ignore[attr-defined]
@@ -179,31 +237,120 @@ class Autolog:
         self._log_fits()
 
     def _log_fits(self) -> None:
-        from ..errors import NbmlopsError
-
         run, fits = self.run, list(self.fits.values())
         self.fits.clear()
         counts: dict[str, int] = {}
-        explicit = run.params
         for est, fx, fy, X, y in fits:
-            cls = type(est).__name__
+            search = est if _is_search(est) else None
+            model = getattr(est, "best_estimator_", None) if search is not None else est
+            cls = type(model if model is not None else est.estimator).__name__
             counts[cls] = counts.get(cls, 0) + 1
             name = cls if counts[cls] == 1 else f"{cls}_{counts[cls]}"
             prefix = "" if len(fits) == 1 else name + "."
-            try:
-                params = {prefix + k: v for k, v in _flat_params(est).items()
-                          if prefix + k not in explicit}
-                run.log_params(params)
-            except NbmlopsError:
-                pass
+            self._log_params(prefix, _flat_params(model) if model is not None else _best_params(est))
             shas = []
             for part, f in (("X", fx), ("y", fy)):
                 if f is not None:
                     entry = {"name": f"{name}.{part}", **f, "role": "train"}
                     run._save({"datasets": [d for d in run._doc["datasets"] if d["name"] != entry["name"]] + [entry]})
                     shas.append(f["sha256"])
+            if model is not None:
+                self._log_model(model, name, shas, (X, y))
+                run.set_tag(f"estimator.{name}" if prefix else "estimator", _qualname(model))
+            if search is not None:
+                try:
+                    self._log_search(search, prefix, name)
+                except Exception as exc:  # the run must still end; say what was left out
+                    warnings.warn(f"autolog: the results of {type(search).__name__} were not all logged: {exc}",
+                                  stacklevel=2)
+
+    def _log_params(self, prefix: str, params: dict[str, Any]) -> None:
+        from ..errors import NbmlopsError
+
+        explicit = self.run.params
+        try:
+            self.run.log_params({prefix + k: v for k, v in params.items() if prefix + k not in explicit})
+        except NbmlopsError:
+            pass
+
+    def _log_model(self, model: Any, name: str, shas: list[str], reference: Any) -> None:
+        from ..errors import NbmlopsError
+
+        try:
+            self.run.log_model(model, name, datasets=shas, reference=reference)
+        except NbmlopsError:
+            pass
+
+    # -- parameter searches ------------------------------------------------------
+    def _log_search(self, search: Any, prefix: str, name: str) -> None:
+        """``best_cv_score``, ``search.*`` params, ``cv_results.csv`` and the best candidates' child runs."""
+        import pandas as pd
+
+        run = self.run
+        table = pd.DataFrame(search.cv_results_)
+        self._log_params(prefix, {"search.class": type(search).__name__, "search.cv": search.cv,
+                                  "search.scoring": search.scoring, "search.candidates": len(table)})
+        best = getattr(search, "best_score_", None)
+        if best is not None and _finite(best):
+            run.log_metric(prefix + "best_cv_score", float(best))
+        run.set_tag(f"search.{name}" if prefix else "search", _qualname(search))
+        run.log_text(table.to_csv(index=False), f"{name}.cv_results.csv" if prefix else "cv_results.csv")
+        limit = MAX_TUNING_RUNS
+        if limit is None or limit > 0:
+            self._child_runs(search, table, name, limit)
+
+    def _child_runs(self, search: Any, table: Any, name: str, limit: int | None) -> None:
+        """One finished child run per candidate, best first: the candidate's full params and
+        its aggregate scores (mean/std/rank of each score, fit and score times)."""
+        from sklearn.base import clone
+
+        from . import experiments
+        from .runs import start_run
+
+        run = self.run
+        rank = next((c for c in table.columns if c == "rank_test_score"), None) or \
+            next((c for c in table.columns if str(c).startswith("rank_test_")), None)
+        order = table.sort_values(rank, kind="stable") if rank else table
+        if limit is not None:
+            order = order.head(limit)
+        exp = experiments.find(run._store, run.experiment_id)["name"]
+        for n, (index, row) in enumerate(order.iterrows(), 1):
             try:
-                run.log_model(est, name, datasets=shas, reference=(X, y))
-            except NbmlopsError:
-                pass
-            run.set_tag(f"estimator.{name}" if prefix else "estimator", f"{type(est).__module__}.{cls}")
+                params = _flat_params(clone(search.estimator).set_params(**row["params"]))
+            except Exception:
+                params = dict(row["params"])
+            metrics = {str(k): float(v) for k, v in row.items()
+                       if not str(k).startswith(("param", "split")) and _finite(v)}
+            tags = {"parent_run_id": run.id, "search.candidate": index, "search.rank_order": n,
+                    "estimator": _qualname(search.estimator)}
+            with start_run(experiment=exp, name=f"{run.name}-cv{n}", tags=tags, nested=True) as child:
+                child.log_params(params)
+                child.log_metrics(metrics)
+
+
+def _is_search(est: Any) -> bool:
+    """A fitted parameter search (GridSearchCV, RandomizedSearchCV, the halving ones)."""
+    return hasattr(est, "cv_results_") and hasattr(est, "estimator") and hasattr(est, "get_params")
+
+
+def _best_params(search: Any) -> dict[str, Any]:
+    """The params of the best candidate of a search fitted with ``refit=False``."""
+    from sklearn.base import clone
+
+    try:
+        return _flat_params(clone(search.estimator).set_params(**search.best_params_))
+    except Exception:
+        return _flat_params(search.estimator)
+
+
+def _qualname(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__name__}"
+
+
+def _finite(v: Any) -> bool:
+    import math
+
+    try:
+        return not isinstance(v, (bool, str)) and math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False

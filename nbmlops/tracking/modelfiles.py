@@ -24,7 +24,8 @@ _logged: dict[int, tuple[Any, str, str, str]] = {}
 
 
 def dump_model(store: Store, model: Any, label: str) -> tuple[str, int]:
-    """Pickle ``model`` (protocol 5) into the blob store; return (sha256, size).
+    """Pickle ``model`` (protocol 5) into the blob store; return (sha256, size). Data (a
+    DataFrame, an array, a list…), classes and unfitted estimators are refused (InvalidInput).
 
     Plain pickle rather than ``joblib.dump``: the same bytes joblib would keep for a
     scikit-learn model, written 7x faster and read back 6x faster (joblib's unpickler is
@@ -32,7 +33,9 @@ def dump_model(store: Store, model: Any, label: str) -> tuple[str, int]:
     import pickle
 
     from ..store.blobs import HashingWriter
+    from .signature import check_fitted
 
+    check_fitted(model, strict=False)  # data, a class or an unfitted estimator: refused before a byte is written
     tmp = store.blobs.tmp_path(".pkl")
     try:
         with open(tmp, "wb") as f:

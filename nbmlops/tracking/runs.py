@@ -24,6 +24,7 @@ from .._util import check_key, fmt_duration, new_id, now_ms
 from ..errors import InvalidInput, NotFound
 from ..store import SCHEMA, AppendLog, Store, read_lines
 from . import environment, experiments, modelfiles
+from .entities import RunData, RunInfo
 from .fingerprint import fingerprint
 from .names import random_name
 from .session import _active, _pop, _store, active_run, require_active  # noqa: F401  (re-exported)
@@ -110,11 +111,16 @@ class Run:
         return {k: m["value"] for k, m in self._doc["metrics"].items()}
 
     @property
-    def info(self) -> dict[str, Any]:
-        """The whole run document (a copy)."""
+    def info(self) -> RunInfo:
+        """The whole run document (a copy), with MLflow's names too: ``run.info.run_id``, ``.status``…"""
         if self._owned:
             self._doc["metrics"] = self._metric_docs()
-        return json.loads(json.dumps(self._doc))
+        return RunInfo(json.loads(json.dumps(self._doc)))
+
+    @property
+    def data(self) -> RunData:
+        """MLflow's ``run.data``: ``params`` and ``tags`` (strings), ``metrics`` (latest values)."""
+        return RunData.of(self.params, self.metrics, self.tags)
 
     @property
     def duration(self) -> float | None:

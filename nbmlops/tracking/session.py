@@ -36,8 +36,8 @@ def active_run() -> Run | None:
     return _active[-1] if _active else None
 
 
-def require_active() -> Run:
+def require_active(hint: str = "") -> Run:
     if not _active:
         raise InvalidInput("no active run: log inside `with nbmlops.start_run():` or a %%track cell "
-                           "(nbmlops never starts a run implicitly)")
+                           f"(nbmlops never starts a run implicitly){hint}")
     return _active[-1]

@@ -15,9 +15,34 @@ def _jsonable(values: Any) -> list[Any]:
     return out
 
 
-def check_fitted(model: Any) -> None:
-    """Refuse objects that are not models, and scikit-learn estimators that are not fitted."""
-    if not any(hasattr(model, m) for m in ("predict", "transform", "predict_proba")):
+# packages whose objects are data, whatever methods they have (a DataFrame has .transform)
+_DATA_PACKAGES = ("pandas", "numpy", "polars", "pyarrow", "xarray", "dask.dataframe", "dask.array", "scipy.sparse",
+                  "pyspark.sql")
+_PLAIN_DATA = (dict, list, tuple, set, frozenset, str, bytes, bytearray, int, float, complex, type(None))
+
+
+def not_a_model(model: Any, allow_plain: bool = False) -> str | None:
+    """Why ``model`` is data or a class rather than a model object, or None. ``allow_plain``
+    lets a dict through (``log_model`` may keep a dict of weights; a registry version may not)."""
+    if isinstance(model, type):
+        return f"{model.__name__} is a class, not a fitted model: call {model.__name__}(...).fit(X, y) first"
+    if allow_plain and isinstance(model, dict):
+        return None
+    module = type(model).__module__ or ""
+    if isinstance(model, _PLAIN_DATA) or any(module == p or module.startswith(p + ".") for p in _DATA_PACKAGES):
+        name = type(model).__name__
+        return (f"{'an' if name[0] in 'aeiouAEIOU' else 'a'} {name} is data, not a model: "
+                "pass the fitted estimator (the object you called .fit on)")
+    return None
+
+
+def check_fitted(model: Any, strict: bool = True) -> None:
+    """Refuse data and classes, objects that are not models (``strict``: no predict or transform
+    method), and scikit-learn estimators that are not fitted. Runs before anything is written."""
+    why = not_a_model(model, allow_plain=not strict)
+    if why:
+        raise InvalidInput(why)
+    if strict and not any(callable(getattr(model, m, None)) for m in ("predict", "transform", "predict_proba")):
         raise InvalidInput(f"a {type(model).__name__} is not a model (it has no predict or transform method)")
     if hasattr(model, "get_params") and hasattr(model, "fit"):
         from sklearn.exceptions import NotFittedError
@@ -26,7 +51,7 @@ def check_fitted(model: Any) -> None:
         try:
             check_is_fitted(model)
         except NotFittedError:
-            raise InvalidInput(f"this {type(model).__name__} is not fitted: call .fit(X, y) before registering it") from None
+            raise InvalidInput(f"this {type(model).__name__} is not fitted: call .fit(X, y) on it first") from None
         except TypeError:
             pass
 
