@@ -292,3 +292,38 @@ def test_log_model_refuses_data_and_unfitted_estimators_but_keeps_a_dict(store):
         assert blob_files(store) == before and run.info["models"] == []
         nbmlops.log_model({"weights": [1, 2]}, "weights")  # a plain dict of weights is still a payload
     assert nbmlops.get_run(run.id).load_model("weights") == {"weights": [1, 2]}
+
+
+def test_online_lookup_after_a_window_that_ends_before_the_latest_rows_warns_once(parquet_view):
+    t1 = pd.Timestamp("2026-01-05", tz="UTC")
+    pd.DataFrame({"user_id": [1, 1], "event_timestamp": [pd.Timestamp("2026-01-01", tz="UTC"), t1],
+                  "orders": [3, 7]}).to_parquet(parquet_view)
+    nbmlops.materialize("2025-12-01", "2026-01-02")
+    values, said = lookup()
+    assert values == [3] and len(said) == 1 and "after its last materialization" in said[0]
+    nbmlops.materialize("2026-01-02", "2026-02-01")
+    from nbmlops.features import online
+
+    online._warned.clear()
+    online._checked.clear()
+    assert lookup() == ([7], [])
+
+
+def test_randomized_search_with_scorer_functions_logs_names_that_repeat_across_processes(ip):
+    ip.run_cell_magic("track", "-e rand", """
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score, make_scorer
+from sklearn.model_selection import KFold, RandomizedSearchCV
+X, y = load_iris(return_X_y=True)
+def weighted_f1(est, X, y):
+    return f1_score(y, est.predict(X), average="weighted")
+search = RandomizedSearchCV(LogisticRegression(max_iter=300), {"C": [0.01, 0.1, 1, 10]}, n_iter=3,
+                            scoring=weighted_f1, cv=KFold(3, shuffle=True, random_state=0), random_state=0)
+search.fit(X, y)
+""")
+    run = nbmlops.get_run(ip.user_ns["run"].id)
+    assert [m["name"] for m in run.info["models"]] == ["LogisticRegression"]
+    assert run.params["search.scoring"] == "weighted_f1" and run.params["search.class"] == "RandomizedSearchCV"
+    assert run.params["search.cv"].startswith("KFold(") and run.params["C"] == ip.user_ns["search"].best_params_["C"]
+    assert len(nbmlops.search_runs("rand")) == 1 + 3

@@ -105,7 +105,8 @@ def _materialize(targets: tuple[Store, list[dict[str, Any]]], start_of: Any, end
             newest = [x for x in ((current or {}).get("newest"), int(np.max(ts)) if len(ts) else None) if x is not None]
             t.upsert({"view": doc["name"], "view_version": doc.get("version"), "sha256": sha, "bytes": size,
                       "rows": table.num_rows, "start": start, "end": end, "intervals": intervals[-20:],
-                      "materialized_at": now_ms(), "newest": max(newest) if newest else None},
+                      "materialized_at": now_ms(), "newest": max(newest) if newest else None,
+                      "source_newest": prep.time_range[1]},
                      where("view") == doc["name"])
         since = fmt_ns(start) if start is not None else "the beginning"
         report.append(f"materialized {doc['name']}: {len(rows):,} entities from {since} to {fmt_ns(end)}; "
@@ -203,6 +204,10 @@ def _staleness(doc: dict[str, Any], state: dict[str, Any] | None) -> str | None:
                 "return None for every entity")
     if state.get("view_version") != doc.get("version"):
         return "was applied again after its last materialization: its online table may miss the latest rows"
+    newest, end = state.get("source_newest"), state.get("end")
+    if newest is not None and end is not None and newest > end:
+        return (f"has source rows after its last materialization, which ended at {fmt_ns(end)}: its online "
+                "table misses their entities' latest rows")
     path = (doc.get("source") or {}).get("path")
     try:
         changed = path is not None and os.stat(path).st_mtime_ns > int(state["materialized_at"]) * 1_000_000

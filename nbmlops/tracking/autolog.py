@@ -288,8 +288,8 @@ class Autolog:
 
         run = self.run
         table = pd.DataFrame(search.cv_results_)
-        self._log_params(prefix, {"search.class": type(search).__name__, "search.cv": search.cv,
-                                  "search.scoring": search.scoring, "search.candidates": len(table)})
+        self._log_params(prefix, {"search.class": type(search).__name__, "search.cv": _described(search.cv),
+                                  "search.scoring": _described(search.scoring), "search.candidates": len(table)})
         best = getattr(search, "best_score_", None)
         if best is not None and _finite(best):
             run.log_metric(prefix + "best_cv_score", float(best))
@@ -341,6 +341,16 @@ def _best_params(search: Any) -> dict[str, Any]:
         return _flat_params(clone(search.estimator).set_params(**search.best_params_))
     except Exception:
         return _flat_params(search.estimator)
+
+
+def _described(value: Any) -> Any:
+    """A search setting as a param that is the same from one process to the next (a scorer
+    function by its name, not its address; several scorers by their names)."""
+    if isinstance(value, dict):
+        return ",".join(str(k) for k in value)
+    if callable(value) and not hasattr(value, "get_n_splits"):
+        return getattr(value, "__name__", type(value).__name__)
+    return value
 
 
 def _qualname(obj: Any) -> str:
