@@ -327,3 +327,11 @@ search.fit(X, y)
     assert run.params["search.scoring"] == "weighted_f1" and run.params["search.class"] == "RandomizedSearchCV"
     assert run.params["search.cv"].startswith("KFold(") and run.params["C"] == ip.user_ns["search"].best_params_["C"]
     assert len(nbmlops.search_runs("rand")) == 1 + 3
+
+
+def test_a_dict_a_run_logged_is_not_registered_from_the_run(store):
+    with nbmlops.start_run(experiment="lm") as run:
+        nbmlops.log_model({"weights": [1, 2]}, "weights")
+    with pytest.raises(InvalidInput, match="a dict is data, not a model"):
+        nbmlops.register_model(f"{run.id}:weights", "churn")
+    assert nbmlops.list_models().empty

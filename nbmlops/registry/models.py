@@ -164,6 +164,7 @@ def register_model(model_or_run: Any, name: str, alias: str | None = None, tags:
         obj = src["object"]
         if obj is None:
             obj = modelfiles.read_model(store, entry["sha256"], entry.get("format", modelfiles.FORMAT))
+            sig.check_fitted(obj)  # a run may have logged a dict of weights: not a version to serve
         if reference is None and entry.get("reference"):
             reference = modelfiles.load_frame(store, entry["reference"]["sha256"])
             target = reference.pop(modelfiles.TARGET) if modelfiles.TARGET in reference.columns else None
