@@ -192,3 +192,49 @@ def test_register_keeps_the_new_version_in_the_variable_named_by_o(ip):
         with pytest.raises(UsageError, match="-o takes a variable name"):
             ip.run_line_magic("register", bad)
     assert len(__import__("nbmlops").list_versions("first-contact-o")) == 2  # nothing registered by the refusals
+
+
+# ------------------------------------------------------------------ the same in JupyterLab, in Chromium
+@pytest.mark.browser
+@pytest.mark.timeout(600)
+def test_jupyterlab_at_the_root_and_its_dashboard_share_the_store_of_a_notebook_in_notebooks(tmp_path):
+    import nbformat
+    from browser_support import CHROMIUM, CHROMIUM_ARGS, JupyterLab, run_all_cells
+    from playwright.sync_api import expect, sync_playwright
+
+    class LabAtTheRoot(JupyterLab):  # as a user types `jupyter lab` at the repository root: no store named
+        def env(self) -> dict[str, str]:
+            env = super().env()
+            env.pop("NBMLOPS_STORE")
+            return env
+
+    lab = LabAtTheRoot(tmp_path, store=tmp_path / "unused")
+    (lab.root / "notebooks").mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("%load_ext nbmlops"),
+                nbformat.v4.new_code_cell("%%track -e first-contact-lab -n in-lab -m score\nscore = 0.5")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, lab.root / "notebooks" / "first.ipynb")
+    lab.start()
+    try:
+        with sync_playwright() as p:
+            chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(lab.url("/lab/tree/notebooks/first.ipynb?reset"), wait_until="domcontentloaded",
+                      timeout=120_000)
+            expect(page.locator(".jp-Notebook .jp-Cell").first).to_be_visible(timeout=120_000)
+            progress = run_all_cells(page, "notebooks/first.ipynb", timeout=180)
+            assert not progress["errors"], progress
+            page.goto(lab.url("/nbmlops/"), wait_until="domcontentloaded", timeout=120_000)
+            expect(page.get_by_test_id("store-path")).to_have_text(str(lab.root / ".nbmlops"), timeout=60_000)
+            expect(page.get_by_test_id("store-hint")).to_be_hidden()
+            expect(page.get_by_test_id("experiment-select")).to_contain_text("first-contact-lab", timeout=60_000)
+            expect(page.locator("body")).to_contain_text("in-lab", timeout=60_000)
+            chromium.close()
+        runs = lab.api("/nbmlops/api/experiments/first-contact-lab/runs")["runs"]
+        assert [r["name"] for r in runs] == ["in-lab"]
+        assert not (lab.root / "notebooks" / ".nbmlops").exists()
+    finally:
+        lab.shutdown_kernels()
+        lab.stop()

@@ -86,14 +86,14 @@ def test_notebook_executes_and_renders(path, tmp_path, monkeypatch):
         text = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
         assert "250 rows added, 100 removed, 1 changed" in text
         assert text.count("cached from run") >= 4 and "train: ran in" in text and "<svg" in html
-        assert "promoted churn/2 to production" in text
+        assert "promoted churn-pipeline/2 to production" in text
         import nbmlops
 
         nbmlops.set_store(tmp_path / "store")
         try:
             runs = nbmlops.pipeline_runs("churn")
             assert runs.executed.tolist() == [3, 2, 0, 3] and runs.cached.tolist() == [0, 1, 3, 0]
-            assert nbmlops.get_model_version("churn@production").version == 2
+            assert nbmlops.get_model_version("churn-pipeline@production").version == 2
             assert (tmp_path / "07_pipelines" / "reports").exists() is False  # reports go to the working folder
             assert list((tmp_path / "reports" / "pipelines" / "churn").rglob("train.html"))
         finally:
@@ -102,6 +102,42 @@ def test_notebook_executes_and_renders(path, tmp_path, monkeypatch):
         assert "DATASET DRIFT</span>" in html and "columns drifted</b>" in html
         assert "data:image/png;base64," in html and "Drift over time" in html
         assert (tmp_path / "reports" / "drift_june.html").stat().st_size < 2_000_000
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_every_notebook_runs_in_one_shared_store_and_the_ab_notebook_again(tmp_path, monkeypatch):
+    """As in JupyterLab: the notebooks share one folder and one store; in order, then 06 a second time
+    (no hard-coded version numbers, no model or deployment name two notebooks use for different things)."""
+    import time
+
+    folder = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOKS[0].parent, folder, ignore=shutil.ignore_patterns(".nbmlops", "reports", "*.html"))
+    store = tmp_path / ".nbmlops"
+    monkeypatch.setenv("NBMLOPS_STORE", str(store))
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    order = [folder / p.name for p in NOTEBOOKS] + [folder / "06_ab_testing.ipynb"]
+    timings = []
+    for path in order:
+        monkeypatch.setenv("NBMLOPS_NOTEBOOK", str(path))
+        nb = nbformat.read(path, as_version=4)
+        start = time.perf_counter()
+        try:
+            NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+        except Exception as exc:  # noqa: BLE001 - name the notebook that failed
+            pytest.fail(f"{path.name} failed in the shared store after {[t[0] for t in timings]}: {exc}")
+        timings.append((path.stem, round(time.perf_counter() - start, 1)))
+        errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+        assert not errors, (path.name, errors)
+    print("notebook timings (s):", timings)
+    import nbmlops
+
+    nbmlops.set_store(store)
+    try:
+        assert nbmlops.list_deployments().empty  # every notebook stopped what it started
+        assert len(nbmlops.list_versions("ab-demo")) == 4 and len(nbmlops.list_versions("churn")) == 2
+    finally:
+        nbmlops.set_store(None)
 
 
 def test_papermill_parameters_become_params_of_tracked_runs(tmp_path, monkeypatch):
