@@ -146,16 +146,27 @@ def key_values(series: Any, key_type: str, what: str) -> tuple[Any, Any]:
         sample = s[valid]
         if len(sample) and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in sample):
             return s.to_numpy(dtype=object, na_value=0).astype(np.int64), valid
-        kind = type(sample.iloc[0]).__name__ if len(sample) else str(t)
-        raise InvalidInput(f"{what} holds {kind} values, but the key is int64")
+        raise InvalidInput(f"{what} holds {_kinds(sample, str(t))} values, but the key is int64")
     if pd.api.types.is_string_dtype(t) or t == object or isinstance(t, pd.CategoricalDtype):
         vals = s.astype(object).to_numpy(dtype=object)
         sample = vals[valid]
         if all(isinstance(v, str) for v in sample):
             return vals, valid
-        bad = next(v for v in sample if not isinstance(v, str))
-        raise InvalidInput(f"{what} holds {type(bad).__name__} values, but the key is a string")
+        raise InvalidInput(f"{what} holds {_kinds(sample, str(t))} values, but the key is a string")
     raise InvalidInput(f"{what} holds {t} values, but the key is a string")
+
+
+def _kinds(sample: Any, default: str) -> str:
+    """The Python types among key values, mixed ones named with a count: 'int and str (3 str)'."""
+    counts: dict[str, int] = {}
+    for v in sample:
+        counts[type(v).__name__] = counts.get(type(v).__name__, 0) + 1
+    if not counts:
+        return default
+    if len(counts) == 1:
+        return next(iter(counts))
+    names = sorted(counts)
+    return f"mixed {', '.join(names[:-1])} and {names[-1]} (" + ", ".join(f"{counts[n]} {n}" for n in names) + ")"
 
 
 class KeyCodes:

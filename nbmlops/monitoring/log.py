@@ -21,7 +21,7 @@ from typing import Any
 
 from .._util import new_id, now_ms
 from ..errors import InvalidInput, NotFound
-from ..store import DocFile, check_id, current_store
+from ..store import DocFile, check_id, current_store, readable_docs
 
 
 def _file(store: Any, when_ms: int) -> DocFile:
@@ -76,7 +76,7 @@ def _docs(store: Any) -> list[dict[str, Any]]:
     folder = store.root / "db" / "drift"
     if not folder.exists():
         return []
-    return [d for path in sorted(folder.glob("*.json"), reverse=True) for d in DocFile(path).all()]
+    return readable_docs(DocFile(path) for path in sorted(folder.glob("*.json"), reverse=True))
 
 
 def get_summary(drift_id: str) -> dict[str, Any]:

@@ -9,13 +9,14 @@ atomic write of the model document and is recorded in its history.
 from __future__ import annotations
 
 import json
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from tinydb import where
 
 from .._util import check_key, new_id, now_ms
-from ..errors import InvalidInput, NotFound
-from ..store import SCHEMA, DocFile, Store, check_id, current_store
+from ..errors import InvalidInput, NotFound, StoreError
+from ..store import SCHEMA, DamagedFile, DocFile, Store, check_id, current_store
 from ..tracking import environment, modelfiles
 from ..tracking import signature as sig
 from .objects import LoadedModel, ModelVersion
@@ -33,8 +34,8 @@ def versions_file(store: Store, model_id: str) -> DocFile:
     return DocFile(store.root / "db" / "models" / f"{check_id('model', model_id)}.json")
 
 
-def _model_doc(store: Store, name: str) -> dict[str, Any]:
-    docs = models_file(store).all()
+def _model_doc(store: Store, name: str, fresh: bool = False) -> dict[str, Any]:
+    docs = models_file(store).fresh() if fresh else models_file(store).all()
     for doc in docs:
         if doc["name"] == name:
             return doc
@@ -42,15 +43,17 @@ def _model_doc(store: Store, name: str) -> dict[str, Any]:
     raise NotFound(f"no registered model named {name!r} (models: {names})")
 
 
-def _versions(store: Store, model: dict[str, Any], deleted: bool = False) -> list[dict[str, Any]]:
-    docs = versions_file(store, model["id"]).all()
+def _versions(store: Store, model: dict[str, Any], deleted: bool = False, fresh: bool = False) -> list[dict[str, Any]]:
+    vfile = versions_file(store, model["id"])
+    docs = vfile.fresh() if fresh else vfile.all()
     return sorted((d for d in docs if deleted or not d.get("deleted")), key=lambda d: d["version"])
 
 
-def resolve(store: Store, ref: ModelRef) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The model document and the version document a reference names."""
-    model = _model_doc(store, ref.name)
-    versions = _versions(store, model, deleted=True)
+def resolve(store: Store, ref: ModelRef, fresh: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The model document and the version document a reference names (``fresh``: read from the
+    files now, not from the cache, as checks under the lock must)."""
+    model = _model_doc(store, ref.name, fresh)
+    versions = _versions(store, model, deleted=True, fresh=fresh)
     number = ref.version
     if ref.alias is not None:
         number = model["aliases"].get(ref.alias)
@@ -218,10 +221,11 @@ def set_alias(name: str, alias: str, version: int) -> ModelVersion:
     if isinstance(version, bool) or not isinstance(version, int):
         raise InvalidInput(f"version must be a number, got {version!r}")
     store = current_store(create=False)
-    model = _model_doc(store, name)
-    _, vdoc = resolve(store, ModelRef(name, version=version))
+    _model_doc(store, name)  # NotFound before taking the lock
     with models_file(store).table() as mt:
-        model = dict(mt.search(where("id") == model["id"])[0])
+        # under the lock that delete_version takes too: the version cannot be deleted meanwhile
+        model, vdoc = resolve(store, ModelRef(name, version=version), fresh=True)
+        model = dict(model)
         model["history"] = [*model["history"], _history({"action": "alias", "alias": alias,
                                                           "from": model["aliases"].get(alias), "to": version})]
         model["aliases"] = {**model["aliases"], alias: version}
@@ -234,9 +238,9 @@ def delete_alias(name: str, alias: str) -> None:
     check_name(name)
     check_alias(alias)
     store = current_store(create=False)
-    model = _model_doc(store, name)
+    _model_doc(store, name)
     with models_file(store).table() as mt:
-        model = dict(mt.search(where("id") == model["id"])[0])
+        model = dict(_model_doc(store, name, fresh=True))
         if alias not in model["aliases"]:
             raise NotFound(f"model {name!r} has no alias {alias!r}")
         model["history"] = [*model["history"], _history({"action": "alias", "alias": alias,
@@ -248,9 +252,11 @@ def delete_alias(name: str, alias: str) -> None:
 def delete_version(name: str, version: int) -> None:
     """Delete a version (its number is never reused). Refused while an alias points at it."""
     store = current_store(create=False)
-    model, vdoc = resolve(store, ModelRef(check_name(name), version=version))
+    ref = ModelRef(check_name(name), version=version)
+    resolve(store, ref)  # NotFound before taking the lock
     with models_file(store).table() as mt:
-        model = dict(mt.search(where("id") == model["id"])[0])
+        model, vdoc = resolve(store, ref, fresh=True)  # again under the lock: a concurrent delete or alias move counts
+        model = dict(model)
         pointing = [a for a, v in model["aliases"].items() if v == version]
         if pointing:
             raise InvalidInput(f"alias {pointing[0]!r} points at version {version} of {name!r}: "
@@ -268,6 +274,8 @@ def record_drift_summary(uri: str, summary: dict[str, Any]) -> None:
     entry = json.loads(json.dumps({"time": now_ms(), **summary}, default=str))
     with versions_file(store, model["id"]).table() as vt:
         current = vt.search(where("id") == vdoc["id"])[0]
+        if current.get("deleted"):
+            raise NotFound(f"version {vdoc['version']} of {model['name']!r} was deleted")
         vt.update({"monitoring": [*current.get("monitoring", []), entry][-100:]}, where("id") == vdoc["id"])
 
 
@@ -278,9 +286,14 @@ def list_models() -> pd.DataFrame:
     store = current_store(create=False)
     rows = []
     for m in sorted(models_file(store).all(), key=lambda d: d["name"]):
-        live = _versions(store, m)
+        try:
+            live = _versions(store, m)
+        except StoreError as exc:  # one damaged versions file: name it, list the other models
+            warnings.warn(f"left out of the listing: {exc}", DamagedFile, stacklevel=2)
+            live = None
         rows.append({"name": m["name"], "latest_version": live[-1]["version"] if live else None,
-                     "versions": len(live), "aliases": ", ".join(f"{a}→{v}" for a, v in sorted(m["aliases"].items())),
+                     "versions": None if live is None else len(live),
+                     "aliases": ", ".join(f"{a}→{v}" for a, v in sorted(m["aliases"].items())),
                      "description": m.get("description"),
                      "updated": pd.Timestamp(m.get("updated") or m["created"], unit="ms")})
     return pd.DataFrame(rows, columns=["name", "latest_version", "versions", "aliases", "description", "updated"])

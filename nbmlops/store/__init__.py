@@ -22,10 +22,12 @@ from typing import Any
 
 from ..errors import InvalidInput, StoreError
 from .blobs import BlobStore
-from .documents import DocFile, atomic_write
+from .documents import DamagedFile, DocFile, atomic_write, readable_docs
 from .logs import AppendLog, read_lines
+from .procs import pid_alive
 
-__all__ = ["Store", "DocFile", "AppendLog", "read_lines", "SCHEMA", "current_store", "set_store", "locate"]
+__all__ = ["Store", "DocFile", "DamagedFile", "readable_docs", "AppendLog", "read_lines", "SCHEMA", "current_store",
+           "set_store", "locate"]
 
 SCHEMA = 1
 MARKER = "STORE.json"
@@ -52,8 +54,8 @@ class Store:
         self.experiments = DocFile(self.root / "db" / "experiments.json")
         # indexes that can be rebuilt: atomic, but not fsynced (a power cut may lose a recent entry;
         # a killed process cannot)
-        self.active = DocFile(self.root / "db" / "active.json", durable=False)
-        self.cells = DocFile(self.root / "db" / "cells.json", durable=False)
+        self.active = DocFile(self.root / "db" / "active.json", durable=False, rebuildable=True)
+        self.cells = DocFile(self.root / "db" / "cells.json", durable=False, rebuildable=True)
         self._checked = False
 
     def __repr__(self) -> str:
@@ -78,6 +80,10 @@ class Store:
                     atomic_write(marker, json.dumps({"format": "nbmlops", "schema": SCHEMA}).encode())
         self._check_schema()
         self._checked = True
+        try:
+            self.clean_tmp()
+        except OSError:  # a read-only store still opens
+            pass
         return self
 
     def _check_schema(self) -> None:
@@ -106,18 +112,24 @@ class Store:
                     atomic_write(marker, json.dumps(meta).encode())
 
     def clean_tmp(self) -> int:
-        """Remove temporary files left by writers that were killed mid-write (their pid is gone)."""
-        from ..tracking.stale import pid_alive
-
+        """Remove temporary files left by writers that were killed mid-write (their process is
+        gone); a live writer's files stay. Runs on every first open of the store in a process."""
         removed = 0
-        # tmp/<pid>-<random><suffix> and db/**/.<name>.<pid>.<thread>.tmp
-        candidates = [(p, p.name.split("-", 1)[0]) for p in self.root.glob("tmp/*")]
-        candidates += [(p, p.name.split(".")[-3]) for p in self.root.glob("db/**/.*.tmp")]
-        for path, pid_text in candidates:
+        # tmp/<pid>-[<start tick>-]<random><suffix> and db/**/.<name>.<pid>.<thread>.tmp
+        candidates = []
+        for p in self.root.glob("tmp/*"):
+            parts = p.name.split("-")
+            candidates.append((p, parts[0], parts[1] if len(parts) >= 3 and parts[1].isdigit() else None))
+        candidates += [(p, p.name.split(".")[-3], None) for p in self.root.glob("db/**/.*.tmp")]
+        for path, pid_text, start in candidates:
             pid = int(pid_text) if pid_text.isdigit() else None
-            if pid is not None and pid != os.getpid() and not pid_alive(pid, None):
-                path.unlink(missing_ok=True)
-                removed += 1
+            if pid is None or pid == os.getpid() or pid_alive(pid, start) or not path.is_file():
+                continue
+            try:
+                path.unlink()
+            except FileNotFoundError:  # another process cleaned it first
+                continue
+            removed += 1
         return removed
 
     # -- places -------------------------------------------------------------
@@ -132,6 +144,10 @@ class Store:
         if not d.exists():
             return []
         return [DocFile(p) for p in sorted(d.glob("??.json"))]
+
+    def run_docs(self, experiment_id: str) -> list[dict[str, Any]]:
+        """Every run document of an experiment; a damaged shard is reported and left out."""
+        return readable_docs(self.run_files(experiment_id))
 
     def metric_log(self, run_id: str) -> Path:
         return self.root / "logs" / "metrics" / f"{check_id('run', run_id)}.jsonl"

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -46,21 +47,37 @@ def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
 class AtomicJSONStorage(Storage):
     """A TinyDB storage that reads the file on every ``read`` and replaces it on every ``write``."""
 
-    def __init__(self, path: str | Path, durable: bool = True) -> None:
+    def __init__(self, path: str | Path, durable: bool = True, rebuildable: bool = False) -> None:
         self.path = Path(path)
         self.durable = durable
+        self.rebuildable = rebuildable
 
     def read(self) -> dict[str, dict[str, Any]] | None:
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
-            return None
+            return None  # not written yet: legitimately empty
         if not raw:
-            return None
+            return self._empty()
         try:
-            return json.loads(raw)
+            data = json.loads(raw)
         except ValueError as exc:
             raise StoreError(f"{self.path} is not valid JSON ({exc}); it was not written by nbmlops") from None
+        if not isinstance(data, dict) or not all(isinstance(t, dict) for t in data.values()):
+            raise StoreError(f"{self.path} holds JSON that is not a table of documents; it was not written by nbmlops")
+        return data
+
+    def _empty(self) -> None:
+        """A file that exists with 0 bytes was damaged: ``atomic_write`` never leaves one (a file
+        is absent or whole). Resetting it would silently forget what it held (and, for a counter
+        like the next version number, reuse numbers), so refuse, unless it is an index the store
+        rebuilds (runs in progress, last run of each cell), which is then read as empty."""
+        if self.rebuildable:
+            warnings.warn(f"{self.path} was empty (0 bytes, damaged); nbmlops rebuilds this index", stacklevel=4)
+            return None
+        raise StoreError(f"{self.path} is empty (0 bytes), but nbmlops never writes an empty document: the file "
+                         "was damaged (truncated by another program, or a full disk). Nothing was read or written; "
+                         "restore it from a backup, or move it aside only if losing what it held is acceptable")
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
         atomic_write(self.path, json.dumps(data, separators=(",", ":"), default=str).encode(), self.durable)
@@ -95,9 +112,10 @@ class DocFile:
     ...     t.insert({"id": "ab12", "status": "RUNNING"})
     """
 
-    def __init__(self, path: Path, durable: bool = True) -> None:
+    def __init__(self, path: Path, durable: bool = True, rebuildable: bool = False) -> None:
         self.path = path
         self.durable = durable
+        self.rebuildable = rebuildable
         self._lock = FileLock(str(path) + ".lock", thread_local=False)
 
     @contextmanager
@@ -106,7 +124,8 @@ class DocFile:
         ``durable=False`` skips the fsync of this write (it stays atomic)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _thread_lock(self.path), self._lock:  # threads of this process, then other processes
-            db = TinyDB(self.path, storage=AtomicJSONStorage, durable=self.durable if durable is None else durable)
+            db = TinyDB(self.path, storage=AtomicJSONStorage, durable=self.durable if durable is None else durable,
+                        rebuildable=self.rebuildable)
             try:
                 yield db.table(_TABLE, cache_size=0)
             finally:
@@ -123,11 +142,17 @@ class DocFile:
             hit = _cache.get(self.path)
         if hit is not None and hit[0] == key:
             return hit[1]
-        data = AtomicJSONStorage(self.path).read() or {}
+        data = AtomicJSONStorage(self.path, rebuildable=self.rebuildable).read() or {}
         docs = list(data.get(_TABLE, {}).values())
         with _cache_lock:
             _cache[self.path] = (key, docs)
         return docs
+
+    def fresh(self) -> list[dict[str, Any]]:
+        """Every document, read from the file now (no cache): for checks made under the lock, where
+        a reused inode with the same size and time stamp must not pass for the old file."""
+        data = AtomicJSONStorage(self.path, rebuildable=self.rebuildable).read() or {}
+        return list(data.get(_TABLE, {}).values())
 
     def get(self, field: str, value: Any) -> dict[str, Any] | None:
         """The first document whose ``field`` equals ``value`` (a copy), or None."""
@@ -135,3 +160,19 @@ class DocFile:
             if doc.get(field) == value:
                 return json.loads(json.dumps(doc))
         return None
+
+
+class DamagedFile(UserWarning):
+    """A document file that cannot be read was left out of a listing."""
+
+
+def readable_docs(files: Iterable[DocFile]) -> list[dict[str, Any]]:
+    """The documents of several files, for a listing: a damaged file is reported (a ``DamagedFile``
+    warning naming it) and left out, so damage in one place does not hide everything else."""
+    out: list[dict[str, Any]] = []
+    for f in files:
+        try:
+            out.extend(f.all())
+        except StoreError as exc:
+            warnings.warn(f"left out of the listing: {exc}", DamagedFile, stacklevel=2)
+    return out

@@ -40,17 +40,19 @@ class AppendLog:
             pass
 
 
-def read_lines(path: Path) -> Iterator[Any]:
-    """Yield each complete, parseable JSON line of ``path``; nothing if it does not exist."""
+def read_lines(path: Path, counts: dict[str, int] | None = None) -> Iterator[Any]:
+    """Yield each complete, parseable JSON line of ``path``; nothing if it does not exist.
+    With ``counts``, ``counts["skipped"]`` counts the lines skipped (cut short or unparseable)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return
     end = data.rfind(b"\n")
-    if end < 0:
-        return
-    for raw in data[: end + 1].splitlines():
+    skipped = int(end < len(data) - 1)  # a last line without its newline: still being written, or cut
+    for raw in data[: end + 1].splitlines() if end >= 0 else []:
         try:
             yield json.loads(raw)
         except ValueError:
-            continue
+            skipped += 1
+    if counts is not None:
+        counts["skipped"] = counts.get("skipped", 0) + skipped

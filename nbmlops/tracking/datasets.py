@@ -223,8 +223,8 @@ def log_version(data: Any, name: str, *, run: Run | None = None, role: str | Non
                     "summaries were kept")
             warnings.warn(f"dataset {name!r}: {note}", stacklevel=3)
     latest = _latest(store, name)
-    if latest is not None and latest["sha256"] == fp["sha256"] and (latest["blob"] or note):
-        doc = latest  # the same data as the latest version: that version, not a new one
+    if _same_as_latest(latest, fp, note):
+        doc = latest  # the same data as the latest version: that version, not a new one (checked again under the lock)
     else:
         if frame is not None:
             renamed, how["column_names"] = _column_names(frame)
@@ -255,7 +255,11 @@ def _insert(store: Store, name: str, fp: dict[str, Any], blob: dict[str, Any] | 
         ds = dict(found[0]) if found else {"schema": SCHEMA, "id": new_id(), "name": name, "next_version": 1,
                                            "created": now_ms()}
         with versions_file(store, ds["id"]).table() as vt:
-            existing = max((v["version"] for v in vt.all()), default=0)
+            docs = vt.all()
+            latest = max(docs, key=lambda v: v["version"], default=None)
+            if _same_as_latest(latest, fp, note):  # a writer logged the same data since we looked
+                return json.loads(json.dumps(latest))
+            existing = latest["version"] if latest else 0
             version["dataset_id"] = ds["id"]
             version["version"] = max(ds["next_version"], existing + 1)
             vt.insert(version)
@@ -265,6 +269,12 @@ def _insert(store: Store, name: str, fp: dict[str, Any], blob: dict[str, Any] | 
         else:
             dt.insert(ds)
     return version
+
+
+def _same_as_latest(latest: dict[str, Any] | None, fp: dict[str, Any], note: str | None) -> bool:
+    """Whether logging data with fingerprint ``fp`` gives back ``latest`` instead of a new version:
+    same data, and either kept in the store or not to be kept now either."""
+    return latest is not None and latest["sha256"] == fp["sha256"] and bool(latest["blob"] or note)
 
 
 def record_on_run(run: Run, version: DatasetVersion, role: str | None = None) -> dict[str, Any]:

@@ -68,7 +68,7 @@ def list_experiments() -> pd.DataFrame:
     store = current_store(create=False)
     rows = []
     for doc in store.experiments.all():
-        runs = [r for f in store.run_files(doc["id"]) for r in f.all() if not r.get("deleted")]
+        runs = [r for r in store.run_docs(doc["id"]) if not r.get("deleted")]
         rows.append({"experiment_id": doc["id"], "name": doc["name"], "runs": len(runs),
                      "created": pd.Timestamp(doc["created"], unit="ms")})
     return pd.DataFrame(rows, columns=["experiment_id", "name", "runs", "created"])

@@ -93,8 +93,7 @@ class RunListing:
         self.experiment: str | None = exps[0]["name"] if experiment is not None else None
         self.experiments: dict[str, str] = {e["id"]: e["name"] for e in exps}
         self.include_deleted = include_deleted
-        docs = [d for e in exps for f in store.run_files(e["id"]) for d in f.all()
-                if include_deleted or not d.get("deleted")]
+        docs = [d for e in exps for d in store.run_docs(e["id"]) if include_deleted or not d.get("deleted")]
         docs.sort(key=lambda d: d["start_time"], reverse=True)  # newest first: the order of ties in any sort
         self._docs = docs
         self._keys()

@@ -131,9 +131,11 @@ class Run:
         """Every logged point (``key``, ``step``, ``timestamp``, ``value``) as a DataFrame."""
         import pandas as pd
 
-        rows = [r for r in read_lines(self._store.metric_log(self.id)) if key is None or r[0] == key]
+        skipped = [0]
+        rows = [r for r in metric_points(self._store.metric_log(self.id), skipped) if key is None or r[0] == key]
         df = pd.DataFrame(rows, columns=["key", "step", "timestamp", "value"])
         df["timestamp"] = pd.to_datetime(df["timestamp"], unit="ms")
+        df.attrs["skipped_lines"] = skipped[0]  # cut short by a crash, or not a metric point
         return df
 
     def artifact(self, name: str) -> Path:
@@ -198,8 +200,11 @@ class Run:
         if not self._owned:
             raise InvalidInput(f"run {self.name} was opened for reading; use nbmlops.set_run_tags(run_id, ...)")
         clean = {check_key("tag", k): str(v) for k, v in tags.items()}
-        with self._lock:
-            self._save({"tags": {**self._doc["tags"], **clean}})
+        with self._lock, self._file.table() as t:  # merged under the lock with tags set_run_tags wrote meanwhile
+            current = t.get(where("id") == self.id)
+            merged = {**(current or self._doc)["tags"], **clean}  # type: ignore[index]
+            t.update({"tags": merged}, where("id") == self.id)
+            self._doc["tags"] = merged
 
     def log_metric(self, key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
         """Append one point to a metric's history. ``step`` defaults to the metric's point count,
@@ -342,6 +347,7 @@ class Run:
         if status not in STATUSES[1:]:
             raise InvalidInput(f"status must be one of {', '.join(STATUSES[1:])}, got {status!r}")
         if not self._owned or self._doc["status"] != "RUNNING":
+            _pop(self)
             return
         if self.autolog is not None:
             autolog, self.autolog = self.autolog, None
@@ -357,6 +363,7 @@ class Run:
             if self._log is not None:
                 self._log.close()
             self._save(fields, durable=True)
+        _pop(self)  # ended is no longer active, however it was ended (``with``, ``end()``, %%track)
         _finish_bookkeeping(self)
 
     def __enter__(self) -> Run:
@@ -381,6 +388,20 @@ class Run:
         from ..display.html import run_card
 
         return run_card(self)
+
+
+def metric_points(path: Path, skipped: list[int] | None = None) -> Any:
+    """The points ``[key, step, timestamp, value]`` of a metric log. A line cut short by a crash, or
+    one that is not a point (wrong shape or types), is skipped and counted in ``skipped[0]``."""
+    counts: dict[str, int] = {}
+    for line in read_lines(path, counts):
+        if (isinstance(line, list) and len(line) == 4 and isinstance(line[0], str)
+                and all(type(x) is int for x in line[1:3]) and type(line[3]) in (int, float)):
+            yield line
+        elif skipped is not None:
+            skipped[0] += 1
+    if skipped is not None:
+        skipped[0] += counts.get("skipped", 0)
 
 
 def _identity(doc: dict[str, Any]) -> str:

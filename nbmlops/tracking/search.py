@@ -112,13 +112,22 @@ def parse_filter(text: str | None) -> Callable[[dict[str, Any]], bool]:
     return lambda d: all(c(d) for c in clauses)
 
 
+_IDENT = r"(?:(?:metrics|params|tags|attributes|attribute|metric|param|tag|run)\.(?:`[^`]+`|\"[^\"]+\"|[\w.\-/:]+)|[A-Za-z_]\w*)"
+_ORDER = re.compile(r"^\s*(" + _IDENT + r")(?:\s+(asc|desc))?\s*$", re.I)
+
+
+def parse_order(spec: object) -> tuple[Callable[[dict[str, Any]], Any], bool]:
+    """``"metrics.auc desc"`` -> (getter, descending). Anything else after the name is refused."""
+    m = _ORDER.match(spec) if isinstance(spec, str) else None
+    if m is None:
+        raise InvalidInput(f"cannot order by {spec!r}: write a column and optionally ASC or DESC, "
+                           "e.g. \"metrics.accuracy desc\" or \"start_time\"")
+    return _getter(m.group(1)), (m.group(2) or "").lower() == "desc"
+
+
 def _sort(docs: list[dict[str, Any]], order_by: Iterable[str]) -> list[dict[str, Any]]:
     for spec in reversed(list(order_by)):
-        words = spec.strip().split()
-        desc = len(words) > 1 and words[-1].lower() == "desc"
-        if len(words) > 1 and words[-1].lower() in ("asc", "desc"):
-            words = words[:-1]
-        get = _getter(" ".join(words))
+        get, desc = parse_order(spec)
         present = [d for d in docs if get(d) is not None]
         missing = [d for d in docs if get(d) is None]
         try:
@@ -140,14 +149,15 @@ def search_runs(experiment: str | list[str] | None = None, filter: str | None = 
         raise InvalidInput(f"max_results must be a non-negative integer, got {max_results!r}")
     keep = parse_filter(filter)
     order = [order_by] if isinstance(order_by, str) else list(order_by or [])
+    for spec in order:
+        parse_order(spec)  # refused before the store is read
     store = current_store(create=False)
     exps = store.experiments.all()
     if experiment is not None:
         wanted = [experiment] if isinstance(experiment, str) else list(experiment)
         exps = [experiments.find(store, w) for w in wanted]
     names = {e["id"]: e["name"] for e in exps}
-    docs = [d for e in exps for f in store.run_files(e["id"]) for d in f.all()
-            if (include_deleted or not d.get("deleted")) and keep(d)]
+    docs = [d for e in exps for d in store.run_docs(e["id"]) if (include_deleted or not d.get("deleted")) and keep(d)]
     docs = _sort(docs, [*order, "start_time desc"])
     if max_results is not None:
         docs = docs[:max_results]

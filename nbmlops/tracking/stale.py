@@ -4,51 +4,17 @@ open the store marks it KILLED (with metric summaries rebuilt from its log)."""
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from typing import Any
 
 from tinydb import where
 
-from ..store import SCHEMA, Store, read_lines
+from ..store import SCHEMA, Store
+from ..store.procs import own_start as _own_start
+from ..store.procs import pid_alive
+from ..store.procs import proc_start as _proc_start
 from . import environment
 
-
-def _proc_stat(pid: int) -> list[bytes] | None:
-    """The fields of /proc/PID/stat after the command name (Linux): state first, start tick at 19."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return stat[stat.rfind(b")") + 2:].split()
-
-
-def _proc_start(pid: int) -> str | None:
-    """The kernel's start tick of a process, to tell a live pid from a reused one."""
-    fields = _proc_stat(pid)
-    return fields[19].decode() if fields else None
-
-
-@lru_cache(maxsize=1)
-def _own_start() -> str | None:
-    return _proc_start(os.getpid())
-
-
-def pid_alive(pid: int, start: str | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    fields = _proc_stat(pid)
-    if fields is None:
-        return True  # no /proc (not Linux): the signal check is all there is
-    if fields[0] in (b"Z", b"X"):
-        return False  # exited, not yet collected by its parent
-    if start is not None and fields[19].decode() != start:
-        return False  # the pid now belongs to another process
-    return True
+__all__ = ["pid_alive", "_proc_start", "_own_start", "register_active", "unregister_active", "sweep_stale_runs"]
 
 
 def register_active(store: Store, doc: dict[str, Any]) -> None:
@@ -87,10 +53,10 @@ def sweep_stale_runs(store: Store) -> list[str]:
 
 
 def _summaries(store: Store, run_id: str) -> dict[str, Any]:
+    from .runs import metric_points
+
     out: dict[str, Any] = {}
-    for line in read_lines(store.metric_log(run_id)):
-        if not isinstance(line, list) or len(line) != 4:
-            continue
+    for line in metric_points(store.metric_log(run_id)):
         key, step, ts, value = line
         m = out.get(key)
         if m is None:
