@@ -10,6 +10,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+import warnings
+from pathlib import Path
+
 import pytest
 from IPython.core.error import UsageError
 
@@ -163,3 +175,174 @@ def test_kserve_batch_job_refuses_a_swapped_model_file(store, tmp_path):
                           "--output", str(tmp_path / "o3")], capture_output=True, text=True)
     assert bad.returncode != 0 and "no recorded sha256" in bad.stderr
     assert not marker.exists(), "the swapped pickle's code ran"
+
+
+# -- import_mlflow: the source never chooses which of the importer's files are copied ---------------
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real MLflow tracking server (sqlite backend, serving artifacts from its own root) on
+    loopback; yields (URI, its sqlite file, its artifact root)."""
+    pytest.importorskip("mlflow")
+    root = tmp_path_factory.mktemp("mlflow-hostile")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    log = open(root / "server.log", "wb")
+    proc = subprocess.Popen([str(Path(bindir) / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+                             "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
+                             "--port", str(port), "--workers", "1"],
+                            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"mlflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
+                time.sleep(0.3)
+        yield uri, root / "mlflow.db", root / "artifacts"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(3)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def _victim(tmp_path):
+    """A fake ~/.ssh of the importing machine: (folder, the secret its id_rsa holds)."""
+    secret = f"-----BEGIN OPENSSH PRIVATE KEY----- fake {uuid.uuid4().hex}".encode()
+    ssh = tmp_path / "home" / ".ssh"
+    ssh.mkdir(parents=True)
+    (ssh / "id_rsa").write_bytes(secret)
+    (ssh / "config").write_text("Host *\n")
+    return ssh, secret
+
+
+def _set_artifact_uri(db, run_id, artifact_uri) -> None:
+    """What a hostile server (or whoever wrote its database) answers as the run's artifact URI."""
+    with sqlite3.connect(db) as con:
+        assert con.execute("UPDATE runs SET artifact_uri = ? WHERE run_uuid = ?", (artifact_uri, run_id)).rowcount == 1
+
+
+def _assert_nowhere_in_store(store, secret) -> None:
+    for f in store.root.rglob("*"):
+        if f.is_file() and not f.is_symlink():
+            assert secret not in f.read_bytes(), f"{f} holds the importer's secret"
+
+
+def _imported(name):
+    import nbmlops
+
+    df = nbmlops.search_runs()
+    [run_id] = df.loc[df["run_name"] == name, "run_id"].tolist()
+    return nbmlops.get_run(run_id)
+
+
+@pytest.mark.slow
+def test_hostile_mlflow_server_cannot_make_import_copy_the_importers_files(mlflow_server, store, tmp_path):
+    import nbmlops
+    from mlflow import MlflowClient
+
+    uri, db, _ = mlflow_server
+    ssh, secret = _victim(tmp_path)
+    client = MlflowClient(uri)
+    exp = client.create_experiment("hostile")
+    honest = client.create_run(exp, run_name="honest").info.run_id
+    (tmp_path / "report.md").write_text("# honest\n")
+    client.log_artifact(honest, str(tmp_path / "report.md"))  # through the server (mlflow-artifacts:)
+    hostile = {name: client.create_run(exp, run_name=name).info.run_id
+               for name in ("file-uri", "bare-path", "through-runs-uri", "dotdot")}
+    _set_artifact_uri(db, hostile["file-uri"], ssh.as_uri())
+    _set_artifact_uri(db, hostile["bare-path"], str(ssh))
+    _set_artifact_uri(db, hostile["through-runs-uri"], f"runs:/{hostile['file-uri']}/")
+    _set_artifact_uri(db, hostile["dotdot"], "file:///../../" + str(ssh).lstrip("/"))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = nbmlops.import_mlflow(uri, experiment="hostile")
+    _assert_nowhere_in_store(store, secret)  # before: id_rsa came in, twice
+    assert summary["runs_imported"] == 5 and summary["runs_with_artifacts_refused"] == 4
+    assert _imported("honest").artifact("report.md").read_text() == "# honest\n"
+    assert "nbmlops.artifacts_refused" not in _imported("honest").tags
+    messages = [str(w.message) for w in caught]
+    for name, why in [("file-uri", "is a path on this machine"), ("bare-path", "is a path on this machine"),
+                      ("dotdot", "is a path on this machine"), ("through-runs-uri", "through another run")]:
+        run = _imported(name)
+        assert run.info["artifacts"] == [] and why in run.tags["nbmlops.artifacts_refused"], name
+        assert any(m.startswith(f"run {name} (MLflow run ") and why in m for m in messages), name
+        assert any(n.startswith(f"run {name} ") for n in summary.notes)
+
+
+@pytest.mark.slow
+def test_mlflow_server_with_a_local_artifact_folder_holding_a_symlink(mlflow_server, store, tmp_path):
+    """A server whose experiment keeps artifacts in a local folder (no proxy): its client reads this
+    machine's folder of that name, here with a symbolic link to the importer's key in it."""
+    import nbmlops
+    from mlflow import MlflowClient
+
+    uri, _, _ = mlflow_server
+    ssh, secret = _victim(tmp_path)
+    client = MlflowClient(uri)
+    shared = tmp_path / "shared-root"
+    exp = client.create_experiment("local-location", artifact_location=shared.as_uri())
+    linked = client.create_run(exp, run_name="symlink").info.run_id
+    (shared / linked / "artifacts").mkdir(parents=True)
+    os.symlink(ssh / "id_rsa", shared / linked / "artifacts" / "id_rsa")
+    plain = client.create_run(exp, run_name="plain-copy").info.run_id
+    (shared / plain / "artifacts").mkdir(parents=True)
+    (shared / plain / "artifacts" / "id_rsa").write_bytes(secret)
+
+    with pytest.warns(UserWarning, match=r"run symlink \(MLflow run \w+\): artifacts not imported: its artifact "
+                                         r"URI file://\S+ is a path on this machine, and http://127.0.0.1:\d+ is a "
+                                         r"remote server"):
+        summary = nbmlops.import_mlflow(uri, experiment="local-location")  # before: MLflow's error ended it all
+    _assert_nowhere_in_store(store, secret)
+    assert summary["runs_imported"] == 2 and summary["runs_with_artifacts_refused"] == 2
+    assert all(_imported(n).info["artifacts"] == [] for n in ("symlink", "plain-copy"))
+
+
+@pytest.mark.slow
+def test_local_mlflow_store_symlinks_and_paths_outside_the_artifact_root_are_refused(store, tmp_path):
+    import nbmlops
+    from mlflow import MlflowClient
+
+    ssh, secret = _victim(tmp_path)
+    src = tmp_path / "src"
+    src.mkdir()
+    db, root = src / "mlflow.db", src / "artifacts"
+    client = MlflowClient(f"sqlite:///{db}")
+    exp = client.create_experiment("local", artifact_location=root.as_uri())
+    mixed = client.create_run(exp, run_name="mixed").info.run_id
+    (tmp_path / "report.md").write_text("# mine\n")
+    client.log_artifact(mixed, str(tmp_path / "report.md"), "docs")
+    folder = root / mixed / "artifacts"
+    os.symlink(ssh / "id_rsa", folder / "id_rsa")  # a file link
+    os.symlink(ssh, folder / "keys")  # a folder link
+    os.symlink(ssh / "id_rsa", folder / "docs" / "notes.md")
+    outside = client.create_run(exp, run_name="outside").info.run_id
+    _set_artifact_uri(db, outside, ssh.as_uri())
+    dotdot = client.create_run(exp, run_name="dotdot").info.run_id
+    _set_artifact_uri(db, dotdot, f"{root.as_uri()}/../../home/.ssh")
+    relinked = client.create_run(exp, run_name="linked-folder").info.run_id
+    os.symlink(ssh, root / relinked)  # the run's own folder is a link out of the root
+
+    with pytest.warns(UserWarning, match=r"run mixed \(MLflow run \w+\): left out .*id_rsa \(a symbolic link\)"):
+        summary = nbmlops.import_mlflow(f"sqlite:///{db}")  # MLflow's own download gave up on the whole import
+    _assert_nowhere_in_store(store, secret)
+    assert summary["runs_imported"] == 4 and summary["runs_with_artifacts_refused"] == 4
+    run = _imported("mixed")
+    assert [a["name"] for a in run.info["artifacts"]] == ["docs/report.md"]
+    assert run.artifact("docs/report.md").read_text() == "# mine\n"
+    why = run.tags["nbmlops.artifacts_refused"]
+    assert all(f"{n} (a symbolic link)" in why for n in ("id_rsa", "keys", "docs/notes.md"))
+    for name in ("outside", "dotdot", "linked-folder"):
+        r = _imported(name)
+        assert r.info["artifacts"] == [] and "outside its experiment's artifact root" in r.tags["nbmlops.artifacts_refused"]
