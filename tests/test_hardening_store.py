@@ -321,7 +321,8 @@ def test_a_temporary_file_of_a_reused_pid_is_cleaned(store):
 def test_tags_set_by_another_process_survive_the_runs_own_tag_writes(store):
     with nbmlops.start_run() as run:
         nbmlops.set_tag("mine", "1")
-        out = subprocess.run([sys.executable, "-c", f"import nbmlops; nbmlops.set_run_tags({run.id!r}, {{'reviewed': 'yes'}})"],
+        code = f"import nbmlops; nbmlops.set_run_tags({run.id!r}, {{'reviewed': 'yes'}})"
+        out = subprocess.run([sys.executable, "-c", code],
                              env={**os.environ, "NBMLOPS_STORE": str(store.root)}, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         nbmlops.set_tag("mine", "2")
@@ -346,14 +347,15 @@ def test_order_by_with_a_word_that_is_not_a_direction_is_refused(store):
     assert nbmlops.search_runs(order_by=["metrics.loss DESC", "metrics.`loss` asc"])["run_id"].tolist() == [run.id]
 
 
-def test_mixed_entity_id_types_are_named():
-    from nbmlops.features.frames import key_values
-
-    ids = pd.Series([1, 2, "c3", 4], dtype=object)
+def test_mixed_entity_id_types_are_named(store):
+    src = pd.DataFrame({"user_id": [1, 2], "event_timestamp": pd.to_datetime(["2024-03-01", "2024-03-02"]),
+                        "x": [1.0, 2.0]})
+    user = nbmlops.Entity("user_id", ["user_id"], "int64")
+    nbmlops.apply_features([user, nbmlops.FeatureView("stats", [user], src, ttl="7d")], force=True)
+    ent = pd.DataFrame({"user_id": pd.Series([1, 2, "u3", 4], dtype=object),
+                        "event_timestamp": pd.to_datetime(["2024-03-03"] * 4)})
     with pytest.raises(InvalidInput, match=r"holds mixed int and str \(3 int, 1 str\) values, but the key is int64"):
-        key_values(ids, "int64", "entity column 'customer_id'")
-    with pytest.raises(InvalidInput, match=r"mixed int and str .* but the key is a string"):
-        key_values(ids, "string", "entity column 'customer_id'")
+        nbmlops.get_historical_features(ent, ["stats:x"])
 
 
 def test_a_json_document_that_is_not_a_table_is_refused(store):

@@ -58,7 +58,8 @@ class AtomicJSONStorage(Storage):
         except FileNotFoundError:
             return None  # not written yet: legitimately empty
         if not raw:
-            return self._empty()
+            self._empty()  # raises, unless the file is a rebuildable index
+            return None
         try:
             data = json.loads(raw)
         except ValueError as exc:
@@ -74,10 +75,11 @@ class AtomicJSONStorage(Storage):
         rebuilds (runs in progress, last run of each cell), which is then read as empty."""
         if self.rebuildable:
             warnings.warn(f"{self.path} was empty (0 bytes, damaged); nbmlops rebuilds this index", stacklevel=4)
-            return None
+            return
         raise StoreError(f"{self.path} is empty (0 bytes), but nbmlops never writes an empty document: the file "
-                         "was damaged (truncated by another program, or a full disk). Nothing was read or written; "
-                         "restore it from a backup, or move it aside only if losing what it held is acceptable")
+                         "was damaged (truncated by another program, or lost in a crash of the machine). Nothing "
+                         "was read or written; restore it from a backup, or move it aside only if losing what it "
+                         "held is acceptable")
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
         atomic_write(self.path, json.dumps(data, separators=(",", ":"), default=str).encode(), self.durable)

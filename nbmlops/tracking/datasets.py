@@ -223,7 +223,7 @@ def log_version(data: Any, name: str, *, run: Run | None = None, role: str | Non
                     "summaries were kept")
             warnings.warn(f"dataset {name!r}: {note}", stacklevel=3)
     latest = _latest(store, name)
-    if _same_as_latest(latest, fp, note):
+    if latest is not None and _same_as_latest(latest, fp, note):
         doc = latest  # the same data as the latest version: that version, not a new one (checked again under the lock)
     else:
         if frame is not None:

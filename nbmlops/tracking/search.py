@@ -112,7 +112,8 @@ def parse_filter(text: str | None) -> Callable[[dict[str, Any]], bool]:
     return lambda d: all(c(d) for c in clauses)
 
 
-_IDENT = r"(?:(?:metrics|params|tags|attributes|attribute|metric|param|tag|run)\.(?:`[^`]+`|\"[^\"]+\"|[\w.\-/:]+)|[A-Za-z_]\w*)"
+_IDENT = (r"(?:(?:metrics|params|tags|attributes|attribute|metric|param|tag|run)\."
+          r"(?:`[^`]+`|\"[^\"]+\"|[\w.\-/:]+)|[A-Za-z_]\w*)")
 _ORDER = re.compile(r"^\s*(" + _IDENT + r")(?:\s+(asc|desc))?\s*$", re.I)
 
 
