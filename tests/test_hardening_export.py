@@ -251,10 +251,15 @@ def test_hostile_mlflow_server_cannot_make_import_copy_the_importers_files(mlflo
     import nbmlops
     from mlflow import MlflowClient
 
-    uri, db, _ = mlflow_server
+    uri, db, served = mlflow_server
     ssh, secret = _victim(tmp_path)
     client = MlflowClient(uri)
     exp = client.create_experiment("hostile")
+    linked = client.create_run(exp, run_name="served-symlink").info.run_id  # in the server's own root
+    client.log_artifact(linked, str(ssh / "config"))
+    [served_file] = served.rglob(f"{linked}/**/config")
+    served_file.unlink()
+    os.symlink(ssh / "id_rsa", served_file)  # MLflow's server refuses to follow it: that run alone fails
     honest = client.create_run(exp, run_name="honest").info.run_id
     (tmp_path / "report.md").write_text("# honest\n")
     client.log_artifact(honest, str(tmp_path / "report.md"))  # through the server (mlflow-artifacts:)
@@ -269,12 +274,13 @@ def test_hostile_mlflow_server_cannot_make_import_copy_the_importers_files(mlflo
         warnings.simplefilter("always")
         summary = nbmlops.import_mlflow(uri, experiment="hostile")
     _assert_nowhere_in_store(store, secret)  # before: id_rsa came in, twice
-    assert summary["runs_imported"] == 5 and summary["runs_with_artifacts_refused"] == 4
+    assert summary["runs_imported"] == 6 and summary["runs_with_artifacts_refused"] == 5
     assert _imported("honest").artifact("report.md").read_text() == "# honest\n"
     assert "nbmlops.artifacts_refused" not in _imported("honest").tags
     messages = [str(w.message) for w in caught]
     for name, why in [("file-uri", "is a path on this machine"), ("bare-path", "is a path on this machine"),
-                      ("dotdot", "is a path on this machine"), ("through-runs-uri", "through another run")]:
+                      ("dotdot", "is a path on this machine"), ("through-runs-uri", "through another run"),
+                      ("served-symlink", "MLflow could not download its artifacts")]:
         run = _imported(name)
         assert run.info["artifacts"] == [] and why in run.tags["nbmlops.artifacts_refused"], name
         assert any(m.startswith(f"run {name} (MLflow run ") and why in m for m in messages), name

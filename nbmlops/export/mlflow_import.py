@@ -176,17 +176,29 @@ def _put_fd(store: Store, fd: int) -> tuple[str, int]:
     return store.blobs.put_path(tmp, writer.hexdigest())
 
 
+def _download(mlflow: Any, uri: str, tmp: str) -> Path | None:
+    """The artifacts at ``uri`` downloaded by MLflow into ``tmp`` (None if there are none); a
+    download MLflow gives up on refuses this run's artifacts, not the whole import."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    try:
+        if not get_artifact_repository(uri).list_artifacts():
+            return None
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)).resolve()
+    except (mlflow.exceptions.MlflowException, OSError) as exc:
+        raise _Refusal(f"MLflow could not download its artifacts from {uri} ({str(exc).splitlines()[0][:300]}); "
+                       "delete the run here and import again to retry") from None
+
+
 def _copy_artifacts(store: Store, mlflow: Any, src: _Source, artifact_uri: str,
                     ok: Any, left_out: list[str]) -> list[dict[str, Any]]:
     """The run's artifacts as blobs; raises _Refusal when none may be read."""
     uri, folder = _artifact_plan(src, artifact_uri)
     with tempfile.TemporaryDirectory(prefix="nbmlops-mlflow-") as tmp:
         if folder is None:
-            from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-            if not get_artifact_repository(uri).list_artifacts():
+            folder = _download(mlflow, uri, tmp)
+            if folder is None:
                 return []
-            folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)).resolve()
             if not folder.is_relative_to(Path(tmp).resolve()):
                 raise _Refusal(f"MLflow downloaded its artifacts to {folder}, outside {tmp}")
         artifacts = []
