@@ -47,7 +47,10 @@ _INDIRECT = ("runs", "models")  # artifact URIs MLflow resolves through another 
 def import_mlflow(tracking_uri: str, experiment: str | None = None) -> Summary:
     """Bring runs from an MLflow tracking server into the store: params, metric histories, tags,
     status, times and artifacts. Runs exported from this store, and runs imported before, are
-    skipped. Logged models come as artifacts, never unpickled.
+    skipped. Logged models come as artifacts, never unpickled. Artifacts that are files of this
+    machine named by a remote server, lie outside a local store's artifact root, or are symbolic
+    links are refused: the run comes without them, with a warning and the tag
+    ``nbmlops.artifacts_refused`` saying why.
 
     >>> nbmlops.import_mlflow("http://127.0.0.1:5000", experiment="churn")
     """
