@@ -364,3 +364,17 @@ def test_a_json_document_that_is_not_a_table_is_refused(store):
     (store.root / "db" / "experiments.json").write_text("[]")
     with pytest.raises(StoreError, match="not a table of documents"):
         nbmlops.list_experiments()
+
+
+def test_a_damaged_shard_of_another_experiment_does_not_hide_a_run_by_id(store):
+    with nbmlops.start_run(experiment="a", name="healthy") as healthy:
+        pass
+    exp_b = nbmlops.set_experiment("b")
+    # a run of experiment b whose shard shares the healthy run's first two hex digits, then torn
+    shard = store.run_file(exp_b.id, healthy.id).path
+    shard.parent.mkdir(parents=True, exist_ok=True)
+    shard.write_bytes(b'{"_default": {"1": {"id": "')
+    with pytest.warns(DamagedFile, match=shard.name):
+        assert nbmlops.get_run(healthy.id[:8]).name == "healthy"
+    with pytest.raises(StoreError, match="damaged"):
+        nbmlops.get_run(healthy.id[:2] + "0" * 6)

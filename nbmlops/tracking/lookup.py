@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 from tinydb import where
 
 from .._util import check_key
-from ..errors import InvalidInput, NotFound
-from ..store import DocFile, Store, current_store
+from ..errors import InvalidInput, NotFound, StoreError
+from ..store import DamagedFile, DocFile, Store, current_store
 from .runs import Run
 from .session import _active
 
@@ -25,13 +26,21 @@ def find_run_doc(store: Store, run_id: str) -> dict[str, Any]:
     if not isinstance(run_id, str) or len(run_id) < 6 or not all(c in "0123456789abcdef" for c in run_id):
         raise InvalidInput(f"run id must be at least 6 hex digits, got {run_id!r}")
     matches = []
+    damaged: list[str] = []
     for exp in store.experiments.all():
         path = store.runs_dir(exp["id"]) / f"{run_id[:2]}.json"
-        for doc in DocFile(path).all():
-            if doc["id"].startswith(run_id):
-                matches.append(doc)
+        try:
+            docs = DocFile(path).all()
+        except StoreError as exc:  # a damaged shard of another experiment must not hide this run
+            damaged.append(str(exc))
+            continue
+        matches.extend(doc for doc in docs if doc["id"].startswith(run_id))
+    if not matches and damaged:
+        raise StoreError(f"no run with id {run_id!r} in the readable files; damaged: {'; '.join(damaged)}")
     if not matches:
         raise NotFound(f"no run with id {run_id!r} in the store at {store.root}")
+    for reason in damaged:
+        warnings.warn(f"skipped while looking up run {run_id!r}: {reason}", DamagedFile, stacklevel=2)
     if len(matches) > 1:
         raise InvalidInput(f"run id prefix {run_id!r} is ambiguous ({len(matches)} runs); give more digits")
     return json.loads(json.dumps(matches[0]))
