@@ -70,6 +70,11 @@ def _metrics(dep) -> dict:
     return {f.name: f for f in text_string_to_metric_families(call(dep, "GET", "/metrics")[1])}
 
 
+def _admin(dep) -> dict[str, str]:
+    token = getattr(dep, "admin_token", None)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def _accuracy(dep) -> list[float]:
     fam = _metrics(dep).get("model_accuracy")
     return [s.value for s in fam.samples] if fam else []
@@ -119,7 +124,6 @@ REATTACH = textwrap.dedent("""
 def test_admin_and_feedback_need_the_admin_token_even_when_prediction_is_open(models):
     X, y, _, deps = models
     dep = _serve(deps, "m", ab={1: 0.5, 2: 0.5}, name="admin")
-    assert dep.admin_token and len(dep.admin_token) >= 24
     answer = call(dep, "POST", "/predict", {"features": X[0].tolist()})[1]  # prediction: open
     rid = answer["request_id"]
     for method, path, body in (("POST", "/admin/weights", {"weights": {"1": 0, "2": 1}}), ("GET", "/admin/routing", None),
@@ -127,6 +131,7 @@ def test_admin_and_feedback_need_the_admin_token_even_when_prediction_is_open(mo
         for headers in ({}, {"Authorization": "Bearer wrong-token-wrong-token"}):
             status, out, _ = call(dep, method, path, body, headers=headers)
             assert status == 401 and "admin token" in out["error"], (path, headers)
+    assert dep.admin_token and len(dep.admin_token) >= 24
     assert dep.routing()["versions"] == {"1": 0.5, "2": 0.5}  # unchanged, and the Deployment gets in
     assert dep.set_weights({1: 0.0, 2: 1.0}) == {"1": 0.0, "2": 1.0}
     # a kernel that reattaches through the store's deployment record can use the admin routes too
@@ -342,8 +347,10 @@ def test_feedback_replay_is_refused_409_and_counts_once(models):
     dep = _serve(deps, "m/2", name="replay", log_requests=False)
     answer = call(dep, "POST", "/predict", {"features": X[0].tolist()})[1]
     wrong = 1 - answer["prediction"]
-    assert dep.feedback(answer["request_id"], answer["prediction"])["correct"] == [True]
-    admin = {"Authorization": f"Bearer {dep.admin_token}"}
+    admin = _admin(dep)
+    first = call(dep, "POST", "/feedback", {"request_id": answer["request_id"], "label": answer["prediction"]},
+                 headers=admin)
+    assert first[:2] == (200, {**first[1], "correct": [True]})
     for _ in range(200):
         status, out, _ = call(dep, "POST", "/feedback", {"request_id": answer["request_id"], "label": wrong},
                               headers=admin)

@@ -1,7 +1,8 @@
 """What ``/feedback`` needs of earlier answers, kept in a cache bounded by bytes.
 
-Per request only the version and the predicted labels are kept, packed: a class index per
-row (one or two bytes) for classifiers, else the predictions' text forms as one JSON blob.
+Per request only the version and the predictions are kept, packed: a class index per row
+(one byte up to 256 classes) for classifiers, 8 bytes a row for numbers, else the
+predictions' text forms as one JSON blob.
 Each row takes one label, once: a label for a row that already has one is refused (409),
 so replayed feedback cannot skew ``model_accuracy``. The oldest requests are forgotten
 first when the cache passes ``max_bytes``.
@@ -21,15 +22,16 @@ _SCALARS = (str, int, float, bool, type(None))
 
 
 class _Entry:
-    __slots__ = ("version", "classes", "packed", "labelled", "size")
+    __slots__ = ("version", "kind", "classes", "packed", "labelled", "size")
 
-    def __init__(self, version: int, classes: tuple[str, ...] | None, packed: bytes, rows: int) -> None:
-        self.version, self.classes, self.packed = version, classes, packed
+    def __init__(self, version: int, kind: str, classes: tuple[str, ...] | None, packed: bytes, rows: int) -> None:
+        self.version, self.kind, self.classes, self.packed = version, kind, classes, packed
         self.labelled = bytearray(rows)
         self.size = len(packed) + rows
 
 
-def _pack(predictions: list[Any], classes: tuple[str, ...] | None) -> tuple[tuple[str, ...] | None, bytes]:
+def _pack(predictions: list[Any], classes: tuple[str, ...] | None) -> tuple[str, bytes]:
+    """(kind, bytes): "c" class indices, "f" float64, "i" int64, "s" the text forms as JSON."""
     import numpy as np
     import orjson
 
@@ -37,18 +39,27 @@ def _pack(predictions: list[Any], classes: tuple[str, ...] | None) -> tuple[tupl
         index = {c: i for i, c in enumerate(classes)}
         found = [index.get(str(p)) for p in predictions]
         if None not in found:
-            return classes, np.asarray(found, dtype=np.uint8 if len(classes) <= 256 else np.uint32).tobytes()
-    return None, orjson.dumps([str(p) for p in predictions])
+            return "c", np.asarray(found, dtype=np.uint8 if len(classes) <= 256 else np.uint32).tobytes()
+    types = {type(p) for p in predictions}
+    if types == {float}:
+        return "f", np.asarray(predictions, dtype=np.float64).tobytes()
+    if types == {int} and all(-(2**63) <= p < 2**63 for p in predictions):
+        return "i", np.asarray(predictions, dtype=np.int64).tobytes()
+    return "s", orjson.dumps([str(p) for p in predictions])
 
 
 def _unpack(entry: _Entry) -> list[str]:
+    """The predictions' text forms (what a label is compared with), as ``str(prediction)`` gave them."""
     import numpy as np
     import orjson
 
-    if entry.classes is None:
+    if entry.kind == "s":
         return orjson.loads(entry.packed)
-    dtype = np.uint8 if len(entry.classes) <= 256 else np.uint32
-    return [entry.classes[i] for i in np.frombuffer(entry.packed, dtype=dtype)]
+    if entry.kind == "c":
+        assert entry.classes is not None
+        dtype = np.uint8 if len(entry.classes) <= 256 else np.uint32
+        return [entry.classes[i] for i in np.frombuffer(entry.packed, dtype=dtype)]
+    return [str(v) for v in np.frombuffer(entry.packed, dtype=np.float64 if entry.kind == "f" else np.int64).tolist()]
 
 
 class FeedbackCache:
@@ -59,7 +70,7 @@ class FeedbackCache:
 
     def add(self, request_id: str, version: int, predictions: list[Any], classes: tuple[str, ...] | None) -> None:
         kind, packed = _pack(predictions, classes)
-        entry = _Entry(version, kind, packed, len(predictions))
+        entry = _Entry(version, kind, classes if kind == "c" else None, packed, len(predictions))
         entry.size += sys.getsizeof(request_id) + _ENTRY_OVERHEAD
         old = self.entries.pop(request_id, None)
         if old is not None:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 MAX_BYTES = 8 << 20
-KEEP = 3  # server.log and server.log.1, .2: at most 32 MiB with the defaults
+KEEP = 3  # server.log and server.log.1, .2: at most 24 MiB with the defaults
 
 
 class _Rotating(logging.handlers.RotatingFileHandler):
