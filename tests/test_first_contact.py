@@ -61,7 +61,7 @@ def test_readme_main_command_on_a_fresh_clone_with_only_the_os_python3(tmp_path)
     proc = subprocess.run(["bash", "scripts/main"], cwd=clone, env=env, capture_output=True, text=True, timeout=3600)
     took = time.perf_counter() - start
     out = proc.stdout + proc.stderr
-    print(f"bash scripts/main on a fresh clone: {took:.0f} s (exit {proc.returncode})")
+    print(f"bash scripts/main on a fresh clone: {took:.0f} s (exit {proc.returncode})\n{proc.stdout}")
     assert proc.returncode == 0, out[-6000:]
     assert (clone / ".venv" / "bin" / "python").exists()
     for nb in NOTEBOOKS:
@@ -75,8 +75,10 @@ def test_readme_main_command_on_a_fresh_clone_with_only_the_os_python3(tmp_path)
     assert (clone / "build" / "notebooks" / "reports" / "drift_lifecycle.html").exists()
     assert not list((clone / "build" / "notebooks").glob("**/.nbmlops"))  # one store, at build/.nbmlops
     # run again: the venv is reused, nothing is installed, the notebooks run again
+    start = time.perf_counter()
     again = subprocess.run(["bash", "scripts/main"], cwd=clone, env=env, capture_output=True, text=True,
                            timeout=3600)
+    print(f"again, venv reused: {time.perf_counter() - start:.0f} s")
     assert again.returncode == 0 and "installing" not in again.stdout and "creating" not in again.stdout, \
         (again.stdout + again.stderr)[-4000:]
 
