@@ -57,6 +57,8 @@ class AtomicJSONStorage(Storage):
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return None  # not written yet: legitimately empty
+        except OSError as exc:  # a folder where the file should be, no permission...
+            raise StoreError(f"{self.path} cannot be read ({exc.strerror}); it is not a document file of nbmlops") from None
         if not raw:
             self._empty()  # raises, unless the file is a rebuildable index
             return None
@@ -64,7 +66,10 @@ class AtomicJSONStorage(Storage):
             data = json.loads(raw)
         except ValueError as exc:
             raise StoreError(f"{self.path} is not valid JSON ({exc}); it was not written by nbmlops") from None
-        if not isinstance(data, dict) or not all(isinstance(t, dict) for t in data.values()):
+        # nbmlops always writes {"docs": {id: {...}, ...}}: anything else (``{}``, another table, a
+        # document that is not an object) was not written by it and must not read as "nothing here"
+        table = data.get(_TABLE) if isinstance(data, dict) and set(data) == {_TABLE} else None
+        if not isinstance(table, dict) or not all(isinstance(d, dict) for d in table.values()):
             raise StoreError(f"{self.path} holds JSON that is not a table of documents; it was not written by nbmlops")
         return data
 

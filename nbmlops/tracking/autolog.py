@@ -237,7 +237,7 @@ class Autolog:
         self._log_fits()
 
     def _log_fits(self) -> None:
-        run, fits = self.run, list(self.fits.values())
+        fits = list(self.fits.values())
         self.fits.clear()
         counts: dict[str, int] = {}
         for est, fx, fy, X, y in fits:
@@ -247,22 +247,35 @@ class Autolog:
             counts[cls] = counts.get(cls, 0) + 1
             name = cls if counts[cls] == 1 else f"{cls}_{counts[cls]}"
             prefix = "" if len(fits) == 1 else name + "."
-            self._log_params(prefix, _flat_params(model) if model is not None else _best_params(est))
-            shas = []
-            for part, f in (("X", fx), ("y", fy)):
-                if f is not None:
-                    entry = {"name": f"{name}.{part}", **f, "role": "train"}
-                    run._save({"datasets": [d for d in run._doc["datasets"] if d["name"] != entry["name"]] + [entry]})
-                    shas.append(f["sha256"])
-            if model is not None:
-                self._log_model(model, name, shas, (X, y))
-                run.set_tag(f"estimator.{name}" if prefix else "estimator", _qualname(model))
-            if search is not None:
-                try:
-                    self._log_search(search, prefix, name)
-                except Exception as exc:  # the run must still end; say what was left out
-                    warnings.warn(f"autolog: the results of {type(search).__name__} were not all logged: {exc}",
-                                  stacklevel=2)
+            try:  # a user's estimator may break sklearn's conventions (get_params raising): log the others
+                self._log_fit(est, search, model, name, prefix, fx, fy, X, y)
+            except Exception as exc:
+                warnings.warn(f"autolog: {name} was not logged: {type(exc).__name__}: {exc}", stacklevel=2)
+
+    def _log_fit(self, est: Any, search: Any, model: Any, name: str, prefix: str, fx: Any, fy: Any, X: Any,
+                 y: Any) -> None:
+        run = self.run
+        try:
+            params = _flat_params(model) if model is not None else _best_params(est)
+        except Exception as exc:  # get_params of a class that breaks sklearn's conventions: keep the model
+            params = {}
+            warnings.warn(f"autolog: the params of {name} were not logged: {type(exc).__name__}: {exc}", stacklevel=3)
+        self._log_params(prefix, params)
+        shas = []
+        for part, f in (("X", fx), ("y", fy)):
+            if f is not None:
+                entry = {"name": f"{name}.{part}", **f, "role": "train"}
+                run._save({"datasets": [d for d in run._doc["datasets"] if d["name"] != entry["name"]] + [entry]})
+                shas.append(f["sha256"])
+        if model is not None:
+            self._log_model(model, name, shas, (X, y))
+            run.set_tag(f"estimator.{name}" if prefix else "estimator", _qualname(model))
+        if search is not None:
+            try:
+                self._log_search(search, prefix, name)
+            except Exception as exc:  # the run must still end; say what was left out
+                warnings.warn(f"autolog: the results of {type(search).__name__} were not all logged: {exc}",
+                              stacklevel=2)
 
     def _log_params(self, prefix: str, params: dict[str, Any]) -> None:
         from ..errors import NbmlopsError

@@ -15,6 +15,7 @@ import os
 import threading
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -351,7 +352,10 @@ class Run:
             return
         if self.autolog is not None:
             autolog, self.autolog = self.autolog, None
-            autolog.finish()
+            try:
+                autolog.finish()
+            except Exception as exc:  # whatever autolog meets, the run ends and stops being active
+                warnings.warn(f"autolog did not finish: {type(exc).__name__}: {exc}", stacklevel=2)
         with self._lock:
             end = now_ms()
             fields: dict[str, Any] = {"status": status, "end_time": end, "metrics": self._metric_docs(),

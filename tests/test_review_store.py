@@ -1,0 +1,99 @@
+"""A hostile review of the store hardening (issue 16 points 1-6, issue 15 points 4-5): what the
+first round of fixes still let through, each reproduced here before it was fixed."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nbmlops
+from nbmlops.errors import StoreError
+from nbmlops.store import DamagedFile
+
+
+def _model():
+    from sklearn.linear_model import LogisticRegression
+
+    X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+    return LogisticRegression().fit(X, [0, 0, 1, 1])
+
+
+# -- hand-damaged documents: a folder, {} and a document that is not an object ---------------
+WRONG_SHAPES = {"folder": None, "empty object": "{}", "another table": '{"x": {}}',
+                "document not an object": '{"docs": {"1": 5}}'}
+
+
+def _damage(path, content):
+    path.unlink()
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_text(content)
+
+
+@pytest.mark.parametrize("shape", WRONG_SHAPES)
+def test_a_wrongly_shaped_models_file_is_refused_not_read_as_no_models(store, shape):
+    """Before: ``{}`` or ``{"x": {}}`` in models.json read as "no models" and the next
+    register_model made version 1 again (the old versions orphaned), as the 0-byte file did;
+    a folder or a non-object document gave a raw IsADirectoryError / TypeError."""
+    nbmlops.register_model(_model(), "m")
+    nbmlops.register_model(_model(), "m")
+    models = store.root / "db" / "models.json"
+    _damage(models, WRONG_SHAPES[shape])
+    for call in (nbmlops.list_models, lambda: nbmlops.register_model(_model(), "m")):
+        with pytest.raises(StoreError, match="models.json"):
+            call()
+    if WRONG_SHAPES[shape] is not None:
+        assert models.read_text() == WRONG_SHAPES[shape]  # nothing written
+
+
+@pytest.mark.parametrize("shape", WRONG_SHAPES)
+def test_a_wrongly_shaped_run_shard_is_named_and_the_rest_listed(store, shape):
+    """Before: a folder in place of a run shard, or a run 'document' that is a number, made
+    list_experiments and search_runs fail for the whole store (IsADirectoryError, AttributeError)."""
+    with nbmlops.start_run(experiment="hit") as hit:
+        pass
+    with nbmlops.start_run(experiment="kept") as kept:
+        pass
+    _damage(store.run_file(hit.experiment_id, hit.id).path, WRONG_SHAPES[shape])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exps = nbmlops.list_experiments().set_index("name")["runs"].to_dict()
+        found = nbmlops.search_runs()
+    assert exps == {"hit": 0, "kept": 1}
+    assert list(found["run_id"]) == [kept.id]
+    assert any(issubclass(w.category, DamagedFile) and hit.id[:2] + ".json" in str(w.message) for w in caught)
+
+
+# -- autolog: a user's estimator that breaks sklearn's conventions -----------------------------
+from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
+
+
+class Renamed(BaseEstimator, ClassifierMixin):
+    def __init__(self, alpha=1.0):
+        self.a = alpha  # sklearn's get_params looks for self.alpha
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.zeros(len(X))
+
+def test_autolog_of_an_estimator_whose_get_params_raises_still_ends_the_run(store):
+    """Before: get_params raising (an __init__ that stores its argument under another name, common
+    in notebooks) escaped Run.end(): the with-block raised AttributeError, the run stayed RUNNING
+    in the store and active in the process, and every later start_run said it was still active."""
+    X, y = np.random.rand(20, 2), np.arange(20) % 2
+    with pytest.warns(UserWarning, match="params of Renamed were not logged"):
+        with nbmlops.start_run(experiment="a", autolog=True) as run:
+            Renamed().fit(X, y)
+    assert nbmlops.get_run(run.id).status == "FINISHED"
+    assert nbmlops.active_run() is None
+    assert [m["name"] for m in run.info["models"]] == ["Renamed"]  # the model is kept, only its params are not
+    with nbmlops.start_run(experiment="a") as after:  # before: "run ... is still active"
+        pass
+    assert after.status == "FINISHED"
