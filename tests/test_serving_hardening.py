@@ -426,3 +426,31 @@ def test_serve_magic_refuses_other_settings_and_restarts_when_asked(ip):
         assert second.pid != first.pid and call(second, "GET", "/model/info")[0] == 401
     finally:
         nbmlops.get_deployment("mg").stop()
+
+
+_SERVE_SAME_NAME = """
+import sys, nbmlops
+nbmlops.set_store(sys.argv[1])
+try:
+    dep = nbmlops.serve("m/2", name="race", detach=True)
+    print("SERVED", dep.pid, flush=True)
+except nbmlops.InvalidInput as exc:
+    print("REFUSED", exc, flush=True)
+"""
+
+
+def test_two_processes_serving_one_name_at_once_start_one_server(models, tmp_path):
+    """The check that no deployment of the name runs sits under the lock of the insert."""
+    from nbmlops.serving.deployments import _find
+
+    script = tmp_path / "serve_same.py"
+    script.write_text(_SERVE_SAME_NAME)
+    store = str(nbmlops.store.current_store().root)
+    for trial in range(4):
+        procs = [subprocess.Popen([sys.executable, str(script), store], stdout=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        outs = [p.communicate(timeout=120)[0] for p in procs]
+        pids = {int(line.split()[1]) for out in outs for line in out.splitlines() if line.startswith("SERVED")}
+        assert len(pids) == 1, (trial, outs)  # both reused one server, or one refused: never two servers
+        nbmlops.get_deployment("race").stop()
+        assert _find("race")["status"] != "running"

@@ -53,8 +53,20 @@ def update(deployment_id: str, **fields: Any) -> None:
         t.update(fields, where("id") == deployment_id)
 
 
+# a deployment inserted by a process that has not started its server yet has no pid for this long at most
+_STARTING_GRACE_MS = 120_000
+
+
 def _alive(doc: dict[str, Any]) -> bool:
+    if doc.get("pid") is None:  # being started by another process: alive while it is young
+        return doc["status"] == "starting" and now_ms() - doc["started"] < _STARTING_GRACE_MS
     return doc.get("host_name") == environment.host() and pid_alive(doc["pid"], doc.get("pid_start"))
+
+
+def _rival(docs: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    """A deployment of this name that runs or is being started, read under the deployments lock."""
+    live = [d for d in docs if d["name"] == name and d["status"] in ("starting", "running") and _alive(d)]
+    return max(live, key=lambda d: d["started"]) if live else None
 
 
 def _refresh(doc: dict[str, Any]) -> dict[str, Any]:
@@ -248,6 +260,15 @@ def _find(name: str) -> dict[str, Any] | None:
     return _refresh(max(docs, key=lambda d: d["started"])) if docs else None
 
 
+def _wait_started(doc: dict[str, Any] | None, timeout: float) -> dict[str, Any] | None:
+    """A deployment another process is starting, once it runs (or failed); others as they are."""
+    deadline = time.time() + timeout
+    while doc is not None and doc["status"] == "starting" and time.time() < deadline:
+        time.sleep(0.05)
+        doc = _find(doc["name"])
+    return doc
+
+
 def get_deployment(name: str, token: str | None = None) -> Deployment:
     """Reattach to a deployment by name (the newest with that name)."""
     doc = _find(name)
@@ -353,7 +374,7 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
     name = check_name(name or version.name)
     settings = _settings(model_uri, token, weights, shadow_version, host, port, batching, max_batch_size,
                          max_latency_ms, max_queue, log_requests)
-    existing = _find(name)
+    existing = _wait_started(_find(name), timeout)
     if existing is not None and existing["status"] in ("starting", "running"):
         running = Deployment(existing, token)
         if restart:
@@ -392,7 +413,12 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
     cmd += [] if batching else ["--no-batching"]
     cmd += [] if log_requests else ["--no-log"]
     env = {**os.environ, "NBMLOPS_SERVE_TOKEN": token or "", "NBMLOPS_SERVE_ADMIN_TOKEN": doc["admin_token"]}
-    with _file(store).table() as t:
+    with _file(store).table() as t:  # the check that no other process started this name is under the same lock
+        rival = _rival(t.all(), name)
+        if rival is not None:
+            raise InvalidInput(f"deployment {name!r} ({rival['model_uri']}) was started meanwhile by another process "
+                               f"(pid {rival['pid'] or 'starting'}): reuse it (get_deployment({name!r})) or stop it "
+                               f"(%serve --stop {name})")
         t.insert(doc)
     with open(folder / "server.log", "ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
