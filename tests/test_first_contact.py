@@ -168,7 +168,7 @@ def test_dashboard_lists_the_stores_below_the_root_and_shows_the_one_picked(root
     listed = server.get("nbmlops/api/store").json()
     assert [(s["relative"], s["kernels"], s["exists"]) for s in listed["stores"]] == [
         (".nbmlops", True, False), ("notebooks/old/.nbmlops", False, True)]
-    assert "pick one of the 1 found below" in listed["hint"]
+    assert "pick a store found below" in listed["hint"] and "(1 in the menu)" in listed["hint"]
     bad = server.post("nbmlops/api/store", {"path": "/etc"})
     assert bad.status_code == 400 and "not a store the dashboard knows" in bad.json()["error"]
     shown = server.post("nbmlops/api/store", {"path": "notebooks/old/.nbmlops"})

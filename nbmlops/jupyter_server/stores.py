@@ -88,7 +88,7 @@ def describe(stores: Stores) -> dict[str, Any]:
         hint = (f"no store at {active} yet. Notebooks this server starts write there (their kernels get "
                 f"NBMLOPS_STORE={stores.kernels}). To show another store, start the server with "
                 "--NbmlopsDashboard.store=PATH (or NBMLOPS_STORE=PATH)"
-                + (f", or pick one of the {len(others)} found below {stores.root}" if others else "") + ".")
+                + (f", or pick a store found below {stores.root} ({len(others)} in the menu)" if others else "") + ".")
     return {"path": str(active), "exists": exists, "kernels": str(stores.kernels), "source": stores.source,
             "root": str(stores.root), "hint": hint,
             "stores": [{"path": str(p), "relative": _relative(p, stores.root), "exists": (p / MARKER).exists(),
