@@ -368,6 +368,19 @@ def test_feedback_replay_is_refused_409_and_counts_once(models):
     assert total == {"true": 4.0}
 
 
+def test_a_v2_id_used_by_two_clients_labels_neither_request(models):
+    """V2 clients choose their own ids: feedback for an id two requests used must not label the other's rows."""
+    X, y, _, deps = models
+    dep = _serve(deps, "m/2", name="v2ids", log_requests=False)
+    for rows in (X[:2], X[2:4]):  # client A, then client B with the same id
+        body = {"id": "same", "inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP64",
+                                          "data": rows.ravel().tolist()}]}
+        assert call(dep, "POST", "/v2/models/m/infer", body)[0] == 200
+    status, out, _ = call(dep, "POST", "/feedback", {"request_id": "same", "labels": [1, 1]}, headers=_admin(dep))
+    assert status == 409 and "more than one request" in out["error"]
+    assert _accuracy(dep) == []
+
+
 # --- 15: one line per aborted request, and the log rotates -------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 Per request only the version and the predictions are kept, packed: a class index per row
 (one byte up to 256 classes) for classifiers, 8 bytes a row for numbers, else the
 predictions' text forms as one JSON blob.
+A request id given to two requests (V2 clients choose their own) labels neither (409).
 Each row takes one label, once: a label for a row that already has one is refused (409),
 so replayed feedback cannot skew ``model_accuracy``. The oldest requests are forgotten
 first when the cache passes ``max_bytes``.
@@ -73,8 +74,10 @@ class FeedbackCache:
         entry = _Entry(version, kind, classes if kind == "c" else None, packed, len(predictions))
         entry.size += sys.getsizeof(request_id) + _ENTRY_OVERHEAD
         old = self.entries.pop(request_id, None)
-        if old is not None:
+        if old is not None:  # a client-chosen id (V2 "id") used twice: label neither, so no client labels another's rows
             self.bytes -= old.size
+            entry = _Entry(version, "x", None, b"", 0)
+            entry.size = sys.getsizeof(request_id) + _ENTRY_OVERHEAD
         self.entries[request_id] = entry
         self.bytes += entry.size
         while self.bytes > self.max_bytes and len(self.entries) > 1:
@@ -87,6 +90,9 @@ class FeedbackCache:
         if entry is None:
             raise PayloadError(f"unknown request_id (feedback is kept for the most recent requests, up to "
                                f"{self.max_bytes >> 20} MiB of them)", 404, "unknown_request")
+        if entry.kind == "x":
+            raise PayloadError(f"request_id {request_id!r} was given to more than one request, so feedback cannot tell "
+                               "them apart: give each request its own id", 409, "ambiguous_request")
         rows = len(entry.labelled)
         if not isinstance(labels, list) or len(labels) != rows:
             raise PayloadError(f"give 'label' (or 'labels', {rows} of them, null for rows not labelled yet) "
