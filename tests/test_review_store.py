@@ -97,3 +97,49 @@ def test_autolog_of_an_estimator_whose_get_params_raises_still_ends_the_run(stor
     with nbmlops.start_run(experiment="a") as after:  # before: "run ... is still active"
         pass
     assert after.status == "FINISHED"
+
+
+# -- cleaning on open must never judge a pid it cannot see -------------------------------------
+def _unshare_ok() -> bool:
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _unshare_ok(), reason="needs unshare --pid (root or user namespaces)")
+def test_an_opener_in_another_pid_namespace_leaves_live_writers_alone(store):
+    """A process in a container or ``unshare --pid`` (same host name, as with docker --network
+    host) sees none of our pids. Before: opening the store there deleted this live writer's
+    temporary files (blob and document) and marked its RUNNING run KILLED, 1 of 1 trials."""
+    import subprocess
+    import sys
+
+    import os
+
+    from nbmlops.store import documents
+
+    store.ensure()
+    blob_tmp = store.blobs.tmp_path(".pkl")
+    blob_tmp.write_bytes(b"a large pickle being written")
+    (store.root / "db").mkdir(parents=True, exist_ok=True)
+    with pytest.MonkeyPatch.context() as mp:  # a document write caught between its write and its rename
+        mp.setattr(os, "replace", lambda src, dst: (_ for _ in ()).throw(InterruptedError))
+        with pytest.raises(InterruptedError):
+            documents.atomic_write(store.root / "db" / "models.json", b'{"docs": {}}')
+    [doc_tmp] = (store.root / "db").glob(".models.json.*.tmp")
+    run = nbmlops.start_run(experiment="live")
+    code = "import nbmlops; nbmlops.start_run(experiment='other').end(); print(nbmlops.store.current_store().clean_tmp())"
+    out = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", code],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0"
+    assert blob_tmp.exists() and doc_tmp.exists()
+    assert nbmlops.get_run(run.id).status == "RUNNING"
+    run.end()
+    assert nbmlops.get_run(run.id).status == "FINISHED"
+    assert store.clean_tmp() == 0  # ours, and we are alive
+

@@ -24,7 +24,7 @@ from ..errors import InvalidInput, StoreError
 from .blobs import BlobStore
 from .documents import DamagedFile, DocFile, atomic_write, readable_docs
 from .logs import AppendLog, read_lines
-from .procs import pid_alive
+from .procs import pid_alive, pid_space
 
 __all__ = ["Store", "DocFile", "DamagedFile", "readable_docs", "AppendLog", "read_lines", "SCHEMA", "current_store",
            "set_store", "locate"]
@@ -115,14 +115,18 @@ class Store:
         """Remove temporary files left by writers that were killed mid-write (their process is
         gone); a live writer's files stay. Runs on every first open of the store in a process."""
         removed = 0
-        # tmp/<pid>-[<start tick>-]<random><suffix> and db/**/.<name>.<pid>.<thread>.tmp
+        # tmp/<pid>-[<start tick>-]<random>[_<pid space>]<suffix> and db/**/.<name>.<pid>[_<pid space>].<thread>.tmp
         candidates = []
         for p in self.root.glob("tmp/*"):
             parts = p.name.split("-")
-            candidates.append((p, parts[0], parts[1] if len(parts) >= 3 and parts[1].isdigit() else None))
-        candidates += [(p, p.name.split(".")[-3], None) for p in self.root.glob("db/**/.*.tmp")]
-        for path, pid_text, start in candidates:
+            space = p.name.partition("_")[2][:8] or None
+            candidates.append((p, parts[0], space, parts[1] if len(parts) >= 3 and parts[1].isdigit() else None))
+        candidates += [(p, *_writer(p.name.split(".")[-3]), None) for p in self.root.glob("db/**/.*.tmp")]
+        here = pid_space()
+        for path, pid_text, space, start in candidates:
             pid = int(pid_text) if pid_text.isdigit() else None
+            if space not in (None, here):  # written in a container or another host: its pid means nothing here
+                continue
             if pid is None or pid == os.getpid() or pid_alive(pid, start) or not path.is_file():
                 continue
             try:
@@ -151,6 +155,12 @@ class Store:
 
     def metric_log(self, run_id: str) -> Path:
         return self.root / "logs" / "metrics" / f"{check_id('run', run_id)}.jsonl"
+
+
+def _writer(text: str) -> tuple[str, str | None]:
+    """(pid, pid space or None) from the writer part of a temporary document's name."""
+    pid, _, space = text.partition("_")
+    return pid, space or None
 
 
 _explicit: Path | None = None

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IntegrityError, InvalidInput, NotFound
-from .procs import own_start
+from .procs import own_start, pid_space
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
@@ -55,8 +55,10 @@ class BlobStore:
     def tmp_path(self, suffix: str = "") -> Path:
         """A fresh path on the store's file system to write a blob to before ``put_path``."""
         self.tmp.mkdir(parents=True, exist_ok=True)
-        start = own_start()  # with the pid, names the writer even after its pid is reused (``Store.clean_tmp``)
-        return self.tmp / f"{os.getpid()}-{start + '-' if start else ''}{os.urandom(8).hex()}{suffix}"
+        # pid, its pid space and start tick name the writer, even after its pid is reused or seen from
+        # a container (``Store.clean_tmp``)
+        start = own_start()
+        return self.tmp / f"{os.getpid()}-{start + '-' if start else ''}{os.urandom(8).hex()}_{pid_space()}{suffix}"
 
     def put_path(self, tmp: Path, sha: str | None = None) -> tuple[str, int]:
         """Move a finished temporary file into the store; return (sha256, size). Pass ``sha``

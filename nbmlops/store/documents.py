@@ -24,6 +24,7 @@ from tinydb.storages import Storage
 from tinydb.table import Table
 
 from ..errors import StoreError
+from .procs import pid_space
 
 _TABLE = "docs"
 
@@ -31,7 +32,7 @@ _TABLE = "docs"
 def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
     ``durable`` also fsyncs it first, so it survives a power cut, not only a killed process."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}_{pid_space()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)

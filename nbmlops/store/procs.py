@@ -3,7 +3,9 @@ is not mistaken for the writer.)"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import socket
 
 
 def _proc_stat(pid: int) -> list[bytes] | None:
@@ -31,6 +33,24 @@ def own_start() -> str | None:
     if pid not in _own:
         _own[pid] = proc_start(pid)
     return _own[pid]
+
+
+_spaces: dict[int, str] = {}
+
+
+def pid_space() -> str:
+    """A short tag of where this process's pids mean something: the host name and the pid
+    namespace (a container, ``unshare``). A pid written by a process of another space says
+    nothing here (it may be absent, or another process), so its writer is never judged dead."""
+    pid = os.getpid()
+    if pid not in _spaces:
+        key = socket.gethostname()
+        try:
+            key += os.readlink("/proc/self/ns/pid")
+        except OSError:  # not Linux: the host name is all there is
+            pass
+        _spaces[pid] = hashlib.sha256(key.encode()).hexdigest()[:8]
+    return _spaces[pid]
 
 
 def pid_alive(pid: int, start: str | None) -> bool:

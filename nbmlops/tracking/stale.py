@@ -10,7 +10,7 @@ from tinydb import where
 
 from ..store import SCHEMA, Store
 from ..store.procs import own_start as _own_start
-from ..store.procs import pid_alive
+from ..store.procs import pid_alive, pid_space
 from ..store.procs import proc_start as _proc_start
 from . import environment
 
@@ -20,7 +20,7 @@ __all__ = ["pid_alive", "_proc_start", "_own_start", "register_active", "unregis
 def register_active(store: Store, doc: dict[str, Any]) -> None:
     with store.active.table() as t:
         t.insert({"schema": SCHEMA, "run_id": doc["id"], "experiment_id": doc["experiment_id"], "pid": os.getpid(),
-                  "pid_start": _own_start(), "host": environment.host()})
+                  "pid_start": _own_start(), "pid_space": pid_space(), "host": environment.host()})
 
 
 def unregister_active(store: Store, run_id: str) -> None:
@@ -29,10 +29,11 @@ def unregister_active(store: Store, run_id: str) -> None:
 
 
 def sweep_stale_runs(store: Store) -> list[str]:
-    """Mark KILLED every run left RUNNING by a process of this host that no longer exists."""
-    host = environment.host()
-    dead = [a for a in store.active.all()
-            if a["host"] == host and not pid_alive(a["pid"], a.get("pid_start"))]
+    """Mark KILLED every run left RUNNING by a process of this host (and pid namespace: not a
+    container's) that no longer exists."""
+    host, space = environment.host(), pid_space()
+    dead = [a for a in store.active.all() if a["host"] == host and a.get("pid_space", space) == space
+            and not pid_alive(a["pid"], a.get("pid_start"))]
     killed = []
     for a in dead:
         f = store.run_file(a["experiment_id"], a["run_id"])
