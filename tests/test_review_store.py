@@ -143,3 +143,38 @@ def test_an_opener_in_another_pid_namespace_leaves_live_writers_alone(store):
     assert nbmlops.get_run(run.id).status == "FINISHED"
     assert store.clean_tmp() == 0  # ours, and we are alive
 
+
+
+# -- run.info read from another thread while the run logs ---------------------------------------
+def test_run_info_can_be_read_from_another_thread_while_the_run_logs(store):
+    """Before: run.info iterated the metric summaries without the run's lock, so a thread reading
+    it (a progress widget, a watcher) while the run logged new keys got 'dictionary changed size
+    during iteration' (648 errors while 20,000 keys were logged; here, with the thread switch
+    interval shortened, every trial)."""
+    import sys
+    import threading
+
+    errors, reads, stop = [], [0], threading.Event()
+    with nbmlops.start_run(experiment="threads") as run:
+        def watch():
+            while not stop.is_set():
+                try:
+                    run.info
+                    run.data
+                    reads[0] += 1
+                except Exception as exc:  # noqa: BLE001
+                    errors.append(repr(exc))
+
+        watcher = threading.Thread(target=watch)
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-5)
+        watcher.start()
+        try:
+            for i in range(5000):
+                run.log_metric(f"k{i}", float(i))
+        finally:
+            stop.set()
+            watcher.join()
+            sys.setswitchinterval(interval)
+    assert errors == [] and reads[0] > 0
+    assert len(run.info["metrics"]) == 5000 and run.data.metrics["k4999"] == 4999.0

@@ -114,9 +114,10 @@ class Run:
     @property
     def info(self) -> RunInfo:
         """The whole run document (a copy), with MLflow's names too: ``run.info.run_id``, ``.status``…"""
-        if self._owned:
-            self._doc["metrics"] = self._metric_docs()
-        return RunInfo(json.loads(json.dumps(self._doc)))
+        with self._lock:  # another thread may be logging: copy a document that does not change meanwhile
+            if self._owned:
+                self._doc["metrics"] = self._metric_docs()
+            return RunInfo(json.loads(json.dumps(self._doc)))
 
     @property
     def data(self) -> RunData:
