@@ -178,3 +178,21 @@ def test_run_info_can_be_read_from_another_thread_while_the_run_logs(store):
             sys.setswitchinterval(interval)
     assert errors == [] and reads[0] > 0
     assert len(run.info["metrics"]) == 5000 and run.data.metrics["k4999"] == 4999.0
+
+
+# -- autolog of a search with several scorers and no refit ---------------------------------------
+def test_a_search_without_a_best_candidate_logs_no_param_it_varied(store):
+    """GridSearchCV(scoring={...}, refit=False) has no best_params_. Before: autolog logged the base
+    estimator's own value of every searched param (here C=1.0, which no candidate used: the grid
+    was 0.1 and 10), so search_runs("params.C = '1.0'") found a run that never tried C=1."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    X = np.random.RandomState(0).rand(60, 3)
+    y = (X[:, 0] > 0.5).astype(int)
+    with nbmlops.start_run(experiment="search", autolog=True) as run:
+        GridSearchCV(LogisticRegression(), {"C": [0.1, 10.0]}, scoring={"acc": "accuracy", "f1": "f1"},
+                     refit=False, cv=3).fit(X, y)
+    assert "C" not in run.params
+    assert run.params["max_iter"] == 100 and run.params["search.candidates"] == 2  # what all candidates shared
+    assert len(nbmlops.search_runs("search", "params.C = '1.0'")) == 0

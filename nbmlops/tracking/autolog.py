@@ -347,13 +347,16 @@ def _is_search(est: Any) -> bool:
 
 
 def _best_params(search: Any) -> dict[str, Any]:
-    """The params of the best candidate of a search fitted with ``refit=False``."""
+    """The params of the best candidate of a search fitted with ``refit=False``; with no best
+    candidate (several scorers, no refit), only the params every candidate shared: a value the
+    search varied is not the run's."""
     from sklearn.base import clone
 
     try:
         return _flat_params(clone(search.estimator).set_params(**search.best_params_))
     except Exception:
-        return _flat_params(search.estimator)
+        varied = {k for candidate in search.cv_results_.get("params", []) for k in candidate}
+        return {k: v for k, v in _flat_params(search.estimator).items() if k not in varied}
 
 
 def _described(value: Any) -> Any:
