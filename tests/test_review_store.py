@@ -196,3 +196,34 @@ def test_a_search_without_a_best_candidate_logs_no_param_it_varied(store):
     assert "C" not in run.params
     assert run.params["max_iter"] == 100 and run.params["search.candidates"] == 2  # what all candidates shared
     assert len(nbmlops.search_runs("search", "params.C = '1.0'")) == 0
+
+
+# -- damage in one dataset, or in the store's marker ---------------------------------------------
+@pytest.mark.parametrize("damage", ["0-byte", "[]", "folder"])
+def test_one_damaged_dataset_versions_file_leaves_the_other_datasets_listed(store, damage):
+    """Issue 16 point 6 for datasets: before, one damaged versions file made list_datasets() fail
+    for every dataset (StoreError, or IsADirectoryError for a folder)."""
+    nbmlops.log_dataset(pd.DataFrame({"a": [1, 2]}), "hit", snapshot=True)
+    nbmlops.log_dataset(pd.DataFrame({"b": [3, 4, 5]}), "kept", snapshot=True)
+    [path] = [p for p in (store.root / "db").rglob("*.json") if p.parent.name != "db" and "hit" in p.read_text()]
+    path.unlink()
+    if damage == "folder":
+        path.mkdir()
+    else:
+        path.write_text("" if damage == "0-byte" else damage)
+    with pytest.warns(DamagedFile, match=path.name):
+        listing = nbmlops.list_datasets().set_index("name")
+    assert listing.loc["kept", "versions"] == 1 and listing.loc["kept", "rows"] == 3
+    assert pd.isna(listing.loc["hit", "versions"])
+
+
+def test_a_folder_named_like_the_store_marker_is_refused_in_one_line(store):
+    """Before: a folder where STORE.json should be gave a raw IsADirectoryError on open."""
+    from nbmlops.store import Store
+
+    store.ensure()
+    marker = store.root / "STORE.json"
+    marker.unlink()
+    marker.mkdir()
+    with pytest.raises(StoreError, match="not an nbmlops store marker"):
+        Store(store.root).ensure()

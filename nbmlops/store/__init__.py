@@ -92,7 +92,7 @@ class Store:
             meta = json.loads(marker.read_text())
             version = int(meta["schema"])
             ours = meta.get("format") == "nbmlops"
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OSError):  # OSError: a folder named STORE.json, no permission
             ours = False
         if not ours:
             raise StoreError(f"{marker} is not an nbmlops store marker; refusing to use {self.root} as a store")

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 from tinydb import where
 
 from .._util import check_key, new_id, now_ms
-from ..errors import InvalidInput, NotFound
-from ..store import SCHEMA, DocFile, Store, check_id, current_store
+from ..errors import InvalidInput, NotFound, StoreError
+from ..store import SCHEMA, DamagedFile, DocFile, Store, check_id, current_store
 from . import environment
 from .fingerprint import fingerprint
 
@@ -401,12 +401,17 @@ def list_datasets(name: str | None = None) -> pd.DataFrame:
                                            "created", "note"])
     rows = []
     for ds in sorted(docs, key=lambda d: d["name"]):
-        versions = _versions(store, ds)
+        try:
+            versions: list[dict[str, Any]] | None = _versions(store, ds)
+        except StoreError as exc:  # one damaged versions file: name it, list the other datasets
+            warnings.warn(f"left out of the listing: {exc}", DamagedFile, stacklevel=2)
+            versions = None
         last = versions[-1] if versions else {}
-        blobs = {v["blob"]["sha256"]: v["blob"]["size"] for v in versions if v.get("blob")}
-        rows.append({"name": ds["name"], "latest_version": last.get("version"), "versions": len(versions),
+        blobs = {v["blob"]["sha256"]: v["blob"]["size"] for v in versions or [] if v.get("blob")}
+        rows.append({"name": ds["name"], "latest_version": last.get("version"),
+                     "versions": None if versions is None else len(versions),
                      "rows": last.get("rows"), "columns": len(last.get("columns") or []),
-                     "stored_bytes": sum(blobs.values()),
+                     "stored_bytes": None if versions is None else sum(blobs.values()),
                      "updated": pd.Timestamp(ds.get("updated") or ds["created"], unit="ms")})
     return pd.DataFrame(rows, columns=["name", "latest_version", "versions", "rows", "columns", "stored_bytes",
                                        "updated"])
