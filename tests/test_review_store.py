@@ -227,3 +227,28 @@ def test_a_folder_named_like_the_store_marker_is_refused_in_one_line(store):
     marker.mkdir()
     with pytest.raises(StoreError, match="not an nbmlops store marker"):
         Store(store.root).ensure()
+
+
+# -- autolog of a parent run after a nested autolog run ------------------------------------------
+def test_a_parent_run_records_its_fits_again_after_a_nested_autolog_run(store):
+    """MLflow's habit: one nested run per candidate, then the final fit in the parent. Before:
+    the nested run's end switched autolog off for the whole process, so the parent's final
+    model (C=5) was never logged (parent models: [])."""
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.random.RandomState(0).rand(60, 3)
+    y = (X[:, 0] > 0.5).astype(int)
+    with nbmlops.start_run(experiment="nested", autolog=True) as parent:
+        children = []
+        for C in (0.1, 1.0):
+            with nbmlops.start_run(nested=True, autolog=True) as child:
+                LogisticRegression(C=C).fit(X, y)
+            children.append(child)
+        LogisticRegression(C=5.0).fit(X, y)
+    assert [c.params["C"] for c in children] == [0.1, 1.0]
+    assert [m["name"] for m in parent.info["models"]] == ["LogisticRegression"] and parent.params["C"] == 5.0
+    with nbmlops.start_run(experiment="nested", autolog=False):  # and once all ended, nothing records
+        LogisticRegression(C=7.0).fit(X, y)
+    from nbmlops.tracking import autolog
+
+    assert autolog._current is None

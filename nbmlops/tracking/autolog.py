@@ -161,6 +161,7 @@ class Autolog:
         self._captured: set[int] = set()
         self._gcf: Any = None
         self._originals: dict[str, Any] = {}
+        self._outer: Autolog | None = None  # the autolog of the run this one is nested in, resumed at the end
 
     def _wants(self, module: str, words: tuple[str, ...]) -> bool:
         if module in sys.modules:
@@ -181,7 +182,7 @@ class Autolog:
                 Gcf = None
             if Gcf is not None:
                 self._hook_figures(Gcf)
-        _current = self
+        self._outer, _current = _current, self
         return self
 
     # -- scikit-learn -------------------------------------------------------------
@@ -229,7 +230,8 @@ class Autolog:
     def finish(self) -> None:
         global _current
         if _current is self:
-            _current = None
+            outer = self._outer  # a nested autolog run ended: its parent, still going, records again
+            _current = outer if outer is not None and outer.run.status == "RUNNING" else None
         self.capture_figures()
         if self._gcf is not None:
             for name, original in self._originals.items():
