@@ -252,3 +252,25 @@ def test_a_parent_run_records_its_fits_again_after_a_nested_autolog_run(store):
     from nbmlops.tracking import autolog
 
     assert autolog._current is None
+
+
+# -- the stale-run sweep meets a damaged run file -------------------------------------------------
+@pytest.mark.slow
+def test_a_damaged_file_of_a_crashed_run_does_not_stop_new_runs(store):
+    """A machine crash can leave both a RUNNING run of a dead process and its shard at 0 bytes (run
+    documents are not fsynced while the run goes). Before: the sweep of every new process raised
+    the shard's StoreError from its first start_run, whatever experiment it was for."""
+    import subprocess
+    import sys
+
+    code = "import nbmlops, os; r = nbmlops.start_run(experiment='crashed'); print(r.id, flush=True); os._exit(0)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    run_id = out.stdout.strip()
+    assert len(run_id) == 32, out.stderr
+    [shard] = [p for p in (store.root / "db" / "runs").rglob("*.json") if run_id in p.read_text()]
+    shard.write_bytes(b"")
+    with pytest.warns(DamagedFile, match=f"{run_id} of a process that exited was not marked KILLED"):
+        with nbmlops.start_run(experiment="fresh") as run:
+            nbmlops.log_metric("x", 1.0)
+    assert nbmlops.get_run(run.id).status == "FINISHED"
+    assert shard.read_bytes() == b""  # nothing written over the damage

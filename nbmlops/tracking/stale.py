@@ -4,11 +4,13 @@ open the store marks it KILLED (with metric summaries rebuilt from its log)."""
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 from tinydb import where
 
-from ..store import SCHEMA, Store
+from ..errors import StoreError
+from ..store import SCHEMA, DamagedFile, Store
 from ..store.procs import own_start as _own_start
 from ..store.procs import pid_alive, pid_space
 from ..store.procs import proc_start as _proc_start
@@ -36,21 +38,32 @@ def sweep_stale_runs(store: Store) -> list[str]:
             and not pid_alive(a["pid"], a.get("pid_start"))]
     killed = []
     for a in dead:
-        f = store.run_file(a["experiment_id"], a["run_id"])
-        with f.table() as t:
-            docs = t.search(where("id") == a["run_id"])
-            if docs and docs[0]["status"] == "RUNNING":
-                doc = docs[0]
-                metrics = _summaries(store, a["run_id"])
-                last = max([doc["start_time"], *(m["timestamp"] for m in metrics.values())])
-                t.update({"status": "KILLED", "end_time": last, "duration": (last - doc["start_time"]) / 1000,
-                          "metrics": {**doc["metrics"], **metrics},
-                          "error": f"the process that ran it (pid {a['pid']} on {host}) exited without ending it"},
-                         where("id") == a["run_id"])
+        try:
+            if _mark_killed(store, a, host):
                 killed.append(a["run_id"])
+        except StoreError as exc:  # its run file is damaged: say so, and let the run being started go on
+            warnings.warn(f"run {a['run_id']} of a process that exited was not marked KILLED: {exc}", DamagedFile,
+                          stacklevel=4)
+            continue
         with store.active.table() as t:
             t.remove(where("run_id") == a["run_id"])
     return killed
+
+
+def _mark_killed(store: Store, a: dict[str, Any], host: str) -> bool:
+    """Mark the run of a dead process KILLED, if it is still RUNNING (checked under its file's lock)."""
+    with store.run_file(a["experiment_id"], a["run_id"]).table() as t:
+        docs = t.search(where("id") == a["run_id"])
+        if not docs or docs[0]["status"] != "RUNNING":
+            return False
+        doc = docs[0]
+        metrics = _summaries(store, a["run_id"])
+        last = max([doc["start_time"], *(m["timestamp"] for m in metrics.values())])
+        t.update({"status": "KILLED", "end_time": last, "duration": (last - doc["start_time"]) / 1000,
+                  "metrics": {**doc["metrics"], **metrics},
+                  "error": f"the process that ran it (pid {a['pid']} on {host}) exited without ending it"},
+                 where("id") == a["run_id"])
+        return True
 
 
 def _summaries(store: Store, run_id: str) -> dict[str, Any]:
