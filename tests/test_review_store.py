@@ -274,3 +274,24 @@ def test_a_damaged_file_of_a_crashed_run_does_not_stop_new_runs(store):
             nbmlops.log_metric("x", 1.0)
     assert nbmlops.get_run(run.id).status == "FINISHED"
     assert shard.read_bytes() == b""  # nothing written over the damage
+
+
+# -- a multi-metric search whose scorer names are not metric names -------------------------------
+def test_a_search_with_scorer_names_nbmlops_refuses_as_metrics_still_logs_every_child(store):
+    """scoring={"f1(macro)": ...}: before, the first child run ended FAILED on 'invalid metric name
+    mean_test_f1(macro)' (with a traceback stored) and no other candidate got its child run."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    X = np.random.RandomState(0).rand(60, 3)
+    y = (X[:, 0] > 0.5).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # nothing left out
+        with nbmlops.start_run(experiment="scorers", autolog=True) as run:
+            GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0, 10.0]}, cv=3, refit="acc",
+                         scoring={"f1(macro)": "f1_macro", "acc": "accuracy"}).fit(X, y)
+    runs = nbmlops.search_runs("scorers")
+    children = runs[runs["run_id"] != run.id]
+    assert sorted(children["status"]) == ["FINISHED"] * 3
+    child = nbmlops.get_run(children["run_id"].iloc[0])
+    assert "mean_test_f1_macro_" in child.data.metrics and "mean_test_acc" in child.data.metrics

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import re
 import sys
 import threading
 import warnings
@@ -43,6 +44,7 @@ _LIBRARIES = frozenset({"sklearn", "joblib", "scipy", "numpy", "pandas", "nbmlop
 # wrappers that sit between the user's call and ours (sklearn's set_output wraps fit_transform)
 _TRANSPARENT = frozenset({"sklearn.utils._set_output", __name__})
 _library_files: dict[str, bool] = {}
+_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /:]")  # what a metric name may not hold (``check_key``)
 
 
 @functools.lru_cache(maxsize=1)
@@ -334,7 +336,7 @@ class Autolog:
                 params = _flat_params(clone(search.estimator).set_params(**row["params"]))
             except Exception:
                 params = dict(row["params"])
-            metrics = {str(k): float(v) for k, v in row.items()
+            metrics = {_UNSAFE.sub("_", str(k)).replace("..", "._"): float(v) for k, v in row.items()  # user's names
                        if not str(k).startswith(("param", "split")) and _finite(v)}
             tags = {"parent_run_id": run.id, "search.candidate": index, "search.rank_order": n,
                     "estimator": _qualname(search.estimator)}
