@@ -295,3 +295,17 @@ def test_a_search_with_scorer_names_nbmlops_refuses_as_metrics_still_logs_every_
     assert sorted(children["status"]) == ["FINISHED"] * 3
     child = nbmlops.get_run(children["run_id"].iloc[0])
     assert "mean_test_f1_macro_" in child.data.metrics and "mean_test_acc" in child.data.metrics
+
+
+# -- a metric log line that parses but is not a finite point --------------------------------------
+def test_nan_and_infinity_lines_in_a_metric_log_are_skipped_and_counted(store):
+    """json reads NaN and Infinity, which log_metric refuses to write. Before: a hand-written
+    ["loss", 3, 0, NaN] line got into metric_history (and into a swept run's min/max)."""
+    with nbmlops.start_run(experiment="m") as run:
+        nbmlops.log_metric("loss", 0.5)
+        nbmlops.log_metric("loss", 0.25)
+    with open(store.metric_log(run.id), "a") as f:
+        f.write('["loss", 2, 0, NaN]\n["loss", 3, 0, Infinity]\n["loss", 4, 0, -Infinity]\n')
+    history = nbmlops.get_run(run.id).metric_history("loss")
+    assert list(history["value"]) == [0.5, 0.25]
+    assert history.attrs["skipped_lines"] == 3

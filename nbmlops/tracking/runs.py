@@ -401,7 +401,8 @@ def metric_points(path: Path, skipped: list[int] | None = None) -> Any:
     counts: dict[str, int] = {}
     for line in read_lines(path, counts):
         if (isinstance(line, list) and len(line) == 4 and isinstance(line[0], str)
-                and all(type(x) is int for x in line[1:3]) and type(line[3]) in (int, float)):
+                and all(type(x) is int for x in line[1:3]) and type(line[3]) in (int, float)
+                and math.isfinite(line[3])):  # json reads NaN and Infinity; log_metric never writes them
             yield line
         elif skipped is not None:
             skipped[0] += 1
