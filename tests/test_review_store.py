@@ -309,3 +309,30 @@ def test_nan_and_infinity_lines_in_a_metric_log_are_skipped_and_counted(store):
     history = nbmlops.get_run(run.id).metric_history("loss")
     assert list(history["value"]) == [0.5, 0.25]
     assert history.attrs["skipped_lines"] == 3
+
+
+# -- run.data of a run going on in another process ------------------------------------------------
+@pytest.mark.slow
+def test_run_data_of_a_run_going_on_in_another_process_shows_what_it_logged(store):
+    """The run document gets metric summaries every few seconds only while the run keeps logging.
+    Before: a run that logged its losses and then trained (or waited) showed run.data.metrics == {}
+    to every other process until it ended (here 6 s after logging, and for as long as it ran)."""
+    import subprocess
+    import sys
+
+    code = ("import nbmlops, sys\n"
+            "with nbmlops.start_run(experiment='live') as r:\n"
+            "    r.log_metric('loss', 0.9)\n"
+            "    r.log_metric('loss', 0.5)\n"
+            "    print(r.id, flush=True)\n"
+            "    sys.stdin.readline()\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        run_id = p.stdout.readline().strip()
+        seen = nbmlops.get_run(run_id)
+        assert seen.status == "RUNNING"
+        assert seen.data.metrics == {"loss": 0.5}
+        assert seen.info["metrics"]["loss"]["count"] == 2 and seen.info["metrics"]["loss"]["min"] == 0.5
+    finally:
+        p.communicate("\n", timeout=60)
+    assert nbmlops.get_run(run_id).data.metrics == {"loss": 0.5}  # and once it ended, from its document

@@ -109,7 +109,7 @@ class Run:
         with self._lock:
             if self._msum:
                 return {k: s[0] for k, s in self._msum.items()}
-        return {k: m["value"] for k, m in self._doc["metrics"].items()}
+        return {k: m["value"] for k, m in self._read_metric_docs().items()}
 
     @property
     def info(self) -> RunInfo:
@@ -117,7 +117,16 @@ class Run:
         with self._lock:  # another thread may be logging: copy a document that does not change meanwhile
             if self._owned:
                 self._doc["metrics"] = self._metric_docs()
-            return RunInfo(json.loads(json.dumps(self._doc)))
+            return RunInfo(json.loads(json.dumps({**self._doc, "metrics": self._read_metric_docs()})))
+
+    def _read_metric_docs(self) -> dict[str, Any]:
+        """The metric summaries of the document; for a run going on in another process, brought up
+        to date from its log (the document gets them every few seconds only while the run logs)."""
+        if self._owned or self._doc["status"] != "RUNNING":
+            return self._doc["metrics"]
+        from .stale import _summaries
+
+        return {**self._doc["metrics"], **_summaries(self._store, self.id)}
 
     @property
     def data(self) -> RunData:
