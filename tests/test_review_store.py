@@ -336,3 +336,15 @@ def test_run_data_of_a_run_going_on_in_another_process_shows_what_it_logged(stor
     finally:
         p.communicate("\n", timeout=60)
     assert nbmlops.get_run(run_id).data.metrics == {"loss": 0.5}  # and once it ended, from its document
+
+
+# -- a search filter with a non-ASCII string -----------------------------------------------------
+def test_a_filter_string_with_non_ascii_text_matches(store):
+    """Before: string literals went through .encode().decode("unicode_escape"), which turns 'Zürich'
+    into 'ZÃ¼rich', so params.city = 'Zürich' found no run (0 of 1); escapes still work."""
+    with nbmlops.start_run(experiment="cities") as run:
+        nbmlops.log_params({"city": "Zürich", "label": "北京"})
+        nbmlops.set_tag("note", "it's\tdone")
+    for text in ("params.city = 'Zürich'", "params.label = '北京'", "tags.note = 'it\\'s\\tdone'",
+                 "params.city LIKE 'Zür%'", "params.city = 'Z\\u00fcrich'"):
+        assert list(nbmlops.search_runs("cities", text)["run_id"]) == [run.id], text

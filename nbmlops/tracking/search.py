@@ -7,6 +7,7 @@ in (...) not in (...)``. Names with odd characters go in backticks: ``metrics.`v
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -51,11 +52,14 @@ def _getter(ident: str) -> Callable[[dict[str, Any]], Any]:
     return lambda d: d.get(field)
 
 
+_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2}|[0-7]{1,3}|.)", re.S)
+
+
 def _literal(kind: str, text: str) -> Any:
     if kind == "num":
         return float(text) if any(c in text for c in ".eE") else int(text)
-    if kind == "str":
-        return text[1:-1].encode().decode("unicode_escape")
+    if kind == "str":  # escapes decoded one by one: the rest of the text stays as typed (é, ü, 中)
+        return _ESCAPE.sub(lambda m: codecs.decode(m.group(0), "unicode_escape"), text[1:-1])
     items = re.findall(r"""'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|([-+]?[\d.]+(?:[eE][-+]?\d+)?)""", text[1:-1])
     return [a or b or (float(c) if any(x in c for x in ".eE") else int(c)) for a, b, c in items]
 
