@@ -19,6 +19,8 @@ import pytest
 import nbmlops
 from nbmlops.errors import InvalidInput, NotFound
 
+from mlflow_support import mlflow_server
+
 pytest.importorskip("mlflow")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 T = 1_700_000_000_000  # explicit metric timestamps (ms)
@@ -32,38 +34,9 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """A real MLflow tracking server, sqlite backend, serving artifacts; its process group is
-    stopped at the end (TERM, then KILL)."""
-    root = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
-    bindir = str(Path(sys.executable).parent)  # `mlflow server` starts uvicorn through PATH
-    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "MLFLOW_DISABLE_TELEMETRY": "true"}
-    log = open(root / "server.log", "wb")
-    proc = subprocess.Popen([str(Path(bindir) / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-                             "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
-                             "--port", str(port), "--workers", "1"],
-                            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"mlflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
-                time.sleep(0.3)
-        print(f"\nmlflow server ready in {time.monotonic() - deadline + 120:.1f} s")
+    """A real MLflow tracking server, sqlite backend, serving artifacts."""
+    with mlflow_server(tmp_path_factory.mktemp("mlflow")) as uri:
         yield uri
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server, its uvicorn and its job consumers
-        try:
-            proc.wait(3)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")

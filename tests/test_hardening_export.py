@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 from IPython.core.error import UsageError
 
+from mlflow_support import mlflow_server as start_mlflow_server
+
 MAGICS = ["drift", "features", "pipeline", "register", "serve", "nbmlops"]
 
 
@@ -184,36 +186,8 @@ def mlflow_server(tmp_path_factory):
     loopback; yields (URI, its sqlite file, its artifact root)."""
     pytest.importorskip("mlflow")
     root = tmp_path_factory.mktemp("mlflow-hostile")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    bindir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "MLFLOW_DISABLE_TELEMETRY": "true"}
-    log = open(root / "server.log", "wb")
-    proc = subprocess.Popen([str(Path(bindir) / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-                             "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
-                             "--port", str(port), "--workers", "1"],
-                            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"mlflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
-                time.sleep(0.3)
+    with start_mlflow_server(root) as uri:
         yield uri, root / "mlflow.db", root / "artifacts"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(3)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 def _victim(tmp_path):
