@@ -28,6 +28,9 @@ from test_serving import call
 pytestmark = pytest.mark.slow
 
 
+STORE_ROOT: list = []  # the models' store, for tests that run after a test whose fixture switched stores
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """'m' (v1 majority class, v2 logistic regression on 4 numbers), 'cat' (one-hot city + number,
@@ -41,6 +44,7 @@ def models(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("hardening") / ".nbmlops"
     nbmlops.set_store(root)
+    STORE_ROOT[:] = [root]
     rng = np.random.default_rng(0)
     X = rng.normal(size=(600, 4))
     y = (X[:, 0] > 0.3).astype(int)
@@ -458,7 +462,8 @@ def test_two_processes_serving_one_name_at_once_start_one_server(models, tmp_pat
 
     script = tmp_path / "serve_same.py"
     script.write_text(_SERVE_SAME_NAME)
-    store = str(nbmlops.store.current_store().root)
+    nbmlops.set_store(STORE_ROOT[0])  # the `ip` fixture of an earlier test leaves no store set
+    store = str(STORE_ROOT[0])
     for trial in range(4):
         procs = [subprocess.Popen([sys.executable, str(script), store], stdout=subprocess.PIPE, text=True)
                  for _ in range(2)]
