@@ -12,63 +12,61 @@ Heavy modules (pandas, scikit-learn, matplotlib) load only when a call needs the
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import IntegrityError, InvalidInput, NbmlopsError, NotFound, ServingError, StoreError
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "start_run", "active_run", "log_param", "log_params", "log_metric", "log_metrics", "set_tag", "set_tags",
-    "log_artifact", "log_text", "log_figure", "log_model", "log_dataset", "get_run", "search_runs",
-    "delete_run", "restore_run", "set_experiment", "get_experiment", "list_experiments", "fingerprint",
-    "set_run_tags", "set_run_tag", "run_listing", "runs_browser",
-    "set_store", "store_info", "Run", "Experiment",
-    "register_model", "load_model", "load_reference", "get_model_version", "set_alias", "delete_alias",
-    "delete_version", "list_models", "list_versions", "model_history", "compare_versions", "registry_widget",
-    "serve", "get_deployment", "list_deployments", "Deployment", "ServingError", "ab_summary", "batch_predict",
-    "serving_widget",
-    "Entity", "FeatureView", "OnDemandFeatureView", "FeatureService", "ParquetSource", "CsvSource", "DataFrameSource",
-    "on_demand_feature_view", "apply_features", "get_feature_view", "get_feature_service", "list_feature_views",
-    "get_historical_features", "get_online_features", "materialize", "materialize_incremental",
-    "drift_report", "drift_history", "DriftReport", "ColumnMapping", "drift_widget",
-    "export_mlflow", "import_mlflow", "export_feast", "export_kserve",
-    "load_dataset", "list_datasets", "diff_datasets", "get_dataset_version", "DatasetVersion",
-    "Pipeline", "step", "load_pipeline", "get_pipeline", "pipeline_runs", "retrain_on_drift", "step_input",
-    "step_output", "export_kfp",
-    "NbmlopsError", "StoreError", "NotFound", "InvalidInput", "IntegrityError",
-]
-
-_LAZY = {
-    "start_run": "tracking.runs", "active_run": "tracking.session", "get_run": "tracking.lookup",
-    "delete_run": "tracking.lookup", "restore_run": "tracking.lookup", "Run": "tracking.runs",
-    "set_run_tags": "tracking.lookup", "set_run_tag": "tracking.lookup", "run_listing": "tracking.listing",
-    "runs_browser": "widgets.runs",
+# The public API, in one list: each name and the module (relative to this package) that defines it.
+# ``__all__``, ``dir(nbmlops)`` and the lazy ``__getattr__`` come from this table; _HERE marks the
+# functions defined below. tests/test_public_api.py checks that the TYPE_CHECKING imports agree with it.
+_HERE = ""
+_API: dict[str, str] = {
+    # tracking
+    "start_run": "tracking.runs", "Run": "tracking.runs", "active_run": "tracking.session",
+    **dict.fromkeys(("log_param", "log_params", "log_metric", "log_metrics", "set_tag", "set_tags", "log_artifact",
+                     "log_text", "log_figure", "log_model", "log_dataset"), _HERE),
+    **dict.fromkeys(("get_run", "delete_run", "restore_run", "set_run_tags", "set_run_tag"), "tracking.lookup"),
     "search_runs": "tracking.search", "fingerprint": "tracking.fingerprint",
-    "set_experiment": "tracking.experiments", "get_experiment": "tracking.experiments",
-    "list_experiments": "tracking.experiments", "Experiment": "tracking.experiments",
+    **dict.fromkeys(("set_experiment", "get_experiment", "list_experiments", "Experiment"), "tracking.experiments"),
+    "run_listing": "tracking.listing", "runs_browser": "widgets.runs",
     "set_store": "store", "store_info": "info",
-    **{name: "monitoring" for name in ("drift_report", "drift_history", "DriftReport", "ColumnMapping")},
+    # datasets
+    **dict.fromkeys(("load_dataset", "list_datasets", "get_dataset_version", "DatasetVersion"), "tracking.datasets"),
+    "diff_datasets": "tracking.datadiff",
+    # registry
+    **dict.fromkeys(("register_model", "load_model", "load_reference", "get_model_version", "set_alias",
+                     "delete_alias", "delete_version", "list_models", "list_versions", "model_history",
+                     "compare_versions"), "registry"),
+    "registry_widget": "widgets.registry",
+    # serving
+    **dict.fromkeys(("serve", "get_deployment", "list_deployments", "Deployment", "ab_summary", "batch_predict"),
+                    "serving"),
+    "serving_widget": "widgets.serving",
+    # features
+    **dict.fromkeys(("Entity", "FeatureView", "OnDemandFeatureView", "FeatureService", "ParquetSource", "CsvSource",
+                     "DataFrameSource", "on_demand_feature_view"), "features.definitions"),
+    **dict.fromkeys(("apply_features", "get_feature_view", "get_feature_service", "list_feature_views"),
+                    "features.catalog"),
+    "get_historical_features": "features.historical",
+    **dict.fromkeys(("get_online_features", "materialize", "materialize_incremental"), "features.online"),
+    # monitoring
+    **dict.fromkeys(("drift_report", "drift_history", "DriftReport", "ColumnMapping"), "monitoring"),
+    "drift_widget": "widgets.drift",
+    # export
     "export_mlflow": "export.mlflow", "import_mlflow": "export.mlflow_import", "export_feast": "export.feast",
     "export_kserve": "export.kserve",
-    "drift_widget": "widgets.drift",
-    **{name: "registry" for name in ("register_model", "load_model", "load_reference", "get_model_version",
-                                     "set_alias", "delete_alias", "delete_version", "list_models", "list_versions",
-                                     "model_history", "compare_versions")},
-    "registry_widget": "widgets.registry",
-    "serve": "serving", "get_deployment": "serving", "list_deployments": "serving", "Deployment": "serving",
-    "ab_summary": "serving", "batch_predict": "serving", "serving_widget": "widgets.serving",
-    **{name: "features.definitions" for name in ("Entity", "FeatureView", "OnDemandFeatureView", "FeatureService",
-                                                 "ParquetSource", "CsvSource", "DataFrameSource", "on_demand_feature_view")},
-    **{name: "features.catalog" for name in ("apply_features", "get_feature_view", "get_feature_service",
-                                             "list_feature_views")},
-    "get_historical_features": "features.historical",
-    **{name: "features.online" for name in ("get_online_features", "materialize", "materialize_incremental")},
-    **{name: "tracking.datasets" for name in ("load_dataset", "list_datasets", "get_dataset_version", "DatasetVersion")},
-    "diff_datasets": "tracking.datadiff",
-    **{name: "pipelines" for name in ("Pipeline", "step", "load_pipeline", "get_pipeline", "pipeline_runs",
-                                      "retrain_on_drift", "step_input", "step_output", "export_kfp")},
+    # pipelines
+    **dict.fromkeys(("Pipeline", "step", "load_pipeline", "get_pipeline", "pipeline_runs", "retrain_on_drift",
+                     "step_input", "step_output", "export_kfp"), "pipelines"),
+    # errors (imported above)
+    **dict.fromkeys(("NbmlopsError", "StoreError", "NotFound", "InvalidInput", "IntegrityError", "ServingError"),
+                    "errors"),
 }
+
+__all__ = list(_API)
 
 if TYPE_CHECKING:
     from .features.catalog import apply_features, get_feature_service, get_feature_view, list_feature_views
@@ -104,14 +102,16 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    module = _API.get(name)
+    if not module:
         raise AttributeError(f"module 'nbmlops' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})
 
 
 def _run() -> Any:
