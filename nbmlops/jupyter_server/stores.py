@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
-from ..store import DIRNAME, MARKER, _resolve_named, locate
+from ..store import DIRNAME, MARKER, resolve_named, locate
 
 MAX_DEPTH = 3  # root/.nbmlops is depth 0, root/a/b/c/.nbmlops depth 3
 MAX_DIRS = 3000  # folders looked into, at most: the scan stays in milliseconds on a big home folder
@@ -42,10 +42,10 @@ class Stores:
 def resolve(configured: str, root_dir: str | os.PathLike[str]) -> tuple[Path, str]:
     """The one store of this server and where the choice came from (see the module doc)."""
     if configured:
-        return _resolve_named(Path(configured)), "option"
+        return resolve_named(Path(configured)), "option"
     env = os.environ.get("NBMLOPS_STORE")
     if env:
-        return _resolve_named(Path(env)), "environment"
+        return resolve_named(Path(env)), "environment"
     path = locate(Path(root_dir).expanduser())
     return path, "found" if (path / MARKER).exists() else "new"
 
@@ -99,7 +99,7 @@ def switch(stores: Stores, path: str) -> Path:
     """Show ``path`` in the dashboard: the kernels' store, or one of the stores the scan finds below the root."""
     import nbmlops
 
-    wanted = _resolve_named(Path(path)) if Path(path).is_absolute() else _resolve_named(stores.root / path)
+    wanted = resolve_named(Path(path)) if Path(path).is_absolute() else resolve_named(stores.root / path)
     allowed = [stores.kernels, *scan(stores.root)]
     if wanted not in allowed:
         raise InvalidInput(f"{path!r} is not a store the dashboard knows: give the kernels' store "

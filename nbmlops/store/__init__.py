@@ -7,7 +7,14 @@ Layout of a store folder (``.nbmlops/`` by default)::
     db/runs/<experiment>/<xx>.json  runs, sharded by the first two hex digits of their id
     db/active.json                  runs in progress, with their owner's pid (stale-run sweep)
     db/cells.json                   last run of each notebook cell (re-run links)
+    db/datasets.json                datasets; db/datasets/<dataset>.json their versions
+    db/models.json                  registered models (aliases, history); db/models/<model>.json versions
+    db/features.json                feature views and entities; db/online.json online tables
+    db/drift/<YYYY-MM>.json         drift report summaries, by month
+    db/pipelines/definitions.json   pipelines; runs/<xx>.json, cache/<xx>.json, decisions/<YYYY-MM>.json
+    db/deployments.json             model servers
     logs/metrics/<run>.jsonl        metric histories, append-only
+    logs/serving/<deployment>/      a server's request log (requests-NNNNNN.jsonl) and server.log
     blobs/sha256/ab/cdef…           artifacts, models, figures, cell sources
     tmp/                            files being written before they move into blobs/
 """
@@ -17,17 +24,19 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, StoreError
 from .blobs import BlobStore
-from .documents import DamagedFile, DocFile, atomic_write, readable_docs
-from .logs import AppendLog, read_lines
-from .procs import pid_alive, pid_space
+from .documents import DamagedFile, DocFile, Docs, atomic_write, readable_docs
+from .logs import AppendLog, RotatingLog, read_lines
+from .procs import own_start, pid_alive, pid_space, proc_start
 
-__all__ = ["Store", "DocFile", "DamagedFile", "readable_docs", "AppendLog", "read_lines", "SCHEMA", "current_store",
-           "set_store", "locate"]
+__all__ = ["Store", "DocFile", "Docs", "DamagedFile", "readable_docs", "AppendLog", "RotatingLog", "read_lines",
+           "SCHEMA", "current_store", "set_store", "locate", "check_id", "resolve_named", "pid_alive", "pid_space",
+           "proc_start", "own_start"]
 
 SCHEMA = 1
 MARKER = "STORE.json"
@@ -57,6 +66,7 @@ class Store:
         self.active = DocFile(self.root / "db" / "active.json", durable=False, rebuildable=True)
         self.cells = DocFile(self.root / "db" / "cells.json", durable=False, rebuildable=True)
         self._checked = False
+        self._files: dict[Path, DocFile] = {}
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -156,6 +166,88 @@ class Store:
     def metric_log(self, run_id: str) -> Path:
         return self.root / "logs" / "metrics" / f"{check_id('run', run_id)}.jsonl"
 
+    def _doc(self, *parts: str) -> DocFile:
+        """One document file under ``db/``, built once (a DocFile makes a FileLock, which is not free)."""
+        path = self.root.joinpath("db", *parts)
+        f = self._files.get(path)
+        if f is None:
+            f = self._files[path] = DocFile(path)
+        return f
+
+    def _docs_in(self, folder: str, pattern: str = "*.json", newest_first: bool = False) -> list[DocFile]:
+        d = self.root / "db" / folder
+        if not d.exists():
+            return []
+        return [self._doc(folder, p.name) for p in sorted(d.glob(pattern), reverse=newest_first)]
+
+    # registry
+    def models(self) -> DocFile:
+        return self._doc("models.json")
+
+    def model_versions(self, model_id: str) -> DocFile:
+        return self._doc("models", f"{check_id('model', model_id)}.json")
+
+    # datasets
+    def datasets(self) -> DocFile:
+        return self._doc("datasets.json")
+
+    def dataset_versions(self, dataset_id: str) -> DocFile:
+        return self._doc("datasets", f"{check_id('dataset', dataset_id)}.json")
+
+    # features
+    def feature_definitions(self) -> DocFile:
+        return self._doc("features.json")
+
+    def online_tables(self) -> DocFile:
+        return self._doc("online.json")
+
+    # drift summaries: one file per month
+    def drift_summaries(self, when_ms: int) -> DocFile:
+        return self._doc("drift", f"{_month(when_ms)}.json")
+
+    def drift_summary_files(self) -> list[DocFile]:
+        """Newest month first."""
+        return self._docs_in("drift", newest_first=True)
+
+    # pipelines
+    def pipeline_definitions(self) -> DocFile:
+        return self._doc("pipelines", "definitions.json")
+
+    def pipeline_runs(self, run_id: str) -> DocFile:
+        return self._doc("pipelines", "runs", f"{check_id('pipeline run', run_id)[:2]}.json")
+
+    def pipeline_run_files(self) -> list[DocFile]:
+        return self._docs_in("pipelines/runs", "??.json")
+
+    def pipeline_cache(self, key: str) -> DocFile:
+        return self._doc("pipelines", "cache", f"{check_id('cache key', key[:32])[:2]}.json")
+
+    def pipeline_decisions(self, when_ms: int) -> DocFile:
+        return self._doc("pipelines", "decisions", f"{_month(when_ms)}.json")
+
+    def pipeline_decision_files(self) -> list[DocFile]:
+        return self._docs_in("pipelines/decisions")
+
+    # serving
+    def deployments(self) -> DocFile:
+        return self._doc("deployments.json")
+
+    def deployment_dir(self, deployment_id: str) -> Path:
+        """The folder of a deployment's request log and ``server.log`` (made when asked for)."""
+        d = self.root / "logs" / "serving" / check_id("deployment", deployment_id)
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def server_log(self, deployment_id: str) -> Path:
+        return self.deployment_dir(deployment_id) / "server.log"
+
+    def request_log(self, deployment_id: str, max_bytes: int = 64 << 20, keep: int = 8) -> RotatingLog:
+        return RotatingLog(self.deployment_dir(deployment_id), "requests", max_bytes, keep)
+
+
+def _month(when_ms: int) -> str:
+    return time.strftime("%Y-%m", time.gmtime(when_ms / 1000))
+
 
 def _writer(text: str) -> tuple[str, str | None]:
     """(pid, pid space or None) from the writer part of a temporary document's name."""
@@ -174,7 +266,7 @@ def locate(start: str | Path | None = None) -> Path:
         return _explicit
     env = os.environ.get("NBMLOPS_STORE")
     if env:
-        return _resolve_named(Path(env))
+        return resolve_named(Path(env))
     here = Path(start or os.getcwd()).resolve()
     for d in (here, *here.parents):
         if (d / DIRNAME / MARKER).exists():
@@ -182,7 +274,7 @@ def locate(start: str | Path | None = None) -> Path:
     return here / DIRNAME
 
 
-def _resolve_named(path: Path) -> Path:
+def resolve_named(path: Path) -> Path:
     path = path.expanduser().resolve()
     if not (path / MARKER).exists() and (path / DIRNAME / MARKER).exists():
         return path / DIRNAME
@@ -196,7 +288,7 @@ def set_store(path: str | Path | None) -> Path:
     if path is None:
         _explicit = None
         return locate()
-    p = _resolve_named(Path(path))
+    p = resolve_named(Path(path))
     if p.exists() and not p.is_dir():
         raise InvalidInput(f"{p} is a file; give a folder for the store")
     _explicit = p

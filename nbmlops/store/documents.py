@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
-from tinydb import TinyDB
+from tinydb import TinyDB, where
+from tinydb.queries import QueryInstance
 from tinydb.storages import Storage
 from tinydb.table import Table
 
@@ -139,6 +140,13 @@ class DocFile:
             finally:
                 db.close()
 
+    @contextmanager
+    def edit(self, durable: bool | None = None) -> Iterator[Docs]:
+        """The file's documents for one read-modify-write, under the cross-process lock: every
+        check that guards the write belongs inside this block. ``durable=False`` skips the fsync."""
+        with self.table(durable) as t:
+            yield Docs(t)
+
     def all(self) -> list[dict[str, Any]]:
         """Every document, from a cache refreshed when the file changes. Do not mutate them."""
         try:
@@ -168,6 +176,59 @@ class DocFile:
             if doc.get(field) == value:
                 return json.loads(json.dumps(doc))
         return None
+
+
+class Docs:
+    """The documents of one file inside ``DocFile.edit()``, matched by field values, so that no
+    code outside the store needs TinyDB's queries.
+
+    >>> with f.edit() as docs:
+    ...     docs.update({"status": "FINISHED"}, id=run_id)
+    """
+
+    def __init__(self, table: Table) -> None:
+        self._t = table
+
+    def all(self) -> list[dict[str, Any]]:
+        return [dict(d) for d in self._t.all()]
+
+    def find(self, **match: Any) -> list[dict[str, Any]]:
+        """Every document whose fields equal ``match`` (copies: change them, then ``update``)."""
+        return [dict(d) for d in self._t.search(_query(match))]
+
+    def get(self, **match: Any) -> dict[str, Any] | None:
+        """The first document matching, or None."""
+        found = self.find(**match)
+        return found[0] if found else None
+
+    def insert(self, doc: dict[str, Any]) -> None:
+        self._t.insert(doc)
+
+    def update(self, fields: dict[str, Any], **match: Any) -> int:
+        """Set ``fields`` on every document matching; how many were changed."""
+        return len(self._t.update(fields, _query(match)))
+
+    def upsert(self, doc: dict[str, Any], **match: Any) -> None:
+        """Replace the fields of the document matching, or insert ``doc``."""
+        self._t.upsert(doc, _query(match))
+
+    def remove(self, **match: Any) -> int:
+        return len(self._t.remove(_query(match)))
+
+    def remove_any(self, field: str, values: Iterable[Any]) -> int:
+        """Remove every document whose ``field`` is one of ``values``."""
+        return len(self._t.remove(where(field).one_of(list(values))))
+
+
+def _query(match: dict[str, Any]) -> QueryInstance:
+    if not match:
+        raise ValueError("match at least one field")
+    items = iter(match.items())
+    field, value = next(items)
+    q = where(field) == value
+    for field, value in items:
+        q &= where(field) == value
+    return q
 
 
 class DamagedFile(UserWarning):

@@ -56,3 +56,43 @@ def read_lines(path: Path, counts: dict[str, int] | None = None) -> Iterator[Any
             skipped += 1
     if counts is not None:
         counts["skipped"] = counts.get("skipped", 0) + skipped
+
+
+class RotatingLog:
+    """Append-only JSON Lines split over numbered files (``<stem>-000001.jsonl``, …): a new file
+    starts when the last reaches ``max_bytes`` and at most ``keep`` files stay, so the log is
+    bounded. One writer (a process's flush thread); any number of readers."""
+
+    def __init__(self, folder: Path, stem: str, max_bytes: int = 64 << 20, keep: int = 8) -> None:
+        self.folder = folder
+        self.stem = stem
+        self.max_bytes = max_bytes
+        self.keep = keep
+
+    def files(self) -> list[Path]:
+        return sorted(self.folder.glob(f"{self.stem}-*.jsonl"))
+
+    def _current(self) -> Path:
+        files = self.files()
+        if files and files[-1].stat().st_size < self.max_bytes:
+            return files[-1]
+        n = int(files[-1].stem.rsplit("-", 1)[1]) + 1 if files else 1
+        for old in files[: max(0, len(files) + 1 - self.keep)]:
+            old.unlink(missing_ok=True)
+        return self.folder / f"{self.stem}-{n:06d}.jsonl"
+
+    def append(self, lines: bytes) -> None:
+        """Append whole lines (each ending with a newline) in one write."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._current(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, lines)
+        finally:
+            os.close(fd)
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every record, oldest first (lines cut by a crash are skipped)."""
+        out: list[dict[str, Any]] = []
+        for path in self.files():
+            out.extend(r for r in read_lines(path) if isinstance(r, dict))
+        return out

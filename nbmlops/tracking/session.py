@@ -15,7 +15,8 @@ _active: list[Run] = []
 _swept: set[Path] = set()
 
 
-def _store() -> Store:
+def tracking_store() -> Store:
+    """The store in effect, swept once per process of runs whose process died."""
     store = current_store()
     if store.root not in _swept:
         _swept.add(store.root)
@@ -26,9 +27,24 @@ def _store() -> Store:
     return store
 
 
-def _pop(run: Run) -> None:
+def push_run(run: Run) -> None:
+    """Make ``run`` the innermost active run of this process."""
+    _active.append(run)
+
+
+def pop_run(run: Run) -> None:
+    """Take ``run`` off this process's stack of active runs (wherever it is in it)."""
     if run in _active:
         _active.remove(run)
+
+
+def active_runs() -> list[Run]:
+    """The runs in progress in this process, outermost first (a copy)."""
+    return list(_active)
+
+
+_store = tracking_store  # old private names, until every caller uses the public ones
+_pop = pop_run
 
 
 def active_run() -> Run | None:

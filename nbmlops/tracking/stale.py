@@ -57,7 +57,7 @@ def _mark_killed(store: Store, a: dict[str, Any], host: str) -> bool:
         if not docs or docs[0]["status"] != "RUNNING":
             return False
         doc = docs[0]
-        metrics = _summaries(store, a["run_id"])
+        metrics = metric_summaries(store, a["run_id"])
         last = max([doc["start_time"], *(m["timestamp"] for m in metrics.values())])
         t.update({"status": "KILLED", "end_time": last, "duration": (last - doc["start_time"]) / 1000,
                   "metrics": {**doc["metrics"], **metrics},
@@ -66,7 +66,7 @@ def _mark_killed(store: Store, a: dict[str, Any], host: str) -> bool:
         return True
 
 
-def _summaries(store: Store, run_id: str) -> dict[str, Any]:
+def metric_summaries(store: Store, run_id: str) -> dict[str, Any]:
     from .runs import metric_points
 
     out: dict[str, Any] = {}
@@ -82,3 +82,6 @@ def _summaries(store: Store, run_id: str) -> dict[str, Any]:
         m["max"] = max(m["max"], value)
         m["count"] += 1
     return out
+
+
+_summaries = metric_summaries  # old private name, until every caller uses the public one
