@@ -69,36 +69,64 @@ _API: dict[str, str] = {
 __all__ = list(_API)
 
 if TYPE_CHECKING:
-    from .features.catalog import apply_features, get_feature_service, get_feature_view, list_feature_views
-    from .features.definitions import (CsvSource, DataFrameSource, Entity, FeatureService, FeatureView,
-                                       OnDemandFeatureView, ParquetSource, on_demand_feature_view)
-    from .features.historical import get_historical_features
-    from .features.online import get_online_features, materialize, materialize_incremental
     from .export.feast import export_feast
     from .export.kserve import export_kserve
     from .export.mlflow import export_mlflow
     from .export.mlflow_import import import_mlflow
+    from .features.catalog import apply_features, get_feature_service, get_feature_view, list_feature_views
+    from .features.definitions import (
+        CsvSource,
+        DataFrameSource,
+        Entity,
+        FeatureService,
+        FeatureView,
+        OnDemandFeatureView,
+        ParquetSource,
+        on_demand_feature_view,
+    )
+    from .features.historical import get_historical_features
+    from .features.online import get_online_features, materialize, materialize_incremental
     from .info import store_info
     from .monitoring import ColumnMapping, DriftReport, drift_history, drift_report
-    from .widgets.drift import drift_widget
-    from .registry import (compare_versions, delete_alias, delete_version, get_model_version, list_models,
-                           list_versions, load_model, load_reference, model_history, register_model, set_alias)
+    from .pipelines import (
+        Pipeline,
+        export_kfp,
+        get_pipeline,
+        load_pipeline,
+        pipeline_runs,
+        retrain_on_drift,
+        step,
+        step_input,
+        step_output,
+    )
+    from .registry import (
+        compare_versions,
+        delete_alias,
+        delete_version,
+        get_model_version,
+        list_models,
+        list_versions,
+        load_model,
+        load_reference,
+        model_history,
+        register_model,
+        set_alias,
+    )
     from .serving import Deployment, ab_summary, batch_predict, get_deployment, list_deployments, serve
-    from .widgets.serving import serving_widget
-    from .widgets.registry import registry_widget
     from .store import set_store
-    from .tracking.experiments import Experiment, get_experiment, list_experiments, set_experiment
-    from .tracking.fingerprint import fingerprint
     from .tracking.datadiff import diff_datasets
     from .tracking.datasets import DatasetVersion, get_dataset_version, list_datasets, load_dataset
-    from .pipelines import (Pipeline, export_kfp, get_pipeline, load_pipeline, pipeline_runs, retrain_on_drift, step,
-                            step_input, step_output)
+    from .tracking.experiments import Experiment, get_experiment, list_experiments, set_experiment
+    from .tracking.fingerprint import fingerprint
     from .tracking.listing import run_listing
     from .tracking.lookup import delete_run, get_run, restore_run, set_run_tag, set_run_tags
-    from .widgets.runs import runs_browser
     from .tracking.runs import Run, start_run
-    from .tracking.session import active_run
     from .tracking.search import search_runs
+    from .tracking.session import active_run
+    from .widgets.drift import drift_widget
+    from .widgets.registry import registry_widget
+    from .widgets.runs import runs_browser
+    from .widgets.serving import serving_widget
 
 
 def __getattr__(name: str) -> Any:
