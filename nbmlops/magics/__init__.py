@@ -9,6 +9,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ..display.pipelines import auto_progress
+from ..pipelines.progress import set_default_progress
+
 # (module, class) of every magics class nbmlops registers
 MAGICS = [
     ("track", "Track"),
@@ -24,6 +27,7 @@ _loaded: dict[int, Any] = {}
 
 
 def load(ipython: Any) -> None:
+    set_default_progress(auto_progress)  # pipelines run here show the live table in a notebook
     for module, name in MAGICS:
         cls = getattr(importlib.import_module(f".{module}", __name__), name)
         instance = cls(ipython)

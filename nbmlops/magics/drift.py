@@ -7,7 +7,6 @@ Thin: resolve the two data arguments (notebook variable, file path or ``model:NA
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -18,7 +17,7 @@ from IPython.display import display
 import nbmlops
 
 from ..errors import NbmlopsError
-from ._args import parse, unquote
+from ._args import parse, usage_errors, variable_or_path
 from ._progress import WidgetProgress
 
 WIDE = 100  # columns from which a progress bar is shown
@@ -26,7 +25,6 @@ WIDE = 100  # columns from which a progress bar is shown
 
 def _pairs(text: str | None, what: str, cast: Any) -> Any:
     """``ks`` -> "ks"; ``age=psi,plan=chisquare`` -> {"age": "psi", "plan": "chisquare"}."""
-    text = unquote(text)
     if text is None or "=" not in text:
         try:
             return None if text is None else cast(text)
@@ -49,7 +47,6 @@ def _number(text: str) -> float:
 
 
 def _list(text: str | None) -> list[str] | None:
-    text = unquote(text)
     if text is None:
         return None
     items = [t.strip() for t in text.split(",") if t.strip()]
@@ -64,14 +61,12 @@ class Drift(Magics):
 
     def resolve(self, text: str, role: str) -> Any:
         """A notebook variable, a file path, or a model: URI (passed on as a string)."""
-        text = unquote(text) or ""
+        text = text or ""
         if text.startswith(("model:", "serving:")):
             return text
-        ns = self.shell.user_ns
-        if text.isidentifier() and text in ns:
-            return ns[text]
-        if Path(text).expanduser().exists():
-            return str(Path(text).expanduser())
+        kind, value = variable_or_path(self.shell, text)
+        if kind != "text":
+            return value
         if text.isidentifier():
             raise UsageError(f"{role} {text!r}: no such variable in the notebook, and no such file")
         raise UsageError(f"{role} {text!r}: not a notebook variable, an existing file, or model:NAME@ALIAS "
@@ -102,50 +97,49 @@ class Drift(Magics):
         dataset drift, target and prediction drift, data quality and model performance; inline, and its
         summary logged to the store (and against the model version with model:NAME@ALIAS)."""
         args = parse(self.drift, line)
-        out = unquote(args.output)
+        out = args.output
         if out is not None and not out.isidentifier():
             raise UsageError(f"-o takes a variable name, got {out!r}")
-        if args.window and not args.by_time and not unquote(args.window).strip().isdigit():
+        if args.window and not args.by_time and not args.window.strip().isdigit():
             raise UsageError("--window with a time span needs --by-time COL (or give a number of rows)")
         reference = self.resolve(args.reference, "REFERENCE")
         current = self.resolve(args.current, "CURRENT")
-        mapping: dict[str, Any] = {}
-        if args.target:
-            mapping["target"] = unquote(args.target)
-        if args.prediction:
-            preds = _list(args.prediction) or []
-            mapping["prediction"] = preds[0] if len(preds) == 1 else preds
-        kwargs = dict(column_mapping=mapping or None, stattest=_pairs(args.stattest, "--stattest", str),
-                      threshold=_pairs(args.threshold, "--threshold", _number), columns=_list(args.columns),
-                      correction=unquote(args.correction), drift_share=args.drift_share,
-                      by_time=unquote(args.by_time), window=unquote(args.window))
+        kwargs = _options(args)
         if args.widget:
-            try:
+            with usage_errors():
                 display(nbmlops.drift_widget(reference, current, **kwargs))
-            except NbmlopsError as exc:
-                raise UsageError(str(exc)) from None
             return
         bar = WidgetProgress("drift", minimum=WIDE)
         try:
-            report = nbmlops.drift_report(reference, current, progress=bar, **kwargs)
-        except NbmlopsError as exc:
-            raise UsageError(str(exc)) from None
+            with usage_errors():
+                report = nbmlops.drift_report(reference, current, progress=bar, **kwargs)
         finally:
             bar.close()
         for role, text, value in (("reference", args.reference, reference), ("current", args.current, current)):
             if not isinstance(value, str):
-                report.sources[role] = unquote(text)  # the variable's name, not "DataFrame"
+                report.sources[role] = text  # the variable's name, not "DataFrame"
         if out is not None:
             self.shell.user_ns[out] = report
         display(report)
         if args.save:
-            try:
-                path = report.save(unquote(args.save))
-            except (NbmlopsError, OSError) as exc:
-                raise UsageError(f"--save: {exc}") from None
+            with usage_errors("--save: ", OSError):
+                path = report.save(args.save)
             print(f"saved {path}")
         if not args.no_log:
             try:
                 report.log()
             except NbmlopsError as exc:  # the report is shown; say why it was not stored
                 print(f"drift summary not logged: {exc}", file=sys.stderr)
+
+
+def _options(args: Any) -> dict[str, Any]:
+    """The keyword arguments of ``drift_report`` / ``drift_widget`` that the options give."""
+    mapping: dict[str, Any] = {}
+    if args.target:
+        mapping["target"] = args.target
+    if args.prediction:
+        preds = _list(args.prediction) or []
+        mapping["prediction"] = preds[0] if len(preds) == 1 else preds
+    return dict(column_mapping=mapping or None, stattest=_pairs(args.stattest, "--stattest", str),
+                threshold=_pairs(args.threshold, "--threshold", _number), columns=_list(args.columns),
+                correction=args.correction, drift_share=args.drift_share, by_time=args.by_time, window=args.window)

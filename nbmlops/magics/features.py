@@ -12,8 +12,7 @@ from IPython.display import display
 
 import nbmlops
 
-from ..errors import NbmlopsError
-from ._args import parse, unquote
+from ._args import parse, usage_errors, variable_or_path
 
 ACTIONS = ("apply", "list", "show", "get", "materialize", "online", "service")
 # options each action accepts (the others are refused, so a misplaced option is not silently ignored)
@@ -31,7 +30,7 @@ _DEFAULTS = {"name": None, "entity": [], "timestamp": None, "created": None, "tt
 
 
 def _refs(items: list[str]) -> list[str]:
-    return [r for item in items for r in (unquote(item) or "").split(",") if r]
+    return [r for item in items for r in (item or "").split(",") if r]
 
 
 @magics_class
@@ -81,10 +80,8 @@ class Features(Magics):
                      if getattr(args, k) != default and k not in _ALLOWED[args.action]]
         if misplaced:
             raise UsageError(f"%features {args.action} does not take {', '.join(misplaced)}")
-        try:
+        with usage_errors():
             return getattr(self, f"_{args.action}")(args)
-        except NbmlopsError as exc:
-            raise UsageError(str(exc)) from None
 
     # -- actions ----------------------------------------------------------------------
     def _apply(self, args: Any) -> None:
@@ -96,22 +93,22 @@ class Features(Magics):
         entities = _refs(args.entity)
         if not entities:
             raise UsageError("%features apply needs --entity KEY (the join key column)")
-        source = self._source(unquote(args.args[0]) or "")
+        source = self._source(args.args[0] or "")
         features = _refs([args.features]) if args.features else None
-        view = nbmlops.FeatureView(unquote(args.name), entities, source, features=features, ttl=unquote(args.ttl),
-                                   online=args.online, description=unquote(args.description) or "",
-                                   timestamp_field=unquote(args.timestamp), created_timestamp_column=unquote(args.created))
+        view = nbmlops.FeatureView(args.name, entities, source, features=features, ttl=args.ttl,
+                                   online=args.online, description=args.description or "",
+                                   timestamp_field=args.timestamp, created_timestamp_column=args.created)
         print(repr(nbmlops.apply_features([view], force=args.force)))
 
     def _source(self, text: str) -> Any:
         import pandas as pd
 
-        ns = self.shell.user_ns
-        if text.isidentifier() and text in ns:
-            if not isinstance(ns[text], pd.DataFrame):
-                raise UsageError(f"{text} is a {type(ns[text]).__name__}, not a DataFrame")
-            return ns[text]
-        if not Path(text).expanduser().is_file():
+        kind, value = variable_or_path(self.shell, text)
+        if kind == "variable":
+            if not isinstance(value, pd.DataFrame):
+                raise UsageError(f"{text} is a {type(value).__name__}, not a DataFrame")
+            return value
+        if kind != "path" or not Path(value).is_file():
             raise UsageError(f"no DataFrame variable or file named {text!r}")
         return text
 
@@ -125,7 +122,7 @@ class Features(Magics):
     def _show(self, args: Any) -> None:
         if len(args.args) != 1:
             raise UsageError("usage: %features show VIEW")
-        name = unquote(args.args[0]) or ""
+        name = args.args[0] or ""
         from ..features.repo import find
 
         if find("service", name) is not None:
@@ -139,23 +136,23 @@ class Features(Magics):
         refs = _refs(args.args)
         if not refs or not args.entity_df:
             raise UsageError("usage: %features get REFS|SERVICE --entity-df VAR [-o OUT_VAR]")
-        var = unquote(args.entity_df) or ""
-        df = self.shell.user_ns.get(var) if var.isidentifier() else None
-        if not isinstance(df, pd.DataFrame):
+        var = args.entity_df or ""
+        kind, df = variable_or_path(self.shell, var)
+        if kind != "variable" or not isinstance(df, pd.DataFrame):
             raise UsageError(f"--entity-df {var}: no DataFrame variable by that name")
         out = self._out(args.out)
         features = refs[0] if len(refs) == 1 else refs
         result = nbmlops.get_historical_features(df, features, full_feature_names=args.full_names,
-                                                 timestamp_field=unquote(args.timestamp))
+                                                 timestamp_field=args.timestamp)
         return self._give(out, result)
 
     def _materialize(self, args: Any) -> None:
         if args.args:
             raise UsageError("usage: %features materialize [--start T] [--end T] [--views V1,V2]")
         views = _refs([args.views]) if args.views else None
-        end = unquote(args.end) or "now"
+        end = args.end or "now"
         if args.start:
-            lines = nbmlops.materialize(unquote(args.start), end, views)
+            lines = nbmlops.materialize(args.start, end, views)
         else:
             lines = nbmlops.materialize_incremental(end, views)
         print("\n".join(lines))
@@ -167,7 +164,7 @@ class Features(Magics):
         if not refs or not args.entity:
             raise UsageError("usage: %features online REFS --entity KEY=V1,V2 [-o OUT_VAR]")
         values: dict[str, list[str]] = {}
-        for item in map(unquote, args.entity):
+        for item in args.entity:
             key, sep, rest = (item or "").partition("=")
             if not sep or not key or not rest:
                 raise UsageError(f"--entity takes KEY=V1,V2,..., got {item!r}")
@@ -181,8 +178,8 @@ class Features(Magics):
     def _service(self, args: Any) -> None:
         if len(args.args) < 2:
             raise UsageError("usage: %features service NAME REFS")
-        name, refs = unquote(args.args[0]), _refs(args.args[1:])
-        service = nbmlops.FeatureService(name, refs, description=unquote(args.description) or "")  # type: ignore[arg-type]
+        name, refs = args.args[0], _refs(args.args[1:])
+        service = nbmlops.FeatureService(name, refs, description=args.description or "")
         print(repr(nbmlops.apply_features([service])))
 
     def _give(self, out: str | None, result: Any) -> Any:
@@ -195,7 +192,6 @@ class Features(Magics):
 
     @staticmethod
     def _out(name: str | None) -> str | None:
-        name = unquote(name)
         if name is not None and not name.isidentifier():
             raise UsageError(f"-o takes a variable name, got {name!r}")
         return name

@@ -13,8 +13,8 @@ from IPython.display import display
 
 import nbmlops
 
-from ..errors import NbmlopsError
-from ._args import parse, unquote
+from ..pipelines import StepFailed
+from ._args import parse, unquote, usage_errors, variable_or_path
 
 USAGE = ("usage: %pipeline run NAME [-p KEY=VALUE ...] [--no-cache] | %pipeline show NAME [--run RUN_ID] | "
          "%pipeline runs [NAME] | %pipeline retrain MODEL@ALIAS --current VAR --pipeline NAME [--target COL] "
@@ -24,8 +24,8 @@ USAGE = ("usage: %pipeline run NAME [-p KEY=VALUE ...] [--no-cache] | %pipeline 
 def parse_params(items: list[str]) -> dict[str, Any]:
     """``-p n_estimators=200 -p solver=lbfgs``: values read as Python literals, else as text."""
     params: dict[str, Any] = {}
-    for item in map(unquote, items):
-        key, sep, value = item.partition("=")  # type: ignore[union-attr]
+    for item in items:  # already unquoted by parse()
+        key, sep, value = item.partition("=")
         if not sep or not key.strip().isidentifier():
             raise UsageError(f"-p takes KEY=VALUE, got {item!r}")
         try:
@@ -45,13 +45,13 @@ class PipelineMagics(Magics):
             return value
         return nbmlops.get_pipeline(name)
 
-    def _variable(self, name: str | None, what: str) -> Any:
+    def _variable(self, name: str | None) -> Any:
+        """A notebook variable's value, else ``name`` itself: a dataset reference ('customers@4') or a
+        file path, checked by the API."""
         if name is None:
             return None
-        name = unquote(name) or ""
-        if name.isidentifier() and name in self.shell.user_ns:
-            return self.shell.user_ns[name]
-        return name  # a dataset reference ('customers@4') or a file path, checked by the API
+        kind, value = variable_or_path(self.shell, name)
+        return value if kind == "variable" else name
 
     @magic_arguments()
     @argument("action", choices=["run", "show", "runs", "retrain", "export"], help="what to do")
@@ -78,54 +78,56 @@ class PipelineMagics(Magics):
         """Run a pipeline (dependency order, parallel, cached), draw its DAG, list its runs, retrain a
         model on drift, or export the pipeline to Kubeflow Pipelines."""
         args = parse(self.pipeline, line)
-        names = [unquote(a) for a in args.args]
+        names = args.args
         params = parse_params(args.param)
-        try:
-            if args.action == "run":
-                if len(names) != 1:
-                    raise UsageError("usage: %pipeline run NAME [-p KEY=VALUE ...] [--no-cache] [--workers N]")
-                pipe = self._pipeline(names[0])
-                from ..pipelines import StepFailed
+        if args.action != "run" and (params or args.no_cache):
+            raise UsageError("-p and --no-cache go with %pipeline run")
+        with usage_errors():
+            getattr(self, f"_{args.action}")(args, names, params)
 
-                try:
-                    result = pipe.run(params, cache=not args.no_cache, workers=args.workers)
-                except StepFailed as exc:
-                    if args.out:
-                        self.shell.user_ns[args.out] = exc.run
-                    raise UsageError(str(exc)) from None
-                if args.out:
-                    self.shell.user_ns[args.out] = result
-                return
-            if params or args.no_cache:
-                raise UsageError("-p and --no-cache go with %pipeline run")
-            if args.action == "show":
-                if len(names) != 1:
-                    raise UsageError("usage: %pipeline show NAME [--run RUN_ID]")
-                pipe = self._pipeline(names[0])
-                run = nbmlops.pipelines.get_pipeline_run(args.run_id) if args.run_id else pipe.last_run()
-                display(pipe.show(run))
-            elif args.action == "runs":
-                if len(names) > 1:
-                    raise UsageError("usage: %pipeline runs [NAME]")
-                display(nbmlops.pipeline_runs(names[0] if names else None))
-            elif args.action == "retrain":
-                if len(names) != 1 or not args.current or not args.pipeline_name:
-                    raise UsageError("usage: %pipeline retrain MODEL@ALIAS --current VAR --pipeline NAME [--target COL] "
-                                     "[--threshold X] [--held-out VAR] [--margin M] [--auto-promote]")
-                pipe = self._pipeline(unquote(args.pipeline_name))
-                decision = nbmlops.retrain_on_drift(
-                    names[0], current=self._variable(args.current, "--current"), pipeline=pipe,
-                    threshold=args.threshold, target=unquote(args.target), dataset=unquote(args.dataset),
-                    held_out=self._variable(args.held_out, "--held-out"), metric=args.metric, margin=args.margin,
-                    auto_promote=args.auto_promote)
-                if args.out:
-                    self.shell.user_ns[args.out] = decision
-                display(decision)
-            else:
-                if len(names) != 3 or names[0] != "kfp":
-                    raise UsageError("usage: %pipeline export kfp NAME OUT.yaml [--base-image IMAGE]")
-                kwargs = {"base_image": args.base_image} if args.base_image else {}
-                path = nbmlops.export_kfp(self._pipeline(names[1]), names[2], **kwargs)
-                print(f"Kubeflow pipeline package: {path}")
-        except NbmlopsError as exc:
-            raise UsageError(str(exc)) from None
+    # -- actions ----------------------------------------------------------------------
+    def _run(self, args: Any, names: list[str], params: dict[str, Any]) -> None:
+        if len(names) != 1:
+            raise UsageError("usage: %pipeline run NAME [-p KEY=VALUE ...] [--no-cache] [--workers N]")
+        pipe = self._pipeline(names[0])
+        try:
+            result = pipe.run(params, cache=not args.no_cache, workers=args.workers)
+        except StepFailed as exc:
+            if args.out:
+                self.shell.user_ns[args.out] = exc.run
+            raise
+        if args.out:
+            self.shell.user_ns[args.out] = result
+
+    def _show(self, args: Any, names: list[str], params: dict[str, Any]) -> None:
+        if len(names) != 1:
+            raise UsageError("usage: %pipeline show NAME [--run RUN_ID]")
+        pipe = self._pipeline(names[0])
+        run = nbmlops.pipelines.get_pipeline_run(args.run_id) if args.run_id else pipe.last_run()
+        display(pipe.show(run))
+
+    def _runs(self, args: Any, names: list[str], params: dict[str, Any]) -> None:
+        if len(names) > 1:
+            raise UsageError("usage: %pipeline runs [NAME]")
+        display(nbmlops.pipeline_runs(names[0] if names else None))
+
+    def _retrain(self, args: Any, names: list[str], params: dict[str, Any]) -> None:
+        if len(names) != 1 or not args.current or not args.pipeline_name:
+            raise UsageError("usage: %pipeline retrain MODEL@ALIAS --current VAR --pipeline NAME [--target COL] "
+                             "[--threshold X] [--held-out VAR] [--margin M] [--auto-promote]")
+        pipe = self._pipeline(args.pipeline_name)
+        decision = nbmlops.retrain_on_drift(
+            names[0], current=self._variable(args.current), pipeline=pipe,
+            threshold=args.threshold, target=args.target, dataset=args.dataset,
+            held_out=self._variable(args.held_out), metric=args.metric, margin=args.margin,
+            auto_promote=args.auto_promote)
+        if args.out:
+            self.shell.user_ns[args.out] = decision
+        display(decision)
+
+    def _export(self, args: Any, names: list[str], params: dict[str, Any]) -> None:
+        if len(names) != 3 or names[0] != "kfp":
+            raise UsageError("usage: %pipeline export kfp NAME OUT.yaml [--base-image IMAGE]")
+        kwargs = {"base_image": args.base_image} if args.base_image else {}
+        path = nbmlops.export_kfp(self._pipeline(names[1]), names[2], **kwargs)
+        print(f"Kubeflow pipeline package: {path}")

@@ -11,8 +11,7 @@ from IPython.display import display
 
 import nbmlops
 
-from ..errors import NbmlopsError
-from ._args import parse, parse_tags, unquote
+from ._args import parse, parse_tags, usage_errors, variable_or_path
 
 USAGE = ("usage: %register VARIABLE NAME [--alias A] [--tag K=V ...] [--description TEXT] [-o VAR] | "
          "%register --run RUN_ID[:MODEL] NAME [...] | %register NAME --alias A --version N | %register --list [NAME]")
@@ -34,37 +33,38 @@ class Register(Magics):
         """Register a fitted model from a notebook variable (linked to the %%track run that fitted
         it), or a run's model; move an alias; or list the registry."""
         args = parse(self.register, line)
-        names = [unquote(a) for a in args.args]
+        names, out = list(args.args), args.output
         tags = parse_tags(args.tag)
-        alias, description = unquote(args.alias), unquote(args.description)
-        out = unquote(args.output)
         if out is not None and (not out.isidentifier() or args.list or args.version is not None):
             raise UsageError(f"-o takes a variable name and only goes with registering, got {out!r}")
-        try:
+        with usage_errors():
             if args.list:
                 if len(names) > 1 or args.run or args.version is not None:
                     raise UsageError(USAGE)
                 display(nbmlops.list_versions(names[0]) if names else nbmlops.list_models())
                 return
             if args.version is not None:
-                if len(names) != 1 or not alias or args.run:
+                if len(names) != 1 or not args.alias or args.run:
                     raise UsageError("to move an alias: %register NAME --alias ALIAS --version N")
-                display(nbmlops.set_alias(names[0], alias, args.version))
+                display(nbmlops.set_alias(names[0], args.alias, args.version))
                 return
-            if args.run:
-                if len(names) != 1:
-                    raise UsageError(USAGE)
-                source: Any = unquote(args.run)
-            else:
-                if len(names) != 2:
-                    raise UsageError(USAGE)
-                variable = names.pop(0)
-                if variable not in self.shell.user_ns:
-                    raise UsageError(f"no variable {variable!r} in the notebook")
-                source = self.shell.user_ns[variable]
-            version = nbmlops.register_model(source, names[0], alias=alias, tags=tags, description=description)
+            source = self._source(args.run, names)
+            version = nbmlops.register_model(source, names[0], alias=args.alias, tags=tags,
+                                             description=args.description)
             if out is not None:
                 self.shell.user_ns[out] = version
             display(version)
-        except NbmlopsError as exc:
-            raise UsageError(str(exc)) from None
+
+    def _source(self, run: str | None, names: list[str]) -> Any:
+        """What to register: ``--run RUN_ID[:MODEL]``, or the notebook variable named first (popped from ``names``)."""
+        if run:
+            if len(names) != 1:
+                raise UsageError(USAGE)
+            return run
+        if len(names) != 2:
+            raise UsageError(USAGE)
+        variable = names.pop(0)
+        kind, value = variable_or_path(self.shell, variable)
+        if kind != "variable":
+            raise UsageError(f"no variable {variable!r} in the notebook")
+        return value

@@ -9,8 +9,8 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
-from ..errors import NbmlopsError
-from ._args import parse, unquote
+from .. import serving
+from ._args import parse, usage_errors
 from ._progress import WidgetProgress
 
 USAGE = ("usage: %serve NAME[@ALIAS|/VERSION] [--port P] [--token T] [--name D] [--detach] "
@@ -58,36 +58,35 @@ class Serve(Magics):
         """Serve a registered model over HTTP from a background process (stopped when this kernel
         exits, unless --detach); --list, --stop and --logs manage deployments."""
         args = parse(self.serve, line)
-        from .. import serving
-
         actions = sum(bool(x) for x in (args.model, args.list, args.stop, args.logs, args.batch))
         if actions != 1:
             raise UsageError(USAGE)
-        try:
+        with usage_errors():
             if args.list:
                 return serving.list_deployments(all=args.all)
             if args.stop:
-                dep = serving.get_deployment(unquote(args.stop))
+                dep = serving.get_deployment(args.stop)
                 dep.stop()
                 print(f"stopped deployment {dep.name} (pid {dep.pid})")
                 return None
             if args.logs:
-                print(serving.get_deployment(unquote(args.logs)).logs())
+                print(serving.get_deployment(args.logs).logs())
                 return None
             if args.batch:
-                model, src, dst = (unquote(a) for a in args.batch)
-                bar = WidgetProgress(f"scoring {Path(src).name}")
-                try:
-                    result = serving.batch_predict(model, src, dst, parallelism=args.parallelism, progress=bar)
-                finally:
-                    bar.close()
-                print(repr(result))
+                self._batch(*args.batch, parallelism=args.parallelism)
                 return None
             ab = _parse_ab(args.ab) if args.ab else None
-            dep = serving.serve(unquote(args.model), port=args.port, host=args.host, token=unquote(args.token),
-                                name=unquote(args.name), detach=args.detach, batching=not args.no_batching,
+            dep = serving.serve(args.model, port=args.port, host=args.host, token=args.token,
+                                name=args.name, detach=args.detach, batching=not args.no_batching,
                                 log_requests=not args.no_log, ab=ab, shadow=args.shadow, restart=args.restart)
-        except NbmlopsError as exc:
-            raise UsageError(str(exc)) from None
         display(dep)
         return None
+
+    @staticmethod
+    def _batch(model: str, src: str, dst: str, parallelism: int) -> None:
+        bar = WidgetProgress(f"scoring {Path(src).name}")
+        try:
+            result = serving.batch_predict(model, src, dst, parallelism=parallelism, progress=bar)
+        finally:
+            bar.close()
+        print(repr(result))

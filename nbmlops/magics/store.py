@@ -9,8 +9,7 @@ from IPython.display import display
 
 import nbmlops
 
-from ..errors import NbmlopsError
-from ._args import parse
+from ._args import parse, usage_errors
 
 
 @magics_class
@@ -25,15 +24,11 @@ class Nbmlops(Magics):
         """Show the store in use and what it holds; `%nbmlops store PATH` switches to another store."""
         args = parse(self.nbmlops, line)
         if args.action == "store" and args.path:
-            try:
+            with usage_errors():
                 path = nbmlops.set_store(args.path)
-            except NbmlopsError as exc:
-                raise UsageError(str(exc)) from None
             print(f"nbmlops store: {path}")
             return
         if args.path:
             raise UsageError("usage: %nbmlops [store [PATH]]")
-        try:
+        with usage_errors():
             display(nbmlops.store_info())
-        except NbmlopsError as exc:
-            raise UsageError(str(exc)) from None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import traceback
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -14,8 +12,11 @@ from traitlets import Bool
 
 import nbmlops
 
-from ..errors import NbmlopsError
-from ._args import parse, parse_tags, unquote
+from .._util import fmt_duration
+from ..display.html import run_summary
+from ..tracking.cell import start_cell_run, track_cell
+from ..tracking.environment import notebook_path
+from ._args import parse, parse_tags, usage_errors
 
 
 class _Summary:
@@ -23,16 +24,12 @@ class _Summary:
         self.run = run
 
     def _repr_html_(self) -> str:
-        from ..display.html import run_summary
-
         return run_summary(self.run)
 
     def __repr__(self) -> str:
         doc = self.run.info
         metrics = " ".join(f"{k}={m['value']:.4g}" for k, m in list(doc["metrics"].items())[:8])
         same = f" · same as run {doc['same_as'][:8]} (source, params and inputs unchanged)" if doc["same_as"] else ""
-        from .._util import fmt_duration
-
         return (f"{doc['status']} run {doc['name']} ({doc['id'][:8]}) · {fmt_duration(doc['duration'])}"
                 f"{' · ' + metrics if metrics else ''}{same}")
 
@@ -53,8 +50,6 @@ class Track(Magics):
 
     def notebook(self) -> str | None:
         if self._notebook is False:
-            from ..tracking.environment import notebook_path
-
             self._notebook = notebook_path()
         return self._notebook  # type: ignore[return-value]
 
@@ -78,7 +73,9 @@ class Track(Magics):
         if args.browse is not None:
             if cell is not None:
                 raise UsageError("--browse is for the line magic: %track --browse [EXPERIMENT] (one %)")
-            self._browse(unquote(args.browse) or unquote(args.experiment))
+            with usage_errors():
+                browser = nbmlops.runs_browser(args.browse or args.experiment or None)
+            display(browser)
             return
         if cell is None:
             raise UsageError("%track runs a cell as a tracked run: write %%track (two %) on the cell's first line, "
@@ -87,70 +84,21 @@ class Track(Magics):
         for name in (*args.param, *args.metric):
             if not name.isidentifier():
                 raise UsageError(f"-p/-m take variable names, got {name!r}")
-        from ..tracking.environment import papermill_params
+        with usage_errors():
+            run = start_cell_run(cell, experiment=args.experiment, name=args.name, tags=tags,
+                                 autolog=self.autolog and not args.no_autolog, notebook=self.notebook(),
+                                 cell_id=self.cell_id)
 
-        notebook = self.notebook()
-        key = self.cell_id or (args.name and f"name:{args.name}") or "src:" + hashlib.sha256(cell.encode()).hexdigest()[:16]
-        try:
-            run = nbmlops.start_run(unquote(args.experiment), unquote(args.name), tags, autolog=self.autolog and not args.no_autolog,
-                                    source=cell, cell_key=f"{notebook or 'session'}::{key}", notebook=notebook)
-        except NbmlopsError as exc:
-            raise UsageError(str(exc)) from None
-        from ..tracking.runs import _pop
-
-        error: BaseException | None = None
-        problem = None
-        try:
-            injected = papermill_params(self.shell.user_ns.get("In"))
-            if injected:
-                run.log_params(injected)
-            self.shell.user_ns["run"] = run
+        def run_cell() -> BaseException | None:
             result = self.shell.run_cell(cell)
-            error = result.error_before_exec or result.error_in_exec
-            if error is None:
-                problem = self._log_variables(run, args.param, args.metric)
-                run.end("FINISHED")
-            elif isinstance(error, KeyboardInterrupt):
-                run.end("KILLED", "KeyboardInterrupt")
-            else:
-                run.end("FAILED", "".join(traceback.format_exception(type(error), error, error.__traceback__)))
-        except BaseException as exc:  # an interrupt or failure in our own bookkeeping
-            run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", repr(exc))
-            raise
-        finally:
-            _pop(run)
+            return result.error_before_exec or result.error_in_exec
+
+        outcome = track_cell(run, run_cell, self.shell.user_ns, args.param, args.metric)
         display(_Summary(run))
-        if problem:
-            raise UsageError(problem)
-        if error is not None:
-            self._reraise(error)
-
-    def _browse(self, experiment: str | None) -> None:
-        try:
-            browser = nbmlops.runs_browser(experiment or None)
-        except NbmlopsError as exc:
-            raise UsageError(str(exc)) from None
-        display(browser)
-
-    def _log_variables(self, run: Any, params: list[str], metrics: list[str]) -> str | None:
-        """Log -p/-m variables; if any is missing or not a number, log none of them and say why."""
-        ns, values, problems = self.shell.user_ns, {}, []
-        for name in (*params, *metrics):
-            if name not in ns:
-                problems.append(f"no variable {name!r} after the cell")
-        for name in metrics:
-            v = ns.get(name)
-            if name in ns and (isinstance(v, (str, bytes, bool)) or not hasattr(v, "__float__") or float(v) != float(v)):
-                problems.append(f"-m {name} is {type(v).__name__} {str(v)[:40]!r}, not a number")
-        if problems:
-            return "; ".join(problems) + " (nothing logged from -p/-m; the rest of the run is saved)"
-        try:
-            run.log_params({n: ns[n] for n in params})
-            values = {n: ns[n] for n in metrics}
-            run.log_metrics(values)
-        except NbmlopsError as exc:
-            return str(exc)
-        return None
+        if outcome.problem:
+            raise UsageError(outcome.problem)
+        if outcome.error is not None:
+            self._reraise(outcome.error)
 
     def _reraise(self, error: BaseException) -> None:
         """Fail the outer cell with the cell's own exception, already shown once by IPython."""

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,11 +24,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from .batching import Overloaded
-from .feedback import FeedbackCache
 from .metrics import Metrics
 from .payloads import PayloadError, parse_mlflow, parse_predict, parse_v2, v2_datatype
 from .reqlog import RequestLog
-from .router import Route, Router
+from .router import Router
+from .session import ServingSession
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 OPEN = ("/health", "/v2/health/live", "/ping")  # liveness: no token asked
@@ -128,20 +127,34 @@ class Guard:
 def create_app(router: Router, metrics: Metrics, *, token: str | None = None, loopback: bool = True,
                log: RequestLog | None = None, max_body: int = 4 << 20, deployment: str | None = None,
                admin_token: str | None = None, feedback_bytes: int | None = None) -> Any:
-    recent = FeedbackCache(*([feedback_bytes] if feedback_bytes else []))
-    state = {"started": time.time(), "requests": 0}
-    name = router.name
-    metrics.set_weights(router.weights)
+    """The ASGI app serving ``router``'s model(s), behind its :class:`Guard`."""
+    session = ServingSession(router, metrics, log, feedback_bytes)
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
-        router.start()
+        session.start()
         yield
-        if log is not None:
-            log.close()
+        session.close()
 
-    app = FastAPI(title=f"nbmlops · {name}", version=",".join(map(str, router.routes)), lifespan=lifespan,
+    app = FastAPI(title=f"nbmlops · {router.name}", version=",".join(map(str, router.routes)), lifespan=lifespan,
                   description="A model served by nbmlops. Errors are {\"error\": \"...\"}.")
+    read_json = _reader(max_body)
+    _error_handlers(app, metrics)
+    _info_routes(app, session, read_json, deployment)
+    _predict_routes(app, session, read_json)
+    _v2_routes(app, session, read_json)
+    app.state.metrics = metrics
+    app.state.router = router
+    app.state.feedback = session.recent
+    app.state.session = session
+    return Guard(app, loopback, token, max_body, metrics, admin_token)
+
+
+Reader = Callable[[Request], Awaitable[Any]]
+
+
+def _reader(max_body: int) -> Reader:
+    """``read_json(request)``: the body as JSON, at most ``max_body`` bytes (PayloadError otherwise)."""
 
     async def read_json(request: Request) -> Any:
         from starlette.requests import ClientDisconnect
@@ -162,41 +175,16 @@ def create_app(router: Router, metrics: Metrics, *, token: str | None = None, lo
         except orjson.JSONDecodeError:
             raise PayloadError("the body is not valid JSON", 400, "malformed_json") from None
 
-    def route_for(request: Request, body: Any) -> Route:
-        key = request.headers.get("x-request-key")
-        if key is None and isinstance(body, dict) and isinstance(body.get("key"), (str, int)):
-            key = str(body["key"])
-        return router.pick(key)
+    return read_json
 
-    async def score(route: Route, rows: list[list[Any]], request_id: str) -> dict[str, list[Any]]:
-        version = route.model.version
-        start = time.perf_counter()
-        metrics.in_flight.inc()
-        try:
-            out = await route.batcher.submit(rows)
-        except Overloaded:
-            metrics.errors.labels(reason="overloaded").inc()
-            raise
-        except PayloadError:
-            raise
-        except Exception as exc:  # the message may quote the input: it goes to the server log only
-            log_.warning("model error in request %r (version %s): %s: %r", request_id[:64], version,
-                         type(exc).__name__, str(exc)[:200])
-            raise PayloadError(f"the model could not score this input ({type(exc).__name__}): {_hint(exc)}; "
-                               "the server log has the model's own message", 422, "model_error") from None
-        finally:
-            metrics.in_flight.dec()
-        seconds = time.perf_counter() - start
-        metrics.observe(version, seconds, out["predictions"], route.model.classes)
-        state["requests"] += 1
-        recent.add(request_id, version, out["predictions"], route.model.class_names)
-        now = time.time_ns() // 1_000_000
-        if log is not None:
-            log.add({"t": now, "id": request_id, "v": version, "lat": round(seconds * 1000, 3), "rows": rows,
-                     "out": out["predictions"]})
-        if router.shadow is not None:
-            router.run_shadow(rows, lambda r: log.add({"t": now, "id": request_id, **r}) if log else None)
-        return out
+
+def _check_name(asked: str, name: str) -> None:
+    if asked != name:
+        raise PayloadError(f"no such model here; this server serves {name!r}", 404, "unknown_model")
+
+
+def _error_handlers(app: Any, metrics: Metrics) -> None:
+    """Every error as ``{"error": "..."}`` with its status, counted by reason."""
 
     @app.exception_handler(PayloadError)
     async def _payload_error(request: Request, exc: PayloadError) -> Response:
@@ -223,14 +211,11 @@ def create_app(router: Router, metrics: Metrics, *, token: str | None = None, lo
         metrics.errors.labels(reason="internal").inc()
         return _json({"error": f"internal error ({type(exc).__name__})"}, 500)
 
-    def check_name(asked: str) -> None:
-        if asked != name:
-            raise PayloadError(f"no such model here; this server serves {name!r}", 404, "unknown_model")
 
-    def first() -> Route:
-        return router.pick(None)
+def _info_routes(app: Any, session: ServingSession, read_json: Reader, deployment: str | None) -> None:
+    """Health, readiness, model info, Prometheus metrics and the admin routes."""
+    router, name = session.router, session.name
 
-    # -- health and info --------------------------------------------------------------------
     @app.get("/health", summary="Liveness")
     async def health() -> Response:
         return _json({"status": "healthy", "model_loaded": bool(router.routes)})
@@ -238,18 +223,15 @@ def create_app(router: Router, metrics: Metrics, *, token: str | None = None, lo
     @app.get("/ready", summary="Readiness: the model is loaded (and why an alias switch failed, if it did)")
     async def ready() -> Response:
         return _json({"ready": True, "model": name, "versions": sorted(router.routes),
-                      "version": first().model.version, "load_error": router.load_error})
+                      "version": session.first().model.version, "load_error": router.load_error})
 
     @app.get("/model/info", summary="The served model(s): type, version, sha256, signature, routing")
     async def info() -> Response:
-        main = first().model
-        return _json({**main.info(), "deployment": deployment, "routing": router.info(),
-                      "versions": {str(v): r.model.info() for v, r in router.routes.items()},
-                      "uptime_s": round(time.time() - state["started"], 1), "requests": state["requests"]})
+        return _json(session.info(deployment))
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus() -> Response:
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(session.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/admin/routing", summary="Versions, weights, shadow, alias following")
     async def routing() -> Response:
@@ -257,26 +239,21 @@ def create_app(router: Router, metrics: Metrics, *, token: str | None = None, lo
 
     @app.post("/admin/weights", summary="Change the A/B weights while serving", openapi_extra=_body("weights"))
     async def weights(request: Request) -> Response:
-        body = await read_json(request)
-        if not isinstance(body, dict) or not isinstance(body.get("weights"), dict) or not body["weights"]:
-            raise PayloadError('the body must be {"weights": {"VERSION": WEIGHT, ...}}')
-        try:
-            asked = {int(v): w for v, w in body["weights"].items()}
-        except ValueError:
-            raise PayloadError("weights are keyed by version number") from None
-        new = router.set_weights(asked)
-        metrics.set_weights({**{v: 0.0 for v in router.routes}, **new})
-        return _json({"weights": {str(v): w for v, w in new.items()}})
+        return _json(session.set_weights(await read_json(request)))
 
-    # -- nbmlops' own -------------------------------------------------------------------------
+
+def _predict_routes(app: Any, session: ServingSession, read_json: Reader) -> None:
+    """nbmlops' /predict and /feedback, KServe V1 and MLflow's scoring protocol."""
+    name = session.name
+
     @app.post("/predict", summary="Predict one row (features), rows (instances) or named inputs",
               openapi_extra=_body("predict"))
     async def predict(request: Request) -> Response:
         body = await read_json(request)
-        route = route_for(request, body)
+        route = session.route(request.headers.get("x-request-key"), body)
         rows, single = parse_predict(body, route.model.schema)
         rid = uuid.uuid4().hex
-        out = await score(route, rows, rid)
+        out = await session.predict(route, rows, rid)
         result: dict[str, Any] = {"model": name, "version": route.model.version, "request_id": rid}
         if single:
             result["prediction"] = out["predictions"][0]
@@ -290,39 +267,41 @@ def create_app(router: Router, metrics: Metrics, *, token: str | None = None, lo
     @app.post("/feedback", summary="The true label of an earlier request: feeds model_accuracy",
               openapi_extra=_body("feedback"))
     async def feedback(request: Request) -> Response:
-        body = await read_json(request)
-        if not isinstance(body, dict) or not isinstance(body.get("request_id"), str):
-            raise PayloadError('the body must be {"request_id": "...", "label": ...}')
-        rid = body["request_id"]
-        labels = body.get("labels", [body.get("label")] if "label" in body else None)
-        version, correct = recent.label(rid, labels)  # 404 unknown, 409 a row labelled before, 422 malformed
-        rows = [i for i, c in enumerate(correct) if c is not None]
-        accuracy = 0.0
-        for i in rows:
-            accuracy = metrics.record_feedback(version, bool(correct[i]))
-        if log is not None:
-            log.add({"t": time.time_ns() // 1_000_000, "feedback": rid, "v": version, "rows": rows,
-                     "labels": [labels[i] for i in rows], "correct": [correct[i] for i in rows]})
-        return _json({"request_id": rid, "version": version, "correct": correct, "accuracy": accuracy})
+        return _json(session.feedback(await read_json(request)))
 
-    # -- KServe V1 --------------------------------------------------------------------------------
     @app.get("/v1/models/{model_name}", summary="KServe V1 model status")
     async def v1_status(model_name: str) -> Response:
-        check_name(model_name)
+        _check_name(model_name, name)
         return _json({"name": name, "ready": True})
 
     @app.post("/v1/models/{model_name}:predict", summary="KServe V1 predict", openapi_extra=_body("v1"))
     async def v1_predict(model_name: str, request: Request) -> Response:
-        check_name(model_name)
+        _check_name(model_name, name)
         body = await read_json(request)
         if not isinstance(body, dict) or "instances" not in body:
             raise PayloadError('the body must be {"instances": [[...], ...]}')
-        route = route_for(request, body)
+        route = session.route(request.headers.get("x-request-key"), body)
         rows = route.model.schema.rows(body["instances"], "instances")
-        out = await score(route, rows, uuid.uuid4().hex)
+        out = await session.predict(route, rows, uuid.uuid4().hex)
         return _json({"predictions": out["predictions"]})
 
-    # -- Open Inference Protocol (KServe V2) ------------------------------------------------------------
+    @app.get("/ping", summary="MLflow health")
+    async def ping() -> Response:
+        return _json({"status": "ok"})
+
+    @app.post("/invocations", summary="MLflow scoring protocol", openapi_extra=_body("mlflow"))
+    async def invocations(request: Request) -> Response:
+        body = await read_json(request)
+        route = session.route(request.headers.get("x-request-key"), body)
+        rows = parse_mlflow(body, route.model.schema)
+        out = await session.predict(route, rows, uuid.uuid4().hex)
+        return _json({"predictions": out["predictions"]})
+
+
+def _v2_routes(app: Any, session: ServingSession, read_json: Reader) -> None:
+    """The Open Inference Protocol (KServe V2)."""
+    router, name = session.router, session.name
+
     @app.get("/v2", summary="V2 server metadata")
     async def v2_server() -> Response:
         return _json({"name": "nbmlops", "version": "2", "extensions": []})
@@ -337,8 +316,8 @@ def create_app(router: Router, metrics: Metrics, *, token: str | None = None, lo
 
     @app.get("/v2/models/{model_name}", summary="V2 model metadata")
     async def v2_metadata(model_name: str) -> Response:
-        check_name(model_name)
-        model = first().model
+        _check_name(model_name, name)
+        model = session.first().model
         n = model.schema.n or -1
         return _json({"name": name, "versions": [str(v) for v in router.routes], "platform": "sklearn",
                       "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, n]}],
@@ -347,15 +326,16 @@ def create_app(router: Router, metrics: Metrics, *, token: str | None = None, lo
 
     @app.get("/v2/models/{model_name}/ready", summary="V2 model readiness")
     async def v2_model_ready(model_name: str) -> Response:
-        check_name(model_name)
+        _check_name(model_name, name)
         return _json({"name": name, "ready": True})
 
     async def v2(model_name: str, request: Request, version: int | None = None) -> Response:
-        check_name(model_name)
+        _check_name(model_name, name)
         body = await read_json(request)
-        route = router.routes[version] if version is not None else route_for(request, body)
+        key = request.headers.get("x-request-key")
+        route = router.routes[version] if version is not None else session.route(key, body)
         rows, rid = parse_v2(body, route.model.schema)
-        out = await score(route, rows, rid or uuid.uuid4().hex)
+        out = await session.predict(route, rows, rid or uuid.uuid4().hex)
         preds = out["predictions"]
         outputs = [{"name": "predict", "shape": [len(preds)], "datatype": v2_datatype(preds), "data": preds}]
         if "probability" in out:
@@ -373,33 +353,3 @@ def create_app(router: Router, metrics: Metrics, *, token: str | None = None, lo
         if not version.isdigit() or int(version) not in router.routes:
             raise PayloadError(f"this server serves versions {sorted(router.routes)} of {name!r}", 404, "unknown_model")
         return await v2(model_name, request, int(version))
-
-    # -- MLflow scoring server -----------------------------------------------------------------------
-    @app.get("/ping", summary="MLflow health")
-    async def ping() -> Response:
-        return _json({"status": "ok"})
-
-    @app.post("/invocations", summary="MLflow scoring protocol", openapi_extra=_body("mlflow"))
-    async def invocations(request: Request) -> Response:
-        body = await read_json(request)
-        route = route_for(request, body)
-        rows = parse_mlflow(body, route.model.schema)
-        out = await score(route, rows, uuid.uuid4().hex)
-        return _json({"predictions": out["predictions"]})
-
-    app.state.metrics = metrics
-    app.state.router = router
-    app.state.feedback = recent
-    return Guard(app, loopback, token, max_body, metrics, admin_token)
-
-
-def _hint(exc: Exception) -> str:
-    """What a model error usually means, in words that quote nothing of the input."""
-    text = str(exc)
-    if "unknown categor" in text:
-        return "a categorical feature has a value the model never saw in training"
-    if "could not convert" in text or "convert string" in text:
-        return "a value could not be read as a number"
-    if "NaN" in text or "missing values" in text:
-        return "the model does not accept missing values"
-    return "the input passed validation but the model refused it"
