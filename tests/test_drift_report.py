@@ -238,7 +238,7 @@ def test_wide_data_shows_progress_drifted_first_and_the_rest_collapsed():
     assert calls[-1] == (1000, 1000) and len(calls) == 1000
     assert set(report.drifted_columns) >= {f"n{i}" for i in range(10)}
     html = report._repr_html_()
-    from nbmlops.monitoring.render import MAX_PLOTS
+    from nbmlops.display.drift import MAX_PLOTS
 
     assert html.count("<img") == MAX_PLOTS and "pictures of 940 more columns left out" in html
     assert html.index("<b>n0</b>") < html.index("columns without drift</summary>")

@@ -6,7 +6,8 @@ from html import escape
 from typing import Any
 
 from .._util import fmt_time
-from .html import _BOX, _CELL, _TABLE, badge
+from .html import badge
+from .style import AMBER, BOX, CELL, FAINT, GREEN, MUTED, RED, TABLE
 
 
 def _num(v: Any) -> str:
@@ -20,44 +21,44 @@ def _num(v: Any) -> str:
 def version_card(v: Any) -> str:
     doc = v.doc
     shape = "×".join(f"{n:,}" for n in doc["shape"] or [])
-    stored = (badge(f"stored {doc['blob']['size'] / 1e3:,.1f} kB", "#1a7f37") if v.stored
-              else badge("fingerprint only", "#9a6700"))
+    stored = (badge(f"stored {doc['blob']['size'] / 1e3:,.1f} kB", GREEN) if v.stored
+              else badge("fingerprint only", AMBER))
     run = f" · run <b>{escape(doc['run_name'])}</b>" if doc.get("run_name") else ""
-    note = f'<div style="color:#9a6700">{escape(doc["note"])}</div>' if doc.get("note") else ""
-    cols = ", ".join(f"{escape(c)} <span style='color:#57606a'>{escape(t)}</span>"
+    note = f'<div style="color:{AMBER}">{escape(doc["note"])}</div>' if doc.get("note") else ""
+    cols = ", ".join(f"{escape(c)} <span style='color:{MUTED}'>{escape(t)}</span>"
                      for c, t in list(zip(doc["columns"] or [], doc["dtypes"] or []))[:20])
     more = f" … (+{len(doc['columns']) - 20})" if len(doc["columns"] or []) > 20 else ""
-    return (f'<div style="{_BOX}"><b>dataset {escape(v.uri)}</b> {stored} {escape(shape)} · '
-            f'<code style="color:#57606a">{doc["sha256"][:12]}</code> · {fmt_time(doc["created"])}{run}'
+    return (f'<div style="{BOX}"><b>dataset {escape(v.uri)}</b> {stored} {escape(shape)} · '
+            f'<code style="color:{MUTED}">{doc["sha256"][:12]}</code> · {fmt_time(doc["created"])}{run}'
             f'<div style="font-size:12px">{cols}{more}</div>{note}</div>')
 
 
 def diff_card(d: Any) -> str:
     if d.identical:
-        return f'<div style="{_BOX}"><b>{escape(d.a)}</b> and <b>{escape(d.b)}</b> hold the same data</div>'
+        return f'<div style="{BOX}"><b>{escape(d.a)}</b> and <b>{escape(d.b)}</b> hold the same data</div>'
     ra, rb = d.rows
     head = (f'<div><b>{escape(d.a)} → {escape(d.b)}</b> · rows {ra:,} → {rb:,} '
-            f'<span style="color:#57606a">({rb - ra:+,})</span></div>')
+            f'<span style="color:{MUTED}">({rb - ra:+,})</span></div>')
     parts = [head]
     s = d.schema
     schema = []
     if s["added"]:
-        schema.append(f'<span style="color:#1a7f37">+ {escape(", ".join(s["added"]))}</span>')
+        schema.append(f'<span style="color:{GREEN}">+ {escape(", ".join(s["added"]))}</span>')
     if s["removed"]:
-        schema.append(f'<span style="color:#cf222e">− {escape(", ".join(s["removed"]))}</span>')
+        schema.append(f'<span style="color:{RED}">− {escape(", ".join(s["removed"]))}</span>')
     schema += [f"{escape(c)}: {escape(x)} → {escape(y)}" for c, (x, y) in s["retyped"].items()]
     if schema:
         parts.append(f"<div><b>schema</b> {' · '.join(schema)}</div>")
     if d.counts is not None:
         n = d.counts
         parts.append(f"<div><b>rows by {escape(', '.join(d.keys))}</b> "
-                     f'<span style="color:#1a7f37">{n["added"]:,} added</span> · '
-                     f'<span style="color:#cf222e">{n["removed"]:,} removed</span> · '
+                     f'<span style="color:{GREEN}">{n["added"]:,} added</span> · '
+                     f'<span style="color:{RED}">{n["removed"]:,} removed</span> · '
                      f'{n["changed"]:,} changed · {n["unchanged"]:,} unchanged</div>')
     rows = []
     for c, sh in d.columns.items():
         moved = c in d.changed_columns
-        style = "" if moved else "color:#8c959f"
+        style = "" if moved else f"color:{FAINT}"
         if sh.get("kind") == "numeric" and "mean" in sh:
             detail = (f"mean {_num(sh['mean'][0])} → {_num(sh['mean'][1])}"
                       + (f" <b>({sh['mean_shift_sd']:+.2f} sd)</b>" if isinstance(sh.get("mean_shift_sd"), float)
@@ -67,18 +68,18 @@ def diff_card(d: Any) -> str:
         elif sh.get("kind") == "categorical" and "n_unique" in sh:
             detail = f"{_num(sh['n_unique'][0])} → {_num(sh['n_unique'][1])} values"
             if sh.get("new_values"):
-                detail += f' · <span style="color:#1a7f37">new {escape(", ".join(map(str, sh["new_values"][:5])))}</span>'
+                detail += f' · <span style="color:{GREEN}">new {escape(", ".join(map(str, sh["new_values"][:5])))}</span>'
             if sh.get("gone_values"):
-                detail += f' · <span style="color:#cf222e">gone {escape(", ".join(map(str, sh["gone_values"][:5])))}</span>'
+                detail += f' · <span style="color:{RED}">gone {escape(", ".join(map(str, sh["gone_values"][:5])))}</span>'
         else:
             detail = escape(", ".join(f"{k} {v[0]} → {v[1]}" for k, v in sh.items() if isinstance(v, tuple)
                                       and k != "null_share"))
         na, nb = sh["null_share"]
         missing = f"{(na or 0):.1%} → {(nb or 0):.1%}" if na != nb else f"{(na or 0):.1%}"
-        rows.append(f'<tr style="{style}"><td style="{_CELL}">{escape(c)}</td><td style="{_CELL}">'
-                    f'{escape(str(sh.get("kind") or ""))}</td><td style="{_CELL}">{detail}</td>'
-                    f'<td style="{_CELL}">{missing}</td></tr>')
+        rows.append(f'<tr style="{style}"><td style="{CELL}">{escape(c)}</td><td style="{CELL}">'
+                    f'{escape(str(sh.get("kind") or ""))}</td><td style="{CELL}">{detail}</td>'
+                    f'<td style="{CELL}">{missing}</td></tr>')
     if rows:
-        parts.append(f'<table style="{_TABLE}"><tr><th style="{_CELL}">column</th><th style="{_CELL}">kind</th>'
-                     f'<th style="{_CELL}">summary</th><th style="{_CELL}">missing</th></tr>{"".join(rows)}</table>')
-    return f'<div style="{_BOX}">{"".join(parts)}</div>'
+        parts.append(f'<table style="{TABLE}"><tr><th style="{CELL}">column</th><th style="{CELL}">kind</th>'
+                     f'<th style="{CELL}">summary</th><th style="{CELL}">missing</th></tr>{"".join(rows)}</table>')
+    return f'<div style="{BOX}">{"".join(parts)}</div>'

@@ -6,9 +6,9 @@ from html import escape
 from typing import Any
 
 from .._util import fmt_duration, fmt_time
-from .html import _BOX, _CELL, _TABLE
+from .style import AMBER, BOX, CELL, GREEN, MUTED_CSS, RED, RULE, TABLE
 
-_MUTED = "color:#57606a"
+_MUTED = MUTED_CSS
 
 
 def _num(v: Any, dtype: str) -> str:
@@ -25,8 +25,8 @@ def _num(v: Any, dtype: str) -> str:
 
 def _bar(share: float) -> str:
     width = max(0, min(60, round(share * 60)))
-    color = "#cf222e" if share > 0.5 else "#9a6700" if share > 0.05 else "#1a7f37"
-    return (f'<span style="display:inline-block;width:60px;height:8px;background:#eaeef2;border-radius:2px;'
+    color = RED if share > 0.5 else AMBER if share > 0.05 else GREEN
+    return (f'<span style="display:inline-block;width:60px;height:8px;background:{RULE};border-radius:2px;'
             f'vertical-align:middle"><span style="display:block;width:{width}px;height:8px;background:{color};'
             f'border-radius:2px"></span></span> {share * 100:.1f}%')
 
@@ -43,13 +43,13 @@ def view_card(view: Any, stats: dict[str, Any]) -> str:
             f'keys {escape(", ".join(f"{k}:{t}" for k, t in view.key_types.items()))} · ttl {escape(fmt_ttl(view.ttl))} · '
             f'{"online" if view.online else "offline only"} · source {escape(view.source.describe())}')
     rows = "".join(
-        f'<tr><td style="{_CELL}"><code>{escape(name)}</code></td><td style="{_CELL};{_MUTED}">{escape(f["dtype"])}</td>'
-        f'<td style="{_CELL}">{_bar(f["null_share"])}</td>'
-        f'<td style="{_CELL}">{escape(_num(f["min"], f["dtype"]))}</td>'
-        f'<td style="{_CELL}">{escape(_num(f["max"], f["dtype"]))}</td>'
-        f'<td style="{_CELL}">{_distinct(f["distinct"])}</td></tr>'
+        f'<tr><td style="{CELL}"><code>{escape(name)}</code></td><td style="{CELL};{_MUTED}">{escape(f["dtype"])}</td>'
+        f'<td style="{CELL}">{_bar(f["null_share"])}</td>'
+        f'<td style="{CELL}">{escape(_num(f["min"], f["dtype"]))}</td>'
+        f'<td style="{CELL}">{escape(_num(f["max"], f["dtype"]))}</td>'
+        f'<td style="{CELL}">{_distinct(f["distinct"])}</td></tr>'
         for name, f in stats["features"].items())
-    header = "".join(f'<th style="{_CELL};{_MUTED};font-weight:normal">{h}</th>'
+    header = "".join(f'<th style="{CELL};{_MUTED};font-weight:normal">{h}</th>'
                      for h in ("feature", "dtype", "null", "min", "max", ""))
     skipped = stats["rows"] - stats["usable_rows"]
     online = stats.get("online")
@@ -61,16 +61,16 @@ def view_card(view: Any, stats: dict[str, Any]) -> str:
     age = f' ({escape(fmt_duration(stats["age_s"]))} ago)' if stats.get("age_s") is not None and stats["age_s"] >= 0 else ""
     facts = (f'{stats["rows"]:,} rows · {stats["entities"]:,} entities · '
              f'{escape(fmt_ns(stats["first"]))} → {escape(fmt_ns(stats["last"]))} · newest event{age} · {online_line}'
-             + (f' · <span style="color:#9a6700">{skipped:,} rows without a key or time are ignored</span>' if skipped else ""))
+             + (f' · <span style="color:{AMBER}">{skipped:,} rows without a key or time are ignored</span>' if skipped else ""))
     desc = f'<div style="{_MUTED}">{escape(view.description)}</div>' if view.description else ""
-    return (f'<div style="{_BOX}"><div>{head}</div>{desc}<div style="{_MUTED};font-size:12px;margin:2px 0">{facts}</div>'
-            f'<table style="{_TABLE}"><tr>{header}</tr>{rows}</table></div>')
+    return (f'<div style="{BOX}"><div>{head}</div>{desc}<div style="{_MUTED};font-size:12px;margin:2px 0">{facts}</div>'
+            f'<table style="{TABLE}"><tr>{header}</tr>{rows}</table></div>')
 
 
 def service_card(service: Any) -> str:
     refs = ", ".join(f"<code>{escape(r)}</code>" for r in service.features)
     desc = f' <span style="{_MUTED}">{escape(service.description)}</span>' if service.description else ""
-    return f'<div style="{_BOX}"><b>feature service {escape(service.name)}</b>{desc}<div>{refs}</div></div>'
+    return f'<div style="{BOX}"><b>feature service {escape(service.name)}</b>{desc}<div>{refs}</div></div>'
 
 
 def definitions_table(docs: list[dict[str, Any]], online: dict[str, dict[str, Any]]) -> str:
@@ -78,7 +78,7 @@ def definitions_table(docs: list[dict[str, Any]], online: dict[str, dict[str, An
     from ..features.timeutil import fmt_ns, fmt_ttl
 
     if not docs:
-        return f'<div style="{_BOX}">no feature definitions yet: <code>%features apply DF --name VIEW --entity KEY</code></div>'
+        return f'<div style="{BOX}">no feature definitions yet: <code>%features apply DF --name VIEW --entity KEY</code></div>'
     order = {"entity": 0, "view": 1, "ondemand": 2, "service": 3}
     kinds = {"entity": "entity", "view": "view", "ondemand": "on-demand", "service": "service"}
     rows = []
@@ -96,6 +96,6 @@ def definitions_table(docs: list[dict[str, Any]], online: dict[str, dict[str, An
             what = f'{", ".join(f["name"] for f in d["features"])} ← {", ".join(d["inputs"] + list(d["request_schema"]))}'
         else:
             what = ", ".join(d["features"])
-        rows.append(f'<tr><td style="{_CELL};{_MUTED}">{kinds[d["kind"]]}</td><td style="{_CELL}"><b>{escape(d["name"])}</b></td>'
-                    f'<td style="{_CELL};{_MUTED}">v{d.get("version", 1)}</td><td style="{_CELL}">{escape(what)}</td></tr>')
-    return f'<div style="{_BOX}"><b>feature store</b><table style="{_TABLE}">{"".join(rows)}</table></div>'
+        rows.append(f'<tr><td style="{CELL};{_MUTED}">{kinds[d["kind"]]}</td><td style="{CELL}"><b>{escape(d["name"])}</b></td>'
+                    f'<td style="{CELL};{_MUTED}">v{d.get("version", 1)}</td><td style="{CELL}">{escape(what)}</td></tr>')
+    return f'<div style="{BOX}"><b>feature store</b><table style="{TABLE}">{"".join(rows)}</table></div>'

@@ -6,11 +6,7 @@ from html import escape
 from typing import Any
 
 from .._util import fmt_duration, fmt_time
-
-_STATUS_COLOR = {"RUNNING": "#1f6feb", "FINISHED": "#1a7f37", "FAILED": "#cf222e", "KILLED": "#9a6700"}
-_BOX = "font-family:system-ui,sans-serif;font-size:13px;border:1px solid #d0d7de;border-radius:6px;padding:8px 12px;max-width:900px"
-_TABLE = "border-collapse:collapse;font-size:12px;margin:4px 0"
-_CELL = "padding:2px 8px;border-bottom:1px solid #eaeef2;text-align:left"
+from .style import BOX, CELL, MUTED, RED, STATUS_COLOR, TABLE, TEXT
 
 
 def _fmt(value: Any) -> str:
@@ -26,21 +22,21 @@ def badge(text: str, color: str) -> str:
 
 
 def status_badge(status: str) -> str:
-    return badge(status, _STATUS_COLOR.get(status, "#57606a"))
+    return badge(status, STATUS_COLOR.get(status, MUTED))
 
 
 def kv_table(title: str, items: dict[str, Any]) -> str:
     if not items:
         return ""
-    rows = "".join(f'<tr><td style="{_CELL};color:#57606a">{escape(str(k))}</td>'
-                   f'<td style="{_CELL}">{escape(_fmt(v))}</td></tr>' for k, v in items.items())
-    return f'<div><b>{escape(title)}</b><table style="{_TABLE}">{rows}</table></div>'
+    rows = "".join(f'<tr><td style="{CELL};color:{MUTED}">{escape(str(k))}</td>'
+                   f'<td style="{CELL}">{escape(_fmt(v))}</td></tr>' for k, v in items.items())
+    return f'<div><b>{escape(title)}</b><table style="{TABLE}">{rows}</table></div>'
 
 
 def run_card(run: Any) -> str:
     doc = run.info
     metrics = {k: m["value"] for k, m in doc["metrics"].items()}
-    files = [f'{escape(e["name"])} <span style="color:#57606a">({e["size"] / 1e3:.1f} kB)</span>'
+    files = [f'{escape(e["name"])} <span style="color:{MUTED}">({e["size"] / 1e3:.1f} kB)</span>'
              for e in (*doc["artifacts"], *doc["models"])]
     data = [f'{escape(d["name"])} {escape("×".join(map(str, d["shape"])))} '
             f'<code>{d["sha256"][:10]}</code>' for d in doc["datasets"]]
@@ -50,15 +46,15 @@ def run_card(run: Any) -> str:
     if data:
         extra.append(f"<div><b>datasets</b> {'; '.join(data)}</div>")
     if doc.get("same_as"):
-        extra.append(f'<div style="color:#57606a">same as run <code>{escape(doc["same_as"][:8])}</code>: '
+        extra.append(f'<div style="color:{MUTED}">same as run <code>{escape(doc["same_as"][:8])}</code>: '
                      "source, params and input data unchanged</div>")
     if doc.get("error"):
         last = doc["error"].strip().splitlines()[-1]
-        extra.append(f'<div style="color:#cf222e">{escape(last)}</div>')
+        extra.append(f'<div style="color:{RED}">{escape(last)}</div>')
     grids = "".join(kv_table(t, v) for t, v in (("params", doc["params"]), ("metrics", metrics),
                                                   ("tags", doc["tags"])))
-    return (f'<div style="{_BOX}"><div><b>{escape(doc["name"])}</b> {status_badge(doc["status"])} '
-            f'<code style="color:#57606a">{doc["id"][:8]}</code> · {fmt_time(doc["start_time"])} · '
+    return (f'<div style="{BOX}"><div><b>{escape(doc["name"])}</b> {status_badge(doc["status"])} '
+            f'<code style="color:{MUTED}">{doc["id"][:8]}</code> · {fmt_time(doc["start_time"])} · '
             f'{fmt_duration(run.duration)}'
             f'{" · " + escape(doc["notebook"]) if doc.get("notebook") else ""}</div>'
             f'<div style="display:flex;gap:24px;flex-wrap:wrap">{grids}</div>{"".join(extra)}</div>')
@@ -70,9 +66,9 @@ def run_summary(run: Any) -> str:
     metrics = " ".join(f"{escape(k)}=<b>{escape(_fmt(m['value']))}</b>" for k, m in list(doc["metrics"].items())[:8])
     same = (f' · same as run <code>{escape(doc["same_as"][:8])}</code> (source, params and inputs unchanged)'
             if doc.get("same_as") else "")
-    return (f'<div style="font-family:system-ui,sans-serif;font-size:12px;color:#24292f">'
+    return (f'<div style="font-family:system-ui,sans-serif;font-size:12px;color:{TEXT}">'
             f'{status_badge(doc["status"])} run <b>{escape(doc["name"])}</b> '
-            f'<code style="color:#57606a">{doc["id"][:8]}</code> in {escape(run_experiment_name(run))} · '
+            f'<code style="color:{MUTED}">{doc["id"][:8]}</code> in {escape(run_experiment_name(run))} · '
             f'{fmt_duration(doc.get("duration"))}{" · " + metrics if metrics else ""}{same}</div>')
 
 
@@ -86,15 +82,15 @@ def run_experiment_name(run: Any) -> str:
 def experiment_card(exp: Any) -> str:
     df = exp.runs(max_results=10)
     body = df.drop(columns=["run_id", "experiment"]).to_html(index=False, max_cols=14, border=0) if len(df) else "no runs yet"
-    return (f'<div style="{_BOX}"><b>experiment {escape(exp.name)}</b> '
-            f'<code style="color:#57606a">{exp.id[:8]}</code> · created {fmt_time(exp.created)} · latest runs:'
+    return (f'<div style="{BOX}"><b>experiment {escape(exp.name)}</b> '
+            f'<code style="color:{MUTED}">{exp.id[:8]}</code> · created {fmt_time(exp.created)} · latest runs:'
             f"{body}</div>")
 
 
 def store_card(info: dict[str, Any]) -> str:
     if not info["exists"]:
-        return f'<div style="{_BOX}">nbmlops store <code>{escape(info["path"])}</code> — not created yet</div>'
+        return f'<div style="{BOX}">nbmlops store <code>{escape(info["path"])}</code> — not created yet</div>'
     by = ", ".join(f"{n} {escape(s.lower())}" for s, n in sorted(info["runs_by_status"].items())) or "none"
-    return (f'<div style="{_BOX}"><b>nbmlops store</b> <code>{escape(info["path"])}</code> '
+    return (f'<div style="{BOX}"><b>nbmlops store</b> <code>{escape(info["path"])}</code> '
             f'(schema {info["schema"]})<br>{info["experiments"]} experiments · {info["runs"]} runs ({by}) · '
             f'{info["blobs"]} blobs ({info["blob_bytes"] / 1e6:.1f} MB)</div>')

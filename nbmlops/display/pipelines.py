@@ -4,19 +4,24 @@ status of a running pipeline, and retrain decisions. Inline styles and escaped t
 from __future__ import annotations
 
 import os
+import sys
 import time
 from html import escape
 from typing import Any
 
 from .._util import fmt_duration, fmt_time
-from .html import _BOX, _CELL, _TABLE, badge
+from ..pipelines.definition import order, producers_of
+from ..pipelines.pipeline import describe_step
+from ..pipelines.progress import Progress, TerminalProgress
+from .html import BOX, CELL, TABLE, badge
+from .style import (AMBER, AMBER_BG, BLUE, BLUE_BG, BORDER, FAINT, GREEN, GREEN_BG, MUTED, RED, RED_BG, STATUS_COLOR,
+                    SUBTLE, TEXT, WHITE)
 
 STATE_STYLE = {  # fill, stroke, badge color
-    "pending": ("#f6f8fa", "#8c959f", "#8c959f"), "running": ("#ddf4ff", "#1f6feb", "#1f6feb"),
-    "done": ("#dafbe1", "#1a7f37", "#1a7f37"), "cached": ("#fff8c5", "#9a6700", "#9a6700"),
-    "failed": ("#ffebe9", "#cf222e", "#cf222e"), "skipped": ("#f6f8fa", "#d0d7de", "#8c959f"),
+    "pending": (SUBTLE, FAINT, FAINT), "running": (BLUE_BG, BLUE, BLUE),
+    "done": (GREEN_BG, GREEN, GREEN), "cached": (AMBER_BG, AMBER, AMBER),
+    "failed": (RED_BG, RED, RED), "skipped": (SUBTLE, BORDER, FAINT),
 }
-STATUS_COLOR = {"RUNNING": "#1f6feb", "FINISHED": "#1a7f37", "FAILED": "#cf222e", "KILLED": "#9a6700"}
 W, H, EXT_W, EXT_H, GAP_X, GAP_Y, PAD = 168, 50, 132, 28, 70, 22, 14
 
 
@@ -32,8 +37,6 @@ def _link(path: str | None) -> str | None:
 def layout(pipeline: Any) -> tuple[dict[str, tuple[float, float, float, float]], list[tuple[str, str, str]],
                                     dict[str, str]]:
     """Boxes (x, y, w, h) of steps and external inputs, edges (from, to, label), kinds of nodes."""
-    from ..pipelines.definition import order, producers_of
-
     steps = order(pipeline.steps)
     producers = producers_of(steps)
     kinds: dict[str, str] = {}
@@ -87,23 +90,23 @@ def dag_svg(pipeline: Any, run: Any = None) -> str:
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
              f'viewBox="0 0 {width:.0f} {height:.0f}" style="font-family:system-ui,sans-serif" role="img">',
              '<defs><marker id="nbm-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
-             'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#57606a"/></marker></defs>']
+             f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{MUTED}"/></marker></defs>']
     for a, b, label in edges:
         ax, ay, aw, ah = boxes[a]
         bx, by, bw, bh = boxes[b]
         x1, y1, x2, y2 = ax + aw, ay + ah / 2, bx - 2, by + bh / 2
         mid = (x1 + x2) / 2
         parts.append(f'<path d="M{x1:.1f},{y1:.1f} C{mid:.1f},{y1:.1f} {mid:.1f},{y2:.1f} {x2:.1f},{y2:.1f}" '
-                     'fill="none" stroke="#57606a" stroke-width="1.3" marker-end="url(#nbm-arrow)"/>')
+                     f'fill="none" stroke="{MUTED}" stroke-width="1.3" marker-end="url(#nbm-arrow)"/>')
         if label:
-            parts.append(f'<text x="{mid:.1f}" y="{(y1 + y2) / 2 - 4:.1f}" font-size="10" fill="#57606a" '
+            parts.append(f'<text x="{mid:.1f}" y="{(y1 + y2) / 2 - 4:.1f}" font-size="10" fill="{MUTED}" '
                          f'text-anchor="middle" stroke="white" stroke-width="3" paint-order="stroke">'
                          f'{escape(label)}</text>')
     for n, (x, y, w, h) in boxes.items():
         if kinds[n] == "input":
-            parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{w}" height="{h}" rx="{h / 2}" fill="#ffffff" '
-                         f'stroke="#8c959f"/><text x="{x + w / 2:.1f}" y="{y + h / 2 + 4:.1f}" font-size="11" '
-                         f'text-anchor="middle" fill="#24292f">{escape(_short(n[3:], 22))}</text>')
+            parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{w}" height="{h}" rx="{h / 2}" fill="{WHITE}" '
+                         f'stroke="{FAINT}"/><text x="{x + w / 2:.1f}" y="{y + h / 2 + 4:.1f}" font-size="11" '
+                         f'text-anchor="middle" fill="{TEXT}">{escape(_short(n[3:], 22))}</text>')
             continue
         s = pipeline.step(n)
         rec = steps.get(n) or {}
@@ -119,8 +122,8 @@ def dag_svg(pipeline: Any, run: Any = None) -> str:
         node = (f'<rect x="{x:.1f}" y="{y:.1f}" width="{w}" height="{h}" rx="6" fill="{fill}" stroke="{stroke}" '
                 f'stroke-width="1.5"{dash}/>'
                 f'<text x="{x + w / 2:.1f}" y="{y + 20:.1f}" font-size="13" font-weight="600" text-anchor="middle" '
-                f'fill="#24292f">{escape(_short(n, 22))}</text>'
-                f'<text x="{x + w / 2:.1f}" y="{y + 37:.1f}" font-size="11" text-anchor="middle" fill="#57606a">'
+                f'fill="{TEXT}">{escape(_short(n, 22))}</text>'
+                f'<text x="{x + w / 2:.1f}" y="{y + 37:.1f}" font-size="11" text-anchor="middle" fill="{MUTED}">'
                 f'{"📓 " if s.kind == "notebook" else "ƒ "}{escape(sub)}</text>')
         href = _link(((rec.get("report") or {}).get("html")) or None)
         if href:
@@ -144,14 +147,12 @@ class Dag:
         params = ", ".join(f"{escape(k)}={escape(repr(v))}" for k, v in self.pipeline.params.items())
         head = (f"<div><b>pipeline {escape(self.pipeline.name)}</b> · {len(self.pipeline.steps)} steps"
                 f"{' · params ' + params if params else ''}</div>")
-        return f'<div style="{_BOX}">{head}{dag_svg(self.pipeline, self.run)}</div>'
+        return f'<div style="{BOX}">{head}{dag_svg(self.pipeline, self.run)}</div>'
 
     def _repr_svg_(self) -> str:
         return dag_svg(self.pipeline, self.run)
 
     def __repr__(self) -> str:
-        from ..pipelines.definition import order
-
         lines = [f"pipeline {self.pipeline.name}"]
         for s in order(self.pipeline.steps):
             ins = ", ".join(p.spec for p in s.inputs.values()) or "—"
@@ -171,8 +172,6 @@ def _outputs(rec: dict[str, Any]) -> str:
 
 
 def run_table(run: Any) -> str:
-    from ..pipelines.pipeline import describe_step
-
     rows = []
     for name, rec in run.steps.items():
         state = rec["state"]
@@ -182,25 +181,25 @@ def run_table(run: Any) -> str:
         report = f'<a href="{escape(href)}" target="_blank">report</a>' if href else ""
         detail = describe_step(rec)
         if state == "failed":
-            detail = f'<span style="color:#cf222e">{escape(detail)}</span>'
+            detail = f'<span style="color:{RED}">{escape(detail)}</span>'
         else:
             detail = escape(detail)
-        rows.append(f'<tr><td style="{_CELL}"><b>{escape(name)}</b></td><td style="{_CELL}">{badge(label, color)}</td>'
-                    f'<td style="{_CELL}">{fmt_duration(rec.get("duration")) if rec.get("duration") is not None else ""}'
-                    f'</td><td style="{_CELL}">{detail}</td><td style="{_CELL}">{_outputs(rec)}</td>'
-                    f'<td style="{_CELL}">{report}</td></tr>')
-    head = "".join(f'<th style="{_CELL}">{h}</th>' for h in ("step", "state", "time", "", "outputs", ""))
-    return f'<table style="{_TABLE}"><tr>{head}</tr>{"".join(rows)}</table>'
+        rows.append(f'<tr><td style="{CELL}"><b>{escape(name)}</b></td><td style="{CELL}">{badge(label, color)}</td>'
+                    f'<td style="{CELL}">{fmt_duration(rec.get("duration")) if rec.get("duration") is not None else ""}'
+                    f'</td><td style="{CELL}">{detail}</td><td style="{CELL}">{_outputs(rec)}</td>'
+                    f'<td style="{CELL}">{report}</td></tr>')
+    head = "".join(f'<th style="{CELL}">{h}</th>' for h in ("step", "state", "time", "", "outputs", ""))
+    return f'<table style="{TABLE}"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
 def run_card(run: Any, pipeline: Any = None) -> str:
     d = run.doc
-    status = badge(d["status"], STATUS_COLOR.get(d["status"], "#57606a"))
+    status = badge(d["status"], STATUS_COLOR.get(d["status"], MUTED))
     took = f" · {fmt_duration(d['duration'])}" if d.get("duration") is not None else \
         f" · {fmt_duration((time.time() * 1000 - d['start_time']) / 1000)} so far"
     params = ", ".join(f"{escape(k)}={escape(repr(v))}" for k, v in d["params"].items())
     counts = f"{len(run.executed)} ran, {len(run.cached)} cached"
-    head = (f"<div><b>pipeline {escape(d['pipeline'])}</b> {status} run <code style='color:#57606a'>{d['id'][:8]}</code>"
+    head = (f"<div><b>pipeline {escape(d['pipeline'])}</b> {status} run <code style='color:{MUTED}'>{d['id'][:8]}</code>"
             f" · {fmt_time(d['start_time'])}{took} · {counts}{' · resumed' if d.get('resumed') else ''}"
             f"{' · params ' + params if params else ''}</div>")
     svg = ""
@@ -212,8 +211,8 @@ def run_card(run: Any, pipeline: Any = None) -> str:
         svg = f"<div>{dag_svg(pipeline, run)}</div>"
     err = ""
     if d.get("error") and d["status"] != "FINISHED":
-        err = f'<div style="color:#cf222e">{escape(d["error"])}</div>'
-    return f'<div style="{_BOX}">{head}{svg}{run_table(run)}{err}</div>'
+        err = f'<div style="color:{RED}">{escape(d["error"])}</div>'
+    return f'<div style="{BOX}">{head}{svg}{run_table(run)}{err}</div>'
 
 
 class _Shown:
@@ -252,17 +251,32 @@ class LiveStatus:
             self.handle.update(shown)
 
 
+def is_notebook_kernel() -> bool:
+    """Whether this code runs in a Jupyter kernel (where a display updated in place is seen)."""
+    ip = sys.modules.get("IPython")
+    if ip is None:
+        return False
+    shell = ip.get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def auto_progress() -> Progress:
+    """The live table in a notebook, the terminal line elsewhere: what the IPython extension makes
+    ``Pipeline.run(progress=None)`` show."""
+    return LiveStatus() if is_notebook_kernel() else TerminalProgress()
+
+
 def decision_card(decision: Any) -> str:
     d = decision.doc
-    color = {"promoted": "#1a7f37", "candidate-better": "#1f6feb", "kept-production": "#9a6700",
-             "no-drift": "#57606a", "failed": "#cf222e"}.get(d["decision"], "#57606a")
+    color = {"promoted": GREEN, "candidate-better": BLUE, "kept-production": AMBER,
+             "no-drift": MUTED, "failed": RED}.get(d["decision"], MUTED)
     rows = []
     m = d.get("metrics") or {}
     if m:
         for side in ("production", "candidate"):
             if side in m and m[side] is not None:
-                rows.append(f'<tr><td style="{_CELL}">{side}</td><td style="{_CELL}">'
-                            f'{escape(str(d.get(side) or ""))}</td><td style="{_CELL}">{m["metric"]} = '
+                rows.append(f'<tr><td style="{CELL}">{side}</td><td style="{CELL}">'
+                            f'{escape(str(d.get(side) or ""))}</td><td style="{CELL}">{m["metric"]} = '
                             f'<b>{m[side]:.4f}</b></td></tr>')
     drift = d.get("drift") or {}
     dr = ""
@@ -271,6 +285,6 @@ def decision_card(decision: Any) -> str:
         dr = (f"<div>drift: {drift.get('n_drifted')} of {drift.get('n_columns')} columns "
               f"({drift.get('share_drifted', 0):.0%}, threshold {d.get('threshold', 0):.0%})"
               f"{': ' + escape(cols) if cols else ''}</div>")
-    table = f'<table style="{_TABLE}">{"".join(rows)}</table>' if rows else ""
-    return (f'<div style="{_BOX}"><div><b>retrain on drift: {escape(d["model"])}</b> '
+    table = f'<table style="{TABLE}">{"".join(rows)}</table>' if rows else ""
+    return (f'<div style="{BOX}"><div><b>retrain on drift: {escape(d["model"])}</b> '
             f'{badge(d["decision"], color)}</div><div>{escape(d["reason"])}</div>{dr}{table}</div>')

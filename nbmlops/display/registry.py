@@ -6,11 +6,12 @@ from html import escape
 from typing import Any
 
 from .._util import fmt_time
-from .html import _BOX, _CELL, _TABLE, _fmt, kv_table
+from .html import _fmt, kv_table
+from .style import BOX, CELL, MUTED, PURPLE, TABLE
 
 
 def _badges(aliases: list[str]) -> str:
-    return " ".join(f'<span style="background:#8250df;color:white;border-radius:10px;padding:1px 8px;'
+    return " ".join(f'<span style="background:{PURPLE};color:white;border-radius:10px;padding:1px 8px;'
                     f'font-size:11px">@{escape(a)}</span>' for a in aliases)
 
 
@@ -28,23 +29,23 @@ def version_card(v: Any) -> str:
         lineage = f'run {doc["run_name"]} ({doc["run_id"][:8]})' + (f" ← {data}" if data else "")
     metrics = {k: val for k, val in list(doc["metrics"].items())[:8]}
     ref = doc.get("reference")
-    return (f'<div style="{_BOX}"><div><b>{escape(v.name)}</b> version <b>{v.version}</b> {_badges(v.aliases)} '
-            f'<span style="color:#57606a">{escape(doc["class"].rsplit(".", 1)[-1])} · registered '
+    return (f'<div style="{BOX}"><div><b>{escape(v.name)}</b> version <b>{v.version}</b> {_badges(v.aliases)} '
+            f'<span style="color:{MUTED}">{escape(doc["class"].rsplit(".", 1)[-1])} · registered '
             f'{fmt_time(doc["created"])} by {escape(doc["user"])} · sha256 <code>{doc["sha256"][:12]}</code></span></div>'
             f'<div style="display:flex;gap:24px;flex-wrap:wrap">{kv_table("signature", sig_items)}'
             f'{kv_table("metrics", metrics)}</div>'
             f'<div><b>lineage</b> {escape(lineage)}</div>'
-            f'<div style="color:#57606a">monitoring reference: '
+            f'<div style="color:{MUTED}">monitoring reference: '
             f'{escape(str(ref["rows"]) + " rows") if ref else "none"}</div></div>')
 
 
 def comparison_card(c: Any) -> str:
-    head = f'<tr><th style="{_CELL}"></th><th style="{_CELL}">v{c.a.version}</th><th style="{_CELL}">v{c.b.version}</th></tr>'
-    rows = "".join(f'<tr><td style="{_CELL}">{escape(k)}</td><td style="{_CELL}">{escape(_fmt(x))}</td>'
-                   f'<td style="{_CELL}">{escape(_fmt(y))}</td></tr>'
+    head = f'<tr><th style="{CELL}"></th><th style="{CELL}">v{c.a.version}</th><th style="{CELL}">v{c.b.version}</th></tr>'
+    rows = "".join(f'<tr><td style="{CELL}">{escape(k)}</td><td style="{CELL}">{escape(_fmt(x))}</td>'
+                   f'<td style="{CELL}">{escape(_fmt(y))}</td></tr>'
                    for k, (x, y) in [*(("params." + k, v) for k, v in c.params.items()),
                                      *(("metrics." + k, v) for k, v in c.metrics.items())])
     sig = kv_table("signature differences", {k: v for k, v in c.signature.items()}) or \
-        '<div style="color:#57606a">same signature</div>'
-    return (f'<div style="{_BOX}"><b>{escape(c.a.name)}</b>: version {c.a.version} vs {c.b.version}'
-            f'<table style="{_TABLE}">{head}{rows}</table>{sig}</div>')
+        f'<div style="color:{MUTED}">same signature</div>'
+    return (f'<div style="{BOX}"><b>{escape(c.a.name)}</b>: version {c.a.version} vs {c.b.version}'
+            f'<table style="{TABLE}">{head}{rows}</table>{sig}</div>')

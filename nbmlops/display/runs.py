@@ -14,13 +14,14 @@ from html import escape
 from typing import Any
 
 from .._util import fmt_duration
-from .html import _CELL, _TABLE, _fmt, status_badge
+from .html import _fmt, status_badge
+from .style import AMBER_BG, BLUE_BG, CELL, FAINT, MUTED_CSS, RED, TABLE
 
 LABELS = {"run_name": "name", "run_id": "id", "start_time": "start", "end_time": "end"}
 _PREFIXES = ("params.", "metrics.", "tags.")
-_SELECTED = "background:#ddf4ff"
-_DIFFERS = "background:#fff8c5"
-_MUTED = "color:#57606a"
+_SELECTED = f"background:{BLUE_BG}"
+_DIFFERS = f"background:{AMBER_BG}"
+_MUTED = MUTED_CSS
 
 
 def default_columns(columns: Iterable[str]) -> list[str]:
@@ -39,7 +40,7 @@ def _header(col: str, sort: str | None, descending: bool) -> str:
             break
     else:
         label = escape(LABELS.get(col, col))
-    return f'<th style="{_CELL};white-space:nowrap">{label}{arrow}</th>'
+    return f'<th style="{CELL};white-space:nowrap">{label}{arrow}</th>'
 
 
 def _missing(value: Any) -> bool:
@@ -67,7 +68,7 @@ def _cell(col: str, value: Any, row: Any) -> str:
         text = escape(_fmt(value))
         if len(text) > 80:
             text = text[:79] + "…"
-    return f'<td style="{_CELL};white-space:nowrap">{text}</td>'
+    return f'<td style="{CELL};white-space:nowrap">{text}</td>'
 
 
 def runs_table(df: Any, *, columns: Sequence[str] | None = None, total: int | None = None, offset: int = 0,
@@ -87,7 +88,7 @@ def runs_table(df: Any, *, columns: Sequence[str] | None = None, total: int | No
         rows.append(f"<tr{style}>" + "".join(_cell(c, row.get(c), row) for c in cols) + "</tr>")
     caption = f"runs {offset + 1:,}–{offset + len(df):,} of {total:,}"
     return (f'<div style="font-family:system-ui,sans-serif;font-size:12px;overflow-x:auto">'
-            f'<div style="{_MUTED}">{caption}</div><table style="{_TABLE}"><thead><tr>{head}</tr></thead>'
+            f'<div style="{_MUTED}">{caption}</div><table style="{TABLE}"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
@@ -100,19 +101,19 @@ def params_diff(runs: Sequence[Any]) -> str:
     values = {k: [r.params.get(k, _ABSENT) for r in runs] for k in keys}
     differ = [k for k in keys if len({repr(v) for v in values[k]}) > 1]
     same = [k for k in keys if k not in differ]
-    head = f'<th style="{_CELL}">param</th>' + "".join(
-        f'<th style="{_CELL}">{escape(r.name)} <code style="{_MUTED};font-weight:normal">{escape(r.id[:8])}</code></th>'
+    head = f'<th style="{CELL}">param</th>' + "".join(
+        f'<th style="{CELL}">{escape(r.name)} <code style="{_MUTED};font-weight:normal">{escape(r.id[:8])}</code></th>'
         for r in runs)
     rows = []
     for k in differ + same:
         style = _DIFFERS if k in differ else _MUTED
-        cells = "".join(f'<td style="{_CELL}">{"—" if v is _ABSENT else escape(_fmt(v))}</td>' for v in values[k])
-        rows.append(f'<tr style="{style}"><td style="{_CELL}">{"<b>" + escape(k) + "</b>" if k in differ else escape(k)}'
+        cells = "".join(f'<td style="{CELL}">{"—" if v is _ABSENT else escape(_fmt(v))}</td>' for v in values[k])
+        rows.append(f'<tr style="{style}"><td style="{CELL}">{"<b>" + escape(k) + "</b>" if k in differ else escape(k)}'
                     f"</td>{cells}</tr>")
     what = (f"{len(differ)} of {len(keys)} params differ" if len(runs) > 1 else f"{len(keys)} params") if keys \
         else "no params logged"
     return (f'<div style="font-family:system-ui,sans-serif;font-size:12px;overflow-x:auto"><b>params</b> '
-            f'<span style="{_MUTED}">{what}</span><table style="{_TABLE}"><tr>{head}</tr>{"".join(rows)}</table></div>')
+            f'<span style="{_MUTED}">{what}</span><table style="{TABLE}"><tr>{head}</tr>{"".join(rows)}</table></div>')
 
 
 class _Absent:
@@ -181,10 +182,10 @@ def scatter_png(x: Sequence[Any], y: Sequence[Any], xlabel: str, ylabel: str,
     ys = [math.nan if v is None else float(v) for v in y]
     hi = list(highlight) if highlight is not None else [False] * len(xs)
     ax.scatter([a for a, h in zip(xs, hi) if not h], [b for b, h in zip(ys, hi) if not h],
-               s=10, alpha=0.35 if len(xs) > 500 else 0.7, color="#8c959f", label="listed runs", linewidths=0)
+               s=10, alpha=0.35 if len(xs) > 500 else 0.7, color=FAINT, label="listed runs", linewidths=0)
     sel = [(a, b, (labels or [""] * len(xs))[i]) for i, (a, b, h) in enumerate(zip(xs, ys, hi)) if h]
     if sel:
-        ax.scatter([a for a, _, _ in sel], [b for _, b, _ in sel], s=40, color="#cf222e", label="selected", zorder=3)
+        ax.scatter([a for a, _, _ in sel], [b for _, b, _ in sel], s=40, color=RED, label="selected", zorder=3)
         for a, b, text in sel[:20]:
             if text and a == a and b == b:
                 ax.annotate(text, (a, b), fontsize=7, xytext=(4, 4), textcoords="offset points")

@@ -5,14 +5,15 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from .html import _BOX, badge
+from .html import badge
+from .style import BLUE, BOX, CELL, GREEN, MUTED, RED, TABLE
 
-_COLORS = {"running": "#1a7f37", "starting": "#1f6feb", "stopped": "#57606a"}
+_COLORS = {"running": GREEN, "starting": BLUE, "stopped": MUTED}
 
 
 def deployment_card(dep: Any, status: dict[str, Any]) -> str:
     state = status["status"]
-    return (f'<div style="{_BOX}"><b>deployment {escape(dep.name)}</b> {badge(state, _COLORS.get(state, "#cf222e"))} · model '
+    return (f'<div style="{BOX}"><b>deployment {escape(dep.name)}</b> {badge(state, _COLORS.get(state, RED))} · model '
             f'<code>{escape(str(status["model"]))}</code> (version {escape(str(status.get("version")))}) · '
             f'<a href="{escape(dep.url)}/docs" target="_blank">{escape(dep.url)}</a> · pid {status["pid"]}'
             f'{" · up " + escape(status["uptime"]) if status.get("uptime") else ""}'
@@ -20,9 +21,7 @@ def deployment_card(dep: Any, status: dict[str, Any]) -> str:
 
 
 def ab_card(summary: Any) -> str:
-    from .html import _CELL, _TABLE
-
-    head = "".join(f'<th style="{_CELL}">{h}</th>' for h in ("version", "weight", "requests", "p50 ms", "p95 ms",
+    head = "".join(f'<th style="{CELL}">{h}</th>' for h in ("version", "weight", "requests", "p50 ms", "p95 ms",
                                                              "labelled", "accuracy", "predictions"))
     rows = []
     for r in summary.table.itertuples():
@@ -32,9 +31,9 @@ def ab_card(summary: Any) -> str:
         preds = ", ".join(f"{escape(str(k))}: {v:.0%}" for k, v in r.predictions.items())
         cells = (f"{r.version}{mark}", weight, r.requests, _ms(r.latency_p50_ms), _ms(r.latency_p95_ms), r.labelled,
                  acc, preds)
-        rows.append("<tr>" + "".join(f'<td style="{_CELL}">{c}</td>' for c in cells) + "</tr>")
-    return (f'<div style="{_BOX}"><b>A/B test of {escape(summary.name)}</b> · {escape(summary.verdict)}'
-            f'<table style="{_TABLE}"><tr>{head}</tr>{"".join(rows)}</table></div>')
+        rows.append("<tr>" + "".join(f'<td style="{CELL}">{c}</td>' for c in cells) + "</tr>")
+    return (f'<div style="{BOX}"><b>A/B test of {escape(summary.name)}</b> · {escape(summary.verdict)}'
+            f'<table style="{TABLE}"><tr>{head}</tr>{"".join(rows)}</table></div>')
 
 
 def _ms(value: Any) -> str:

@@ -24,6 +24,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.ioloop import IOLoop
 
+from ..display.drift import SORT_JS
 from ..errors import InvalidInput, NbmlopsError, NotFound, ServingError
 from . import data, stores
 
@@ -216,9 +217,7 @@ class DriftHandler(BaseApiHandler):
 def _sort_script_hash() -> str:
     """The CSP hash of the one script a saved drift report carries (column sorting): that script
     may run, in a sandbox with an opaque origin; any other script may not."""
-    from ..monitoring.render import _SORT_JS
-
-    return f"'sha256-{base64.b64encode(hashlib.sha256(_SORT_JS.encode()).digest()).decode()}'"
+    return f"'sha256-{base64.b64encode(hashlib.sha256(SORT_JS.encode()).digest()).decode()}'"
 
 
 class DriftHtmlHandler(BaseApiHandler):

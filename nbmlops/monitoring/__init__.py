@@ -11,8 +11,7 @@ One module per concept:
 - ``performance``  classification and regression metrics on both sides
 - ``windows``      the same tests per time window of current
 - ``drift``        ``drift_report()``, which puts these together
-- ``report``       ``DriftReport``: summary, ``to_dict``/``to_json``, ``save``
-- ``render``, ``plots``  inline / saved HTML with matplotlib images (aggregates only, never rows)
+- ``report``       ``DriftReport``: summary, ``to_dict``/``to_json``, ``save`` (its HTML: ``display.drift``)
 - ``sources``      DataFrames, files and ``model:NAME@ALIAS`` references
 - ``log``          summaries into the store (and against a model version)
 """

@@ -183,7 +183,7 @@ class DriftReport:
 
     # -- faces ---------------------------------------------------------------------
     def html(self, full_page: bool = False) -> str:
-        from .render import render_page, render_report
+        from ..display.drift import render_page, render_report
 
         if self._html is None:
             self._html = render_report(self)

@@ -8,7 +8,7 @@ One module per concept:
 - ``notebook``    a notebook step through papermill, and its nbconvert HTML report
 - ``context``     what a running step's code sees: its inputs, outputs and tracked run
 - ``records``     the pipeline documents in the store
-- ``progress``    live status in a terminal (the notebook's is in ``display.pipelines``)
+- ``progress``    the terminal status line; the default a face may replace (notebook: ``display.pipelines``)
 - ``retrain``     ``retrain_on_drift``: drift → pipeline → candidate → compare → promote
 - ``kubeflow``    ``export_kfp``: the same DAG as a Kubeflow Pipelines package (kfp 2.x)
 - ``kfp_runtime`` what each Kubeflow component runs

@@ -21,7 +21,6 @@ or in YAML (``nbmlops.load_pipeline("churn.yaml")``)::
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,6 +29,7 @@ from ..errors import InvalidInput, NotFound
 from ..store import Store, current_store
 from . import records
 from .definition import Step, check_name, check_params, order, step, step_from_dict
+from .progress import default_progress
 
 _defined: dict[str, Pipeline] = {}
 
@@ -82,8 +82,8 @@ class Pipeline:
             reports: str | Path | None = None, **kwargs: Any) -> PipelineRun:
         """Run the pipeline; parameters as a dict or keywords (``churn.run(n_estimators=200)``).
 
-        ``cache=False`` runs every step; ``progress`` is a callback, or True/False for the built-in
-        display (a live table in a notebook, a line in a terminal). Raises ``StepFailed`` (with
+        ``cache=False`` runs every step; ``progress`` is a callback, or True/False for the default
+        one (a terminal line; the IPython extension makes it a live table). Raises ``StepFailed`` (with
         ``.run``) when a step fails after its retries; nothing is written when an input is wrong."""
         from .runner import execute
 
@@ -167,8 +167,6 @@ def _progress(progress: Any) -> Callable[[PipelineRun], None] | None:
         return progress
     if progress is False:
         return None
-    from .progress import default_progress
-
     return default_progress()
 
 
@@ -364,11 +362,3 @@ def describe_step(s: dict[str, Any]) -> str:
     if state == "running":
         return f"running (attempt {s.get('attempts') or 1})"
     return "waiting"
-
-
-def is_notebook_kernel() -> bool:
-    ip = sys.modules.get("IPython")
-    if ip is None:
-        return False
-    shell = ip.get_ipython()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"

@@ -1,4 +1,7 @@
-"""Live status of a running pipeline: a table updated in place in a notebook, a line in a terminal."""
+"""Live status of a running pipeline as a line in a terminal, and what ``progress=None`` shows.
+
+The domain does not pick a look: ``default_progress()`` is the terminal line unless a face set
+another default (the IPython extension sets the notebook's live table, ``display.pipelines``)."""
 
 from __future__ import annotations
 
@@ -40,14 +43,19 @@ class TerminalProgress:
         self.last = line
 
 
-def default_progress() -> Callable[[Any], None]:
-    from .pipeline import is_notebook_kernel
+Progress = Callable[[Any], None]
+_default: Callable[[], Progress] = TerminalProgress
 
-    if is_notebook_kernel():
-        from ..display.pipelines import LiveStatus
 
-        return LiveStatus()
-    return TerminalProgress()
+def set_default_progress(factory: Callable[[], Progress] | None) -> None:
+    """Make ``factory()`` what a pipeline run with ``progress=None`` shows (None: the terminal line)."""
+    global _default
+    _default = factory or TerminalProgress
+
+
+def default_progress() -> Progress:
+    """A new callback of the default kind (see ``set_default_progress``)."""
+    return _default()
 
 
 class Throttle:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from ..display.style import MUTED
+
 
 class StaticFallback:
     """Mix in before the ipywidgets class (``class Panel(StaticFallback, w.VBox)``) and define
@@ -22,6 +24,6 @@ class StaticFallback:
         try:
             html = self._static_html()
         except Exception as exc:  # a snapshot must never break the display of the live widget
-            html = (f'<div style="font-family:system-ui,sans-serif;font-size:12px;color:#57606a">'
+            html = (f'<div style="font-family:system-ui,sans-serif;font-size:12px;color:{MUTED}">'
                     f'{escape(type(self).__name__)}: no static view ({escape(str(exc))})</div>')
         return {**bundle, "text/html": html}

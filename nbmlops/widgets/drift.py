@@ -13,6 +13,7 @@ import ipywidgets as w
 
 import nbmlops
 
+from ..display.style import AMBER, RED
 from ..errors import NbmlopsError
 from ._static import StaticFallback
 
@@ -70,12 +71,12 @@ class DriftWidget(StaticFallback, w.VBox):
 
     def update(self) -> None:
         if not self.columns.value:
-            self.status.value = '<span style="color:#9a6700">choose at least one column</span>'
+            self.status.value = f'<span style="color:{AMBER}">choose at least one column</span>'
             return
         try:
             self.report = self._compute(self.options())
         except (NbmlopsError, ValueError) as exc:
-            self.status.value = f'<span style="color:#cf222e">{escape(str(exc))}</span>'
+            self.status.value = f'<span style="color:{RED}">{escape(str(exc))}</span>'
             return
         self.status.value = ""
         self.view.value = self.report._repr_html_()

@@ -9,7 +9,7 @@ import ipywidgets as w
 
 import nbmlops
 
-from ..display.html import _BOX
+from ..display.style import BOX, RED
 from ..errors import NbmlopsError
 from ._static import StaticFallback
 
@@ -67,7 +67,7 @@ class RegistryWidget(StaticFallback, w.VBox):
         try:
             moved = nbmlops.set_alias(self.model.value, self.alias.value, int(self.version.value))
         except (NbmlopsError, TypeError, ValueError) as exc:
-            self.status.value = f'<span style="color:#cf222e">{escape(str(exc))}</span>'
+            self.status.value = f'<span style="color:{RED}">{escape(str(exc))}</span>'
             return
         self.status.value = f"@{escape(self.alias.value)} → version {moved.version}"
         self.refresh()
@@ -76,7 +76,7 @@ class RegistryWidget(StaticFallback, w.VBox):
         """The versions table and the chosen version's lineage card (both escaped where rendered)."""
         name = self.model.value
         title = f"<b>model {escape(name)}</b>" if name else "<b>model registry</b>"
-        return f'<div style="{_BOX};max-width:none">{title}{self.versions.value}{self.lineage.value}</div>'
+        return f'<div style="{BOX};max-width:none">{title}{self.versions.value}{self.lineage.value}</div>'
 
 
 def registry_widget(name: str | None = None) -> Any:

@@ -16,7 +16,7 @@ import ipywidgets as w
 
 import nbmlops
 
-from ..display.html import _BOX
+from ..display.style import BORDER, BOX, GREEN, MUTED, RED
 from ..display.runs import (
     LABELS,
     default_columns,
@@ -32,9 +32,9 @@ from ._static import StaticFallback
 PAGE_SIZES = (25, 50, 100, 200)
 MAX_CURVES = 20  # runs overlaid in the metric plot
 _ALL = ""  # the experiment dropdown's value for "all experiments"
-_ERROR = '<span style="color:#cf222e">{}</span>'
-_OK = '<span style="color:#1a7f37">{}</span>'
-_NOTE = '<span style="color:#57606a">{}</span>'
+_ERROR = f'<span style="color:{RED}">{{}}</span>'
+_OK = f'<span style="color:{GREEN}">{{}}</span>'
+_NOTE = f'<span style="color:{MUTED}">{{}}</span>'
 
 
 def _label(column: str) -> str:
@@ -123,7 +123,7 @@ class RunsBrowser(StaticFallback, w.VBox):
             self.result,
             w.HBox([self.curve_metric, self.scatter_param, self.scatter_metric, self.compare_button]),
             self.compare_message, w.HBox([self.curves, self.scatter]), self.diff,
-        ], layout=w.Layout(border="1px solid #d0d7de", padding="6px"))
+        ], layout=w.Layout(border=f"1px solid {BORDER}", padding="6px"))
         self._guard(self._columns)
         self.render()
 
@@ -401,7 +401,7 @@ class RunsBrowser(StaticFallback, w.VBox):
         pictures = "".join(png_img(img.value, alt) for img, alt in ((self.curves, "metric curves"),
                                                                      (self.scatter, "param against metric"))
                            if img.value)
-        return (f'<div style="{_BOX};max-width:none"><div><b>runs</b> of {where}{query}</div>{self.table.value}'
+        return (f'<div style="{BOX};max-width:none"><div><b>runs</b> of {where}{query}</div>{self.table.value}'
                 f'{self.diff.value}{pictures}</div>')
 
 

@@ -11,7 +11,7 @@ import ipywidgets as w
 
 import nbmlops
 
-from ..display.html import _CELL, _TABLE
+from ..display.style import CELL, RED, TABLE
 from ..errors import NbmlopsError
 from ._static import StaticFallback
 
@@ -82,13 +82,13 @@ class ServingWidget(StaticFallback, w.VBox):
         routing = self.dep.routing()
         counts = live_counters(self.dep)
         rows = "".join(
-            f'<tr><td style="{_CELL}">v{escape(v)}</td><td style="{_CELL}">{weight:.0%}</td>'
-            f'<td style="{_CELL}">{int(counts.get(v, {}).get("requests", 0))}</td>'
-            f'<td style="{_CELL}">{_mean_ms(counts.get(v))}</td></tr>' for v, weight in routing["versions"].items())
+            f'<tr><td style="{CELL}">v{escape(v)}</td><td style="{CELL}">{weight:.0%}</td>'
+            f'<td style="{CELL}">{int(counts.get(v, {}).get("requests", 0))}</td>'
+            f'<td style="{CELL}">{_mean_ms(counts.get(v))}</td></tr>' for v, weight in routing["versions"].items())
         shadow = f" · shadow v{routing['shadow']}" if routing.get("shadow") else ""
-        error = f'<div style="color:#cf222e">{escape(routing["load_error"])}</div>' if routing.get("load_error") else ""
-        head = "".join(f'<th style="{_CELL}">{h}</th>' for h in ("version", "weight", "requests", "mean latency"))
-        self.counters.value = (f'<table style="{_TABLE}"><tr>{head}</tr>'
+        error = f'<div style="color:{RED}">{escape(routing["load_error"])}</div>' if routing.get("load_error") else ""
+        head = "".join(f'<th style="{CELL}">{h}</th>' for h in ("version", "weight", "requests", "mean latency"))
+        self.counters.value = (f'<table style="{TABLE}"><tr>{head}</tr>'
                                f"{rows}</table><div>{'follows ' + escape(routing['uri']) if routing['follows_alias'] else ''}"
                                f"{shadow}</div>{error}")
         if rebuild or set(routing["versions"]) != {s.description.lstrip("v") for s in self.sliders.children}:
@@ -103,7 +103,7 @@ class ServingWidget(StaticFallback, w.VBox):
         try:
             new = self.dep.set_weights({int(s.description[1:]): s.value for s in self.sliders.children})
         except NbmlopsError as exc:
-            self.message.value = f'<span style="color:#cf222e">{escape(str(exc))}</span>'
+            self.message.value = f'<span style="color:{RED}">{escape(str(exc))}</span>'
             return
         self.message.value = "weights: " + ", ".join(f"v{v} {x:.0%}" for v, x in new.items())
         self.refresh(rebuild=True)
@@ -123,7 +123,7 @@ class ServingWidget(StaticFallback, w.VBox):
                                      ab={int(v): w for v, w in was["ab"].items()} if was.get("ab") else None,
                                      shadow=was.get("shadow"), **more)
         except NbmlopsError as exc:
-            self.message.value = f'<span style="color:#cf222e">{escape(str(exc))}</span>'
+            self.message.value = f'<span style="color:{RED}">{escape(str(exc))}</span>'
             return
         self.message.value = f"started {escape(self.dep.name)} at {escape(self.dep.url)}"
         self.refresh(rebuild=True)

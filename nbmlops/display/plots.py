@@ -12,7 +12,9 @@ import io
 import threading
 from typing import Any
 
-REF_COLOR, CUR_COLOR = "#8c959f", "#cf222e"
+from .style import FAINT, MUTED, RED
+
+REF_COLOR, CUR_COLOR = FAINT, RED
 _lock = threading.Lock()
 _fig: Any = None
 
@@ -134,7 +136,7 @@ def errors_png(hist: dict[str, Any] | None, other: dict[str, Any] | None) -> str
                 counts = np.asarray(h["counts"], dtype=float)
                 ax.stairs(counts / max(counts.sum(), 1), np.asarray(h["edges"]), color=color, label=label,
                           fill=color == REF_COLOR, alpha=0.55 if color == REF_COLOR else 1)
-        ax.axvline(0, color="#57606a", linewidth=0.6)
+        ax.axvline(0, color=MUTED, linewidth=0.6)
         ax.legend(fontsize=6, frameon=False)
         return _png(fig)
 
@@ -160,7 +162,7 @@ def windows_png(windows: dict[str, Any], columns: list[str]) -> str | None:
                 y = np.array([np.nan if v is None else v for v in windows["scores"][c]], dtype=float)
                 ax.plot(x, y, marker="o", markersize=2.5, linewidth=1, label=c[:24])
             for t in sorted({windows["thresholds"][c] for c in shown}):
-                ax.axhline(t, color="#57606a", linestyle="--", linewidth=0.7)
+                ax.axhline(t, color=MUTED, linestyle="--", linewidth=0.7)
             if group == "p_value":
                 ax.set_yscale("log")
             ax.set_ylabel("p-value" if group == "p_value" else "distance", fontsize=7)

@@ -1,5 +1,5 @@
-"""HTML of a drift report: inline styles only (survives nbconvert and notebook sanitizers), every
-user string escaped, pictures embedded as PNG data URIs. The inline output has no script; the
+"""HTML of a drift report (``DriftReport.html()``): inline styles only (survives nbconvert and
+notebook sanitizers), every user string escaped, pictures embedded as PNG data URIs. The inline output has no script; the
 saved page adds a few lines of our own JavaScript to sort the tables by a click on a heading.
 
 Drifted columns come first and are shown open; the columns without drift and those not tested
@@ -13,16 +13,17 @@ import math
 from html import escape
 from typing import Any
 
-from ..display.html import badge
+from .html import badge
 from .plots import distribution_png, errors_png, windows_png
+from .style import AMBER, BORDER, FAINT, GREEN, MUTED, MUTED_CSS, RED, RULE, SUBTLE, TEXT
 
 MAX_PLOTS = 60
-_BOX = "font-family:system-ui,-apple-system,sans-serif;font-size:13px;color:#24292f;max-width:1100px"
+_BOX = f"font-family:system-ui,-apple-system,sans-serif;font-size:13px;color:{TEXT};max-width:1100px"
 _TABLE = "border-collapse:collapse;font-size:12px;margin:4px 0 10px 0"
-_TH = "padding:3px 8px;border-bottom:2px solid #d0d7de;text-align:left;background:#f6f8fa;cursor:pointer"
-_TD = "padding:3px 8px;border-bottom:1px solid #eaeef2;text-align:left;vertical-align:middle"
-_MUTED = "color:#57606a"
-_RED, _GREEN, _GREY, _AMBER = "#cf222e", "#1a7f37", "#57606a", "#9a6700"
+_TH = f"padding:3px 8px;border-bottom:2px solid {BORDER};text-align:left;background:{SUBTLE};cursor:pointer"
+_TD = f"padding:3px 8px;border-bottom:1px solid {RULE};text-align:left;vertical-align:middle"
+_MUTED = MUTED_CSS
+_RED, _GREEN, _GREY, _AMBER = RED, GREEN, MUTED, AMBER
 
 
 def e(value: Any) -> str:
@@ -156,7 +157,7 @@ def render_header(report: Any) -> str:
                  f"computed in {report.elapsed:.2f} s</div>")
     if used:
         lines.append(f"<div>tests: {used}</div>")
-    lines.append(f'<div style="{_MUTED};font-size:11px">pictures: <span style="color:#8c959f">■</span> reference, '
+    lines.append(f'<div style="{_MUTED};font-size:11px">pictures: <span style="color:{FAINT}">■</span> reference, '
                  f'<span style="color:{_RED}">■</span> current</div>')
     if opts.get("defaults"):
         lines.append(f'<div style="{_MUTED};font-size:11px">{e(opts["defaults"])}</div>')
@@ -256,7 +257,8 @@ def render_report(report: Any) -> str:
             f"{render_quality(report.quality, report.rows)}</div>")
 
 
-_SORT_JS = """
+# the saved page's only script (the dashboard allows exactly this one by its hash)
+SORT_JS = """
 document.querySelectorAll('table.nbm-sortable').forEach(function (t) {
   t.querySelectorAll('th').forEach(function (th, i) {
     th.addEventListener('click', function () {
@@ -278,4 +280,4 @@ def render_page(report: Any, body: str) -> str:
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{e(title)}</title></head>"
             f'<body style="margin:16px">{body}'
             f'<div style="{_MUTED};font-size:11px;margin-top:12px">nbmlops drift report · click a table heading to sort</div>'
-            f"<script>{_SORT_JS}</script></body></html>\n")
+            f"<script>{SORT_JS}</script></body></html>\n")
