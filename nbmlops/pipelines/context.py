@@ -20,11 +20,19 @@ from __future__ import annotations
 
 import json
 import pickle
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import InvalidInput, NotFound
+from ..registry import load_model
+from ..store import Store, current_store, set_store
+from ..tracking.datasets import load_dataset, log_version
+from ..tracking.lookup import find_run_doc
+from ..tracking.modelfiles import read_model
+from ..tracking.runs import Run
+from ..tracking.session import pop_run, push_run, require_active, set_dataset_resolver
 
 _current: StepContext | None = None
 
@@ -34,7 +42,7 @@ class StepContext:
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.data = data
-        self.run: Any = None
+        self.run: Any = None  # the step's Run, once adopted
 
     mode = property(lambda self: self.data.get("mode", "store"))
     step = property(lambda self: self.data["step"])
@@ -53,15 +61,11 @@ def current() -> StepContext | None:
     return _current
 
 
-def _adopt(store: Any, run_id: str) -> Any:
+def _adopt(store: Store, run_id: str) -> Run:
     """Make the run the runner created for this step the active run of this process."""
-    from ..tracking.lookup import find_run_doc
-    from ..tracking.runs import Run
-    from ..tracking.session import _active
-
     run = Run(store, find_run_doc(store, run_id), owned=True)
     run.nest_children = True  # %%track cells inside the step become its child runs
-    _active.append(run)
+    push_run(run)
     return run
 
 
@@ -69,8 +73,6 @@ def begin(path: str) -> StepContext:
     """Enter the step described by the JSON file at ``path`` (called by the first cell of a
     notebook step)."""
     global _current
-    from ..store import current_store, set_store
-
     data = json.loads(Path(path).read_text())
     set_store(data["store"])
     ctx = StepContext(data)
@@ -82,16 +84,14 @@ def begin(path: str) -> StepContext:
 def end() -> None:
     """Leave the step: its run ends FINISHED (called by the last cell of a notebook step)."""
     global _current
-    from ..tracking.session import _pop
-
     ctx, _current = _current, None
     if ctx is not None and ctx.run is not None:
         ctx.run.end("FINISHED")
-        _pop(ctx.run)
+        pop_run(ctx.run)
 
 
 @contextmanager
-def active(data: dict[str, Any], run: Any) -> Iterator[StepContext]:
+def active(data: dict[str, Any], run: Run) -> Iterator[StepContext]:
     """The context of a function step run in this process, around the call."""
     global _current
     previous = _current
@@ -142,9 +142,6 @@ def step_input(name: str) -> Any:
     (``"churn@production"`` works too), so a step notebook also runs on its own."""
     ctx = _current
     if ctx is None:
-        from ..registry import load_model
-        from ..tracking.datasets import load_dataset
-
         try:
             return load_dataset(name)
         except (NotFound, InvalidInput):
@@ -164,12 +161,7 @@ def step_input(name: str) -> Any:
             return pd.read_parquet(spec["path"])
         return _load_model_file(spec["path"])
     if spec["kind"] == "dataset":
-        from ..tracking.datasets import load_dataset
-
         return load_dataset(f"{spec['name']}@{spec['version']}")
-    from ..store import current_store
-    from ..tracking.modelfiles import read_model
-
     return read_model(current_store(), spec["sha256"], spec.get("format", "pickle"))
 
 
@@ -178,14 +170,10 @@ def step_output(name: str, value: Any) -> Any:
     dataset, anything else is logged as a model of the step's run.
 
     Outside a pipeline: a DataFrame is logged as a dataset version, a model on the active run."""
-    from ..tracking.datasets import log_version
-
     ctx = _current
     if ctx is None:
         if _is_table(value):
             return log_version(value, name)
-        from ..tracking.session import require_active
-
         return require_active().log_model(value, name)
     spec = ctx.outputs.get(name)
     if spec is None:
@@ -197,7 +185,8 @@ def step_output(name: str, value: Any) -> Any:
 
 
 def _is_table(value: Any) -> bool:
-    import sys
-
     pd = sys.modules.get("pandas")
     return pd is not None and isinstance(value, (pd.DataFrame, pd.Series))
+
+
+set_dataset_resolver(sys.modules[__name__])  # load_dataset in a step: pinned() and load_local() above

@@ -32,6 +32,9 @@ from typing import Any, Callable
 
 from .._util import check_key
 from ..errors import InvalidInput
+from ..registry.uri import check_name as check_model
+from ..registry.uri import parse
+from ..tracking.datasets import parse_ref
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 CACHE_VERSION = 1
@@ -74,8 +77,6 @@ def parse_port(spec: Any, local: str | None, output: bool, where: str) -> Port:
     text = spec.strip()
     if text.startswith("model:"):
         uri = text[len("model:"):]
-        from ..registry.uri import check_name as check_model, parse
-
         if "@" in uri or "/" in uri:
             if output:
                 raise InvalidInput(f"{where}: output {spec!r} names a registry version; an output is 'model:NAME'")
@@ -83,8 +84,6 @@ def parse_port(spec: Any, local: str | None, output: bool, where: str) -> Port:
             return Port(local or ref.name, "model", ref.name, uri=uri)
         check_model(uri)
         return Port(local or uri, "model", uri)
-    from ..tracking.datasets import parse_ref
-
     if output and "@" in text:
         raise InvalidInput(f"{where}: output {spec!r} pins a version; a step outputs the next version of 'NAME'")
     name, version = parse_ref(text)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -24,6 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IntegrityError
+from ..store import current_store, set_store
+from ..tracking.lookup import find_run_doc
+from ..tracking.runs import start_run
+from ..tracking.session import pop_run
+from . import notebook
+from .definition import step
+from .runner import collect_outputs, end_failed, run_function
 
 FILE_SHA = "nbmlops.file_sha256"  # artifact metadata: the sha256 of the artifact file's bytes
 
@@ -40,13 +48,6 @@ def unpack(data: str) -> str:
 def run_step(spec: dict[str, Any], params: dict[str, Any], inputs: dict[str, Any], outputs: dict[str, Any],
              metrics: Any = None, report: Any = None) -> None:
     """Run one step; ``inputs``/``outputs`` map the step's local names to kfp artifacts (with ``.path``)."""
-    from ..store import current_store, set_store
-    from ..tracking.runs import start_run
-    from ..tracking.session import _pop
-    from . import notebook
-    from .definition import step
-    from .runner import _collect_outputs, _end_failed, _run_function
-
     scratch = Path(tempfile.mkdtemp(prefix="nbmlops-kfp-"))
     checked = {local: verified_copy(f"step {spec['step']}: input {local!r}", spec["inputs"][local], art,
                                     scratch / f"input-{i}")
@@ -56,7 +57,7 @@ def run_step(spec: dict[str, Any], params: dict[str, Any], inputs: dict[str, Any
     run = start_run(spec["pipeline"], f"{spec['pipeline']}.{spec['step']}",
                     {"nbmlops.pipeline": spec["pipeline"], "nbmlops.step": spec["step"], "nbmlops.kfp": "true"},
                     nested=True)
-    _pop(run)
+    pop_run(run)
     if params:
         run.log_params(params)
     ports_in = {local: spec["inputs"][local]["spec"] for local in spec["inputs"]}
@@ -78,8 +79,6 @@ def run_step(spec: dict[str, Any], params: dict[str, Any], inputs: dict[str, Any
             "inputs": {local: {**spec["inputs"][local], "path": str(checked[local])} for local in inputs},
             "outputs": {local: dict(spec["outputs"][local]) for local in spec["outputs"]}}
     if s.kind == "notebook":
-        import json
-
         ctx = scratch / "context.json"
         ctx.write_text(json.dumps(data))
         out = scratch / "executed.ipynb"
@@ -90,11 +89,11 @@ def run_step(spec: dict[str, Any], params: dict[str, Any], inputs: dict[str, Any
             if html is not None:
                 shutil.copyfile(html, report.path)
     else:
-        error = _run_function(s, run, data, data["inputs"], params)
+        error = run_function(s, run, data, data["inputs"], params)
     if error is not None:
-        _end_failed(store, run.id, error)
+        end_failed(store, run.id, error)
         raise RuntimeError(f"step {s.name} failed: {error}")
-    found, error = _collect_outputs(store, s, run.id)
+    found, error = collect_outputs(store, s, run.id)
     if error is not None:
         raise RuntimeError(error)
     for local, art in outputs.items():
@@ -104,8 +103,6 @@ def run_step(spec: dict[str, Any], params: dict[str, Any], inputs: dict[str, Any
         shutil.copyfile(store.blobs.verified_path(blob), art.path)
         art.metadata.update({"nbmlops.sha256": ref["sha256"], "nbmlops.kind": ref["kind"], FILE_SHA: blob})
     if metrics is not None:
-        from ..tracking.lookup import find_run_doc
-
         for key, m in find_run_doc(store, run.id)["metrics"].items():
             metrics.log_metric(key, m["value"])
 

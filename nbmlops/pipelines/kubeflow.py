@@ -21,12 +21,16 @@ import inspect
 import json
 import keyword
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
+from ..store import current_store
+from .definition import function_source
 from .kfp_runtime import pack
+from .pipeline import get_pipeline
 
 DEFAULT_IMAGE = "python:3.11"
 DEFAULT_PACKAGES = ["nbmlops[pipelines]"]
@@ -61,8 +65,6 @@ def _function_code(fn: Any) -> tuple[str, str, str | None]:
     except (OSError, TypeError):
         code = None
     if code is None:
-        from .definition import function_source
-
         code = function_source(fn)
         qual = fn.__name__
     else:
@@ -77,9 +79,6 @@ def generate(plan: Any, *, base_image: str = DEFAULT_IMAGE, packages: list[str] 
              install_kfp_package: bool = True, cache: bool = True, resources: dict[str, Any] | None = None,
              data_dir: Path) -> str:
     """The Python source of the kfp components and pipeline function for a checked plan."""
-    from ..store import current_store
-    from .notebook import TAG  # noqa: F401  (the notebook runs with the same added cells)
-
     pipeline = plan.pipeline
     packages = list(DEFAULT_PACKAGES if packages is None else packages)
     store = current_store(create=False)
@@ -189,8 +188,6 @@ def _input_spec(port: Any, ref: dict[str, Any] | None) -> dict[str, Any]:
 
 def _write_external(store: Any, ref: dict[str, Any], data_dir: Path) -> Path:
     """A snapshot of an input no step produces, beside the package (the importer's default URI)."""
-    import shutil
-
     data_dir.mkdir(parents=True, exist_ok=True)
     if ref["kind"] == "dataset":
         path = data_dir / f"{ref['name'].replace('/', '_')}@{ref['version']}.parquet"
@@ -213,8 +210,6 @@ def export_kfp(pipeline: Any, out: str | Path, params: dict[str, Any] | None = N
     gs:// or s3:// copies on a cluster). ``packages`` are pip-installed in each component (default
     ``nbmlops[pipelines]``); ``resources`` (``cpu``, ``memory``) apply to every task unless a step
     sets its own."""
-    from .pipeline import get_pipeline
-
     try:
         from kfp import compiler
     except ImportError:

@@ -26,10 +26,16 @@ from typing import Any, Callable
 
 from .._util import fmt_duration, fmt_time
 from ..errors import InvalidInput, NotFound
+from ..registry import register_model
 from ..store import Store, current_store
+from ..store.records import PipelineRunRecord, PipelineStepRecord, StepRef
+from ..tracking.datasets import load_dataset
+from ..tracking.lookup import get_run
+from ..tracking.modelfiles import read_model
 from . import records
 from .definition import Step, check_name, check_params, order, step, step_from_dict
 from .progress import default_progress
+from .runner import Plan, execute, make_plan
 
 _defined: dict[str, Pipeline] = {}
 
@@ -71,10 +77,8 @@ class Pipeline:
         raise NotFound(f"pipeline {self.name} has no step {name!r} (steps: {', '.join(s.name for s in self.steps)})")
 
     # -- running ------------------------------------------------------------------------------------
-    def plan(self, params: dict[str, Any] | None = None) -> Any:
+    def plan(self, params: dict[str, Any] | None = None) -> Plan:
         """Check everything a run needs (parameters, notebooks, functions, inputs); writes nothing."""
-        from .runner import make_plan
-
         return make_plan(self, params)
 
     def run(self, params: dict[str, Any] | None = None, *, cache: bool = True, workers: int | None = None,
@@ -85,8 +89,6 @@ class Pipeline:
         ``cache=False`` runs every step; ``progress`` is a callback, or True/False for the default
         one (a terminal line; the IPython extension makes it a live table). Raises ``StepFailed`` (with
         ``.run``) when a step fails after its retries; nothing is written when an input is wrong."""
-        from .runner import execute
-
         merged = {**(params or {}), **kwargs}
         plan = self.plan(merged)
         return execute(plan, cache=cache, workers=workers, progress=_progress(progress), resume=resume,
@@ -245,11 +247,11 @@ STATE_WORDS = {"pending": "waiting", "running": "running", "done": "ran", "cache
 class PipelineRun:
     """One run of a pipeline: ``status``, ``states``, ``executed``, ``cached``, ``outputs``, ``report(step)``."""
 
-    def __init__(self, store: Store, doc: dict[str, Any]) -> None:
+    def __init__(self, store: Store, doc: PipelineRunRecord) -> None:
         self.store = store
         self.doc = doc
 
-    def refresh(self, doc: dict[str, Any] | None = None) -> PipelineRun:
+    def refresh(self, doc: PipelineRunRecord | None = None) -> PipelineRun:
         if doc is None:
             doc = records.get_run(self.store, self.doc["id"]) or self.doc
         self.doc = doc
@@ -262,7 +264,7 @@ class PipelineRun:
     duration = property(lambda self: self.doc.get("duration"))
 
     @property
-    def steps(self) -> dict[str, dict[str, Any]]:
+    def steps(self) -> dict[str, PipelineStepRecord]:
         return {n: self.doc["steps"][n] for n in self.doc["order"]}
 
     @property
@@ -279,7 +281,7 @@ class PipelineRun:
         return [n for n, s in self.steps.items() if s["state"] == "cached"]
 
     @property
-    def outputs(self) -> dict[str, dict[str, Any]]:
+    def outputs(self) -> dict[str, StepRef]:
         """Every step output of this run by name (dataset versions and models)."""
         return {k: v for s in self.steps.values() for k, v in (s.get("outputs") or {}).items()}
 
@@ -289,17 +291,11 @@ class PipelineRun:
         if ref is None:
             raise NotFound(f"pipeline run {self.id[:8]} has no output {name!r} (outputs: {', '.join(self.outputs)})")
         if ref["kind"] == "dataset":
-            from ..tracking.datasets import load_dataset
-
             return load_dataset(f"{ref['name']}@{ref['version']}")
-        from ..tracking.modelfiles import read_model
-
         return read_model(self.store, ref["sha256"], ref.get("format", "pickle"))
 
     def register_model(self, output: str, name: str, alias: str | None = None, **kwargs: Any) -> Any:
         """Register a model output of this run (with the lineage of the step that logged it)."""
-        from ..registry import register_model
-
         ref = self.outputs.get(output)
         if ref is None or ref["kind"] != "model":
             have = ", ".join(k for k, v in self.outputs.items() if v["kind"] == "model") or "none"
@@ -315,8 +311,6 @@ class PipelineRun:
 
     def step_run(self, step: str) -> Any:
         """The tracked run of a step (for a cached step, the run it was cached from)."""
-        from ..tracking.lookup import get_run
-
         run_id = (self.steps.get(step) or {}).get("run_id")
         if not run_id:
             raise NotFound(f"step {step} of pipeline run {self.id[:8]} has no run")
@@ -343,7 +337,7 @@ class PipelineRun:
         return run_card(self)
 
 
-def describe_step(s: dict[str, Any]) -> str:
+def describe_step(s: PipelineStepRecord) -> str:
     """One step's state in plain words: 'ran in 3.1 s', 'cached from run 1a2b3c4d', ..."""
     state = s["state"]
     if state == "cached":

@@ -1,4 +1,4 @@
-"""Pipeline documents in the store.
+"""Pipeline documents in the store (``Store.pipeline_*`` accessors).
 
     db/pipelines/definitions.json     the latest definition of each pipeline (to run it from a shell)
     db/pipelines/runs/<xx>.json       pipeline runs, sharded by the first two hex digits of their id:
@@ -8,131 +8,105 @@
                                       the step execution that a later run with the same key reuses
     db/pipelines/decisions/<YYYY-MM>.json   retrain-on-drift decisions with their evidence
 
-Every write goes through a fresh ``DocFile`` (its own cross-process lock) and a thread lock, as
-steps finish in worker threads.
+Every write holds the file's cross-process lock and a thread lock, as steps finish in worker threads.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import time
-from typing import Any
-
-from tinydb import where
+from typing import Any, TypeVar
 
 from .._util import now_ms
-from ..store import SCHEMA, DocFile, Store, check_id
+from ..store import SCHEMA, Store
+from ..store.records import CacheEntryRecord, PipelineDefinitionRecord, PipelineRunRecord, RetrainDecisionRecord
 
 _write = threading.Lock()
+_R = TypeVar("_R")
 
 
-def definitions_file(store: Store) -> DocFile:
-    return DocFile(store.root / "db" / "pipelines" / "definitions.json")
-
-
-def runs_file(store: Store, run_id: str) -> DocFile:
-    return DocFile(store.root / "db" / "pipelines" / "runs" / f"{check_id('pipeline run', run_id)[:2]}.json")
-
-
-def cache_file(store: Store, key: str) -> DocFile:
-    return DocFile(store.root / "db" / "pipelines" / "cache" / f"{key[:2]}.json")
-
-
-def decisions_file(store: Store, when_ms: int) -> DocFile:
-    month = time.strftime("%Y-%m", time.gmtime(when_ms / 1000))
-    return DocFile(store.root / "db" / "pipelines" / "decisions" / f"{month}.json")
-
-
-def _copy(doc: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(doc))
+def _copy(doc: _R) -> _R:
+    return json.loads(json.dumps(doc))  # type: ignore[no-any-return]
 
 
 # -- definitions -------------------------------------------------------------------------------
 def save_definition(store: Store, name: str, definition: dict[str, Any]) -> None:
-    doc = {"schema": SCHEMA, "name": name, "definition": definition, "updated": now_ms()}
-    with _write, definitions_file(store).table() as t:
-        t.upsert(doc, where("name") == name)
+    doc: PipelineDefinitionRecord = {"schema": SCHEMA, "name": name, "definition": definition, "updated": now_ms()}
+    with _write, store.pipeline_definitions().edit() as docs:
+        docs.upsert(dict(doc), name=name)
 
 
 def load_definition(store: Store, name: str) -> dict[str, Any] | None:
     if not store.exists():
         return None
-    doc = definitions_file(store).get("name", name)
+    doc = store.pipeline_definitions().get("name", name)
     return doc["definition"] if doc else None
 
 
 def definition_names(store: Store) -> list[str]:
-    return sorted(d["name"] for d in definitions_file(store).all()) if store.exists() else []
+    return sorted(d["name"] for d in store.pipeline_definitions().all()) if store.exists() else []
 
 
 # -- runs --------------------------------------------------------------------------------------
-def insert_run(store: Store, doc: dict[str, Any]) -> None:
-    with _write, runs_file(store, doc["id"]).table() as t:
-        t.insert(doc)
+def insert_run(store: Store, doc: PipelineRunRecord) -> None:
+    with _write, store.pipeline_runs(doc["id"]).edit() as docs:
+        docs.insert(dict(doc))
 
 
 def update_run(store: Store, run_id: str, fields: dict[str, Any] | None = None,
-               step: str | None = None, step_fields: dict[str, Any] | None = None) -> dict[str, Any]:
+               step: str | None = None, step_fields: dict[str, Any] | None = None) -> PipelineRunRecord:
     """Update fields of a pipeline run and/or of one of its steps; return the new document."""
-    with _write, runs_file(store, run_id).table() as t:
-        doc = dict(t.search(where("id") == run_id)[0])
+    with _write, store.pipeline_runs(run_id).edit() as docs:
+        doc: dict[str, Any] = docs.find(id=run_id)[0]
         if fields:
             doc.update(fields)
         if step is not None:
             steps = dict(doc["steps"])
             steps[step] = {**steps[step], **(step_fields or {})}
             doc["steps"] = steps
-        t.update(doc, where("id") == run_id)
-    return _copy(doc)
+        docs.update(doc, id=run_id)
+    return _copy(doc)  # type: ignore[return-value]
 
 
-def get_run(store: Store, run_id: str) -> dict[str, Any] | None:
-    for doc in runs_file(store, run_id).all():
+def get_run(store: Store, run_id: str) -> PipelineRunRecord | None:
+    for doc in store.pipeline_runs(run_id).all():
         if doc["id"] == run_id:
-            return _copy(doc)
+            return _copy(doc)  # type: ignore[return-value]
     return None
 
 
-def find_run(store: Store, prefix: str) -> list[dict[str, Any]]:
+def find_run(store: Store, prefix: str) -> list[PipelineRunRecord]:
     if len(prefix) < 2:
         return []
-    return [_copy(d) for d in runs_file(store, prefix[:2] + "0" * 30).all() if d["id"].startswith(prefix)]
+    return [_copy(d) for d in store.pipeline_runs(prefix[:2] + "0" * 30).all()  # type: ignore[misc]
+            if d["id"].startswith(prefix)]
 
 
-def list_runs(store: Store, pipeline: str | None = None) -> list[dict[str, Any]]:
+def list_runs(store: Store, pipeline: str | None = None) -> list[PipelineRunRecord]:
     """Pipeline runs, newest first."""
-    folder = store.root / "db" / "pipelines" / "runs"
-    docs: list[dict[str, Any]] = []
-    if folder.exists():
-        for path in sorted(folder.glob("??.json")):
-            docs.extend(d for d in DocFile(path).all() if pipeline is None or d["pipeline"] == pipeline)
-    return sorted((_copy(d) for d in docs), key=lambda d: d["start_time"], reverse=True)
+    docs = [d for f in store.pipeline_run_files() for d in f.all() if pipeline is None or d["pipeline"] == pipeline]
+    return sorted((_copy(d) for d in docs), key=lambda d: d["start_time"], reverse=True)  # type: ignore[misc]
 
 
 # -- cache -------------------------------------------------------------------------------------
-def cache_get(store: Store, key: str) -> dict[str, Any] | None:
-    doc = cache_file(store, key).get("key", key)
-    return doc
+def cache_get(store: Store, key: str) -> CacheEntryRecord | None:
+    return store.pipeline_cache(key).get("key", key)  # type: ignore[return-value]
 
 
 def cache_put(store: Store, entry: dict[str, Any]) -> None:
-    with _write, cache_file(store, entry["key"]).table() as t:
-        t.upsert({"schema": SCHEMA, **entry}, where("key") == entry["key"])
+    """Store a cache entry (every field of ``CacheEntryRecord`` but ``schema``)."""
+    with _write, store.pipeline_cache(entry["key"]).edit() as docs:
+        docs.upsert({"schema": SCHEMA, **entry}, key=entry["key"])
 
 
 # -- decisions ---------------------------------------------------------------------------------
-def insert_decision(store: Store, doc: dict[str, Any]) -> None:
-    with _write, decisions_file(store, doc["time"]).table() as t:
-        t.insert(doc)
+def insert_decision(store: Store, doc: RetrainDecisionRecord) -> None:
+    with _write, store.pipeline_decisions(doc["time"]).edit() as docs:
+        docs.insert(dict(doc))
 
 
-def list_decisions(store: Store, model: str | None = None) -> list[dict[str, Any]]:
-    folder = store.root / "db" / "pipelines" / "decisions"
-    docs: list[dict[str, Any]] = []
-    if folder.exists():
-        for path in sorted(folder.glob("*.json")):
-            docs.extend(DocFile(path).all())
+def list_decisions(store: Store, model: str | None = None) -> list[RetrainDecisionRecord]:
+    docs: list[dict[str, Any]] = [d for f in store.pipeline_decision_files() for d in f.all()]
     if model:
         docs = [d for d in docs if d.get("model_name") == model.split("@", 1)[0].rsplit("/", 1)[0]]
-    return sorted((_copy(d) for d in docs), key=lambda d: d["time"], reverse=True)
+    return sorted((_copy(d) for d in docs), key=lambda d: d["time"], reverse=True)  # type: ignore[misc]

@@ -16,12 +16,21 @@ versions, the metric on both, the pipeline run and the dataset version it traine
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from .._util import new_id, now_ms
 from ..errors import InvalidInput, NbmlopsError, NotFound
+from ..monitoring import drift_report
+from ..monitoring.sources import read_file
+from ..registry import get_model_version, load_model, register_model, set_alias
+from ..registry.uri import check_alias, parse
 from ..store import SCHEMA, current_store
+from ..store.records import RetrainDecisionRecord
+from ..tracking.datasets import load_dataset, log_version
 from . import records
+from .pipeline import get_pipeline
+from .runner import StepFailed
 
 HIGHER_IS_BETTER = {"roc_auc": True, "accuracy": True, "f1": True, "r2": True, "rmse": False, "mae": False,
                     "log_loss": False}
@@ -32,7 +41,7 @@ class RetrainDecision:
     kept-production, failed), ``reason`` in plain words, ``promoted``, ``candidate``, ``production``,
     ``metrics``; ``report`` (the DriftReport) and ``run`` (the PipelineRun) when there were any."""
 
-    def __init__(self, doc: dict[str, Any], report: Any = None, run: Any = None) -> None:
+    def __init__(self, doc: RetrainDecisionRecord, report: Any = None, run: Any = None) -> None:
         self.doc, self.report, self.run = doc, report, run
 
     decision = property(lambda self: self.doc["decision"])
@@ -57,14 +66,8 @@ def _frame(data: Any, what: str) -> Any:
     if isinstance(data, pd.DataFrame):
         return data
     if isinstance(data, str):
-        from pathlib import Path
-
         if Path(data).suffix.lower() in (".csv", ".parquet", ".pq", ".json", ".jsonl", ".feather") and Path(data).exists():
-            from ..monitoring.sources import read_file
-
             return read_file(Path(data), what)
-        from ..tracking.datasets import load_dataset
-
         return load_dataset(data)
     raise InvalidInput(f"{what} is a DataFrame, a dataset reference ('customers@4') or a CSV/Parquet path, "
                        f"not {type(data).__name__}")
@@ -117,11 +120,6 @@ def retrain_on_drift(model: str, current: Any, pipeline: Any, *, threshold: floa
     instead of ``current`` minus the held-out rows (e.g. old and new data together). ``metric``:
     roc_auc, accuracy, f1, r2, rmse, mae or log_loss (auto: roc_auc for binary classifiers with
     probabilities, accuracy for other classifiers, r2 for regressors)."""
-    from ..monitoring import drift_report
-    from ..registry import get_model_version, load_model, register_model, set_alias
-    from ..registry.uri import check_alias, parse
-    from .pipeline import get_pipeline
-
     # -- every check first: nothing is written before they pass ------------------------------------
     ref = parse(model)
     if ref.alias is None and ref.version is None:
@@ -185,7 +183,7 @@ def retrain_on_drift(model: str, current: Any, pipeline: Any, *, threshold: floa
     report = drift_report(reference[cols], cur[cols], drift_share=threshold, performance=False)
     logged = report.log(model=production.uri)
     summary = report.summary
-    doc: dict[str, Any] = {
+    doc: RetrainDecisionRecord = {
         "schema": SCHEMA, "id": new_id(), "time": now_ms(), "model": model, "model_name": ref.name,
         "production": production.uri, "candidate": None, "threshold": threshold, "margin": margin,
         "auto_promote": bool(auto_promote), "pipeline": pipe.name, "pipeline_run": None, "dataset": None,
@@ -200,8 +198,6 @@ def retrain_on_drift(model: str, current: Any, pipeline: Any, *, threshold: floa
         return RetrainDecision(doc, report)
 
     # -- retrain --------------------------------------------------------------------------------
-    from ..tracking.datasets import log_version
-
     if held is None:
         held = cur.sample(frac=holdout, random_state=seed)
         train_part = cur.drop(index=held.index)
@@ -211,8 +207,6 @@ def retrain_on_drift(model: str, current: Any, pipeline: Any, *, threshold: floa
         train_part = _frame(train_data, "train_data")
     version = log_version(train_part.reset_index(drop=True), dataset)
     doc["dataset"] = version.uri
-    from .runner import StepFailed
-
     try:
         run = pipe.run(params, cache=cache, progress=progress)
     except StepFailed as exc:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import threading
@@ -28,8 +29,17 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .._util import new_id, now_ms
 from ..errors import InvalidInput, NbmlopsError, NotFound
-from ..store import SCHEMA, Store, current_store
-from . import records
+from ..registry.models import resolve as resolve_model
+from ..registry.uri import parse
+from ..store import SCHEMA, Store, current_store, own_start, pid_alive
+from ..store.records import PipelineRunRecord, PipelineStepRecord, StepRef
+from ..tracking import environment
+from ..tracking.datasets import DatasetVersion, log_version, record_on_run, resolve
+from ..tracking.lookup import find_run_doc
+from ..tracking.runs import Run, start_run
+from ..tracking.session import pop_run, push_run, tracking_store
+from ..tracking.stale import metric_summaries
+from . import context, notebook, records
 from .definition import CACHE_VERSION, Port, Step, check_params, order, producers_of, upstream
 
 if TYPE_CHECKING:
@@ -106,8 +116,6 @@ def _check_step(plan: Plan, s: Step, store: Store) -> None:
             raise InvalidInput(f"{where}: notebook {s.notebook.name} has no parameter {p!r} in its cell tagged "  # type: ignore[union-attr]
                                "'parameters'")
     if s.kind == "function":
-        import inspect
-
         for n, prm in inspect.signature(s.function).parameters.items():  # type: ignore[arg-type]
             if prm.kind in (prm.VAR_POSITIONAL, prm.VAR_KEYWORD):
                 continue
@@ -123,10 +131,8 @@ def _check_step(plan: Plan, s: Step, store: Store) -> None:
     plan.external[s.name] = ext
 
 
-def _resolve_external(port: Port, store: Store, where: str) -> dict[str, Any]:
+def _resolve_external(port: Port, store: Store, where: str) -> StepRef:
     if port.kind == "dataset":
-        from ..tracking.datasets import resolve
-
         try:
             doc = resolve(port.spec, store)
         except NotFound as exc:
@@ -136,9 +142,6 @@ def _resolve_external(port: Port, store: Store, where: str) -> dict[str, Any]:
         if not doc.get("blob"):
             raise InvalidInput(f"{where}: dataset {port.name}@{doc['version']} has no stored rows ({doc.get('note')})")
         return dataset_ref(doc)
-    from ..registry.models import resolve as resolve_model
-    from ..registry.uri import parse
-
     try:
         model, vdoc = resolve_model(store, parse(port.uri or port.name))
     except NotFound as exc:
@@ -148,7 +151,7 @@ def _resolve_external(port: Port, store: Store, where: str) -> dict[str, Any]:
             "format": vdoc.get("format", "pickle")}
 
 
-def dataset_ref(doc: dict[str, Any]) -> dict[str, Any]:
+def dataset_ref(doc: dict[str, Any]) -> StepRef:
     return {"kind": "dataset", "name": doc["name"], "version": doc["version"], "sha256": doc["sha256"],
             "blob": (doc.get("blob") or {}).get("sha256")}
 
@@ -165,11 +168,10 @@ def cache_key(kind: str, code: str, params: dict[str, Any], inputs: dict[str, di
 def execute(plan: Plan, *, cache: bool = True, workers: int | None = None,
             progress: Callable[[PipelineRun], None] | None = None, resume: bool = True,
             reports: Path | None = None) -> PipelineRun:
-    from ..tracking.session import _store
-    from .pipeline import PipelineRun
+    from .pipeline import PipelineRun  # cycle: pipeline imports this module
 
     pipeline = plan.pipeline
-    store = _store()  # creates the store if needed and sweeps runs whose process died
+    store = tracking_store()  # creates the store if needed and sweeps runs whose process died
     records.save_definition(store, pipeline.name, pipeline.to_dict())
     doc = _start_or_resume(store, plan, cache, resume)
     reports_dir = (reports or pipeline.reports or Path.cwd() / "reports" / "pipelines") / pipeline.name / doc["id"][:8]
@@ -232,16 +234,10 @@ def execute(plan: Plan, *, cache: bool = True, workers: int | None = None,
 
 
 def _owner() -> dict[str, Any]:
-    from ..tracking import environment
-    from ..tracking.stale import _own_start
-
-    return {"pid": os.getpid(), "pid_start": _own_start(), "host": environment.host(), "user": environment.user()}
+    return {"pid": os.getpid(), "pid_start": own_start(), "host": environment.host(), "user": environment.user()}
 
 
-def _start_or_resume(store: Store, plan: Plan, cache: bool, resume: bool) -> dict[str, Any]:
-    from ..tracking import environment
-    from ..tracking.stale import pid_alive
-
+def _start_or_resume(store: Store, plan: Plan, cache: bool, resume: bool) -> PipelineRunRecord:
     host = environment.host()
     sig = plan.signature
     for old in records.list_runs(store, plan.pipeline.name):
@@ -263,7 +259,7 @@ def _start_or_resume(store: Store, plan: Plan, cache: bool, resume: bool) -> dic
                                               "error": "its process died; not resumed (the pipeline, its code or its "
                                                        "parameters changed since)"})
         break
-    doc = {"schema": SCHEMA, "id": new_id(), "pipeline": plan.pipeline.name, "params": plan.params, "signature": sig,
+    doc: PipelineRunRecord = {"schema": SCHEMA, "id": new_id(), "pipeline": plan.pipeline.name, "params": plan.params, "signature": sig,
            "experiment": plan.pipeline.experiment, "status": "RUNNING", "start_time": now_ms(), "end_time": None,
            "duration": None, "cache": cache, "resumed": 0, "error": None, "failed_step": None,
            "order": [s.name for s in plan.steps], "steps": {s.name: _new_step(s, plan) for s in plan.steps},
@@ -272,13 +268,13 @@ def _start_or_resume(store: Store, plan: Plan, cache: bool, resume: bool) -> dic
     return doc
 
 
-def _new_step(s: Step, plan: Plan) -> dict[str, Any]:
+def _new_step(s: Step, plan: Plan) -> PipelineStepRecord:
     return {"state": "pending", "kind": s.kind, "upstream": plan.upstream[s.name], "key": None, "run_id": None,
             "runs": [], "attempts": 0, "inputs": {}, "outputs": {}, "params": plan.used[s.name],
             "cached_from": None, "started": None, "ended": None, "duration": None, "error": None, "report": None}
 
 
-def _outputs_exist(store: Store, outputs: dict[str, dict[str, Any]]) -> bool:
+def _outputs_exist(store: Store, outputs: dict[str, StepRef]) -> bool:
     for ref in outputs.values():
         sha = ref.get("blob") if ref["kind"] == "dataset" else ref.get("sha256")
         if not sha or not store.blobs.path(sha).exists():
@@ -289,7 +285,7 @@ def _outputs_exist(store: Store, outputs: dict[str, dict[str, Any]]) -> bool:
 class _State:
     """The pipeline run document and the work of its steps (called from worker threads)."""
 
-    def __init__(self, store: Store, plan: Plan, doc: dict[str, Any], cache: bool, reports: Path) -> None:
+    def __init__(self, store: Store, plan: Plan, doc: PipelineRunRecord, cache: bool, reports: Path) -> None:
         self.store, self.plan, self.doc, self.cache, self.reports = store, plan, doc, cache, reports
         self._lock = threading.Lock()
         self._version = 0
@@ -314,7 +310,7 @@ class _State:
             self._version += 1
 
     # -- one step -------------------------------------------------------------------------------
-    def inputs_of(self, s: Step) -> dict[str, dict[str, Any]]:
+    def inputs_of(self, s: Step) -> dict[str, StepRef]:
         refs = dict(self.plan.external[s.name])
         for port in s.inputs.values():
             if port.local not in refs:
@@ -342,9 +338,9 @@ class _State:
             rec = self.doc["steps"][s.name]
             self.set_step(s.name, run_id=run.id, attempts=attempt, runs=[*rec.get("runs", []), run.id], error=None)
             error, report = self._execute(s, run, inputs, params, attempt)
-            outputs: dict[str, Any] = {}
+            outputs: dict[str, StepRef] = {}
             if error is None:
-                outputs, error = _collect_outputs(self.store, s, run.id)
+                outputs, error = collect_outputs(self.store, s, run.id)
             if report:
                 self.set_step(s.name, report=report)
             if error is None:
@@ -354,20 +350,16 @@ class _State:
                                                "pipeline_run": self.doc["id"], "run_id": run.id, "outputs": outputs,
                                                "time": now_ms()})
                 return
-            _end_failed(self.store, run.id, error)
+            end_failed(self.store, run.id, error)
         self.set_step(s.name, state="failed", error=error, ended=now_ms(), duration=time.perf_counter() - started)
 
-    def _new_run(self, s: Step, inputs: dict[str, dict[str, Any]], params: dict[str, Any], attempt: int) -> Any:
-        from ..tracking.datasets import DatasetVersion, record_on_run, resolve
-        from ..tracking.runs import start_run
-        from ..tracking.session import _pop
-
+    def _new_run(self, s: Step, inputs: dict[str, StepRef], params: dict[str, Any], attempt: int) -> Run:
         tags = {"nbmlops.pipeline": self.plan.pipeline.name, "nbmlops.pipeline_run": self.doc["id"],
                 "nbmlops.step": s.name, "nbmlops.attempt": attempt}
         with _tracking:
             run = start_run(self.plan.pipeline.experiment, f"{self.plan.pipeline.name}.{s.name}", tags, nested=True,
                             source=s.code(), notebook=str(s.notebook) if s.notebook else None)
-            _pop(run)
+            pop_run(run)
             try:
                 if params:
                     run.log_params(params)
@@ -382,19 +374,17 @@ class _State:
                 raise
         return run
 
-    def _context(self, s: Step, run: Any, inputs: dict[str, dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+    def _context(self, s: Step, run: Run, inputs: dict[str, StepRef], params: dict[str, Any]) -> dict[str, Any]:
         return {"mode": "store", "store": str(self.store.root), "run_id": run.id, "pipeline": self.plan.pipeline.name,
                 "pipeline_run": self.doc["id"], "step": s.name, "params": params,
                 "inputs": {k: {**v} for k, v in inputs.items()},
                 "outputs": {p.local: {"kind": p.kind, "name": p.name} for p in s.outputs.values()}}
 
-    def _execute(self, s: Step, run: Any, inputs: dict[str, dict[str, Any]], params: dict[str, Any],
+    def _execute(self, s: Step, run: Run, inputs: dict[str, StepRef], params: dict[str, Any],
                  attempt: int) -> tuple[str | None, dict[str, Any] | None]:
         data = self._context(s, run, inputs, params)
         if s.kind == "function":
-            return _run_function(s, run, data, inputs, params), None
-        from . import notebook
-
+            return run_function(s, run, data, inputs, params), None
         ctx_path = self.store.blobs.tmp_path(".json")
         ctx_path.write_text(json.dumps(data))
         out = self.reports / f"{s.name}.ipynb"
@@ -411,14 +401,11 @@ class _State:
         return error, report
 
 
-def _run_function(s: Step, run: Any, data: dict[str, Any], inputs: dict[str, dict[str, Any]],
-                  params: dict[str, Any]) -> str | None:
-    from ..tracking.datasets import log_version
-    from ..tracking.session import _active, _pop
-    from . import context
-
+def run_function(s: Step, run: Run, data: dict[str, Any], inputs: dict[str, Any],
+                 params: dict[str, Any]) -> str | None:
+    """Run a function step in this process as ``run`` (its context around the call); its error or None."""
     with _tracking:
-        _active.append(run)
+        push_run(run)
         try:
             with context.active(data, run):
                 kwargs = {local: context.step_input(local) for local in inputs}
@@ -438,7 +425,7 @@ def _run_function(s: Step, run: Any, data: dict[str, Any], inputs: dict[str, dic
                 raise
             return f"{type(exc).__name__}: {exc}"
         finally:
-            _pop(run)
+            pop_run(run)
 
 
 def _returned(s: Step, result: Any) -> dict[Port, Any]:
@@ -455,12 +442,10 @@ def _returned(s: Step, result: Any) -> dict[Port, Any]:
                        "of them or a tuple in that order")
 
 
-def _collect_outputs(store: Store, s: Step, run_id: str) -> tuple[dict[str, Any], str | None]:
+def collect_outputs(store: Store, s: Step, run_id: str) -> tuple[dict[str, StepRef], str | None]:
     """The declared outputs, as the step's run recorded them; an error names what is missing."""
-    from ..tracking.lookup import find_run_doc
-
     doc = find_run_doc(store, run_id)
-    outputs: dict[str, Any] = {}
+    outputs: dict[str, StepRef] = {}
     missing = []
     for port in s.outputs.values():
         if port.kind == "dataset":
@@ -484,38 +469,27 @@ def _collect_outputs(store: Store, s: Step, run_id: str) -> tuple[dict[str, Any]
     return outputs, None
 
 
-def _end_failed(store: Store, run_id: str, error: str) -> None:
+def end_failed(store: Store, run_id: str, error: str) -> None:
     """End the step's run FAILED if its process left it RUNNING (a cell raised, the kernel died)."""
-    from ..tracking.lookup import find_run_doc
-    from ..tracking.runs import Run
-    from ..tracking.stale import _summaries
-
     doc = find_run_doc(store, run_id)
     if doc["status"] != "RUNNING":
         if doc["status"] == "FINISHED":  # ran to the end but its outputs were missing
-            with store.run_file(doc["experiment_id"], run_id).table() as t:
-                from tinydb import where
-
-                t.update({"status": "FAILED", "error": error}, where("id") == run_id)
+            with store.run_file(doc["experiment_id"], run_id).edit() as docs:
+                docs.update({"status": "FAILED", "error": error}, id=run_id)
         return
-    doc["metrics"] = {**doc["metrics"], **_summaries(store, run_id)}
+    doc["metrics"] = {**doc["metrics"], **metric_summaries(store, run_id)}
     with _tracking:
         Run(store, doc, owned=True).end("FAILED", error)
 
 
 def _attach(store: Store, run_id: str, files: list[tuple[str, Path]]) -> None:
     """Add files to a run's artifacts after its own process ended it (the step's report)."""
-    from tinydb import where
-
-    from ..tracking.lookup import find_run_doc
-
     entries = []
     for name, path in files:
         sha, size = store.blobs.put_file(path)
         entries.append({"name": name, "sha256": sha, "size": size, "kind": "report"})
     doc = find_run_doc(store, run_id)
-    with store.run_file(doc["experiment_id"], run_id).table() as t:
-        current = t.search(where("id") == run_id)[0]
+    with store.run_file(doc["experiment_id"], run_id).edit() as docs:
+        current = docs.find(id=run_id)[0]
         names = {e["name"] for e in entries}
-        t.update({"artifacts": [a for a in current["artifacts"] if a["name"] not in names] + entries},
-                 where("id") == run_id)
+        docs.update({"artifacts": [a for a in current["artifacts"] if a["name"] not in names] + entries}, id=run_id)
