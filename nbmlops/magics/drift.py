@@ -81,7 +81,8 @@ class Drift(Magics):
                                    "(default: a column named 'prediction')")
     @argument("--columns", help="comma-separated feature columns to compare (default: every common column)")
     @argument("--stattest", help="test for every column (ks, chisquare, z, psi, wasserstein, jensenshannon, kl_div, "
-                                 "anderson, cramer_von_mises, energy) or COLUMN=TEST pairs; default: Evidently's choice")
+                                 "anderson, cramer_von_mises, energy) or COLUMN=TEST pairs; "
+                                 "default: Evidently's choice")
     @argument("--threshold", help="drift threshold for every column, or COLUMN=X pairs (default: the test's own)")
     @argument("--correction", help="multiple-testing correction of p-values: bonferroni or bh (Benjamini-Hochberg)")
     @argument("--drift-share", type=float, default=0.5, help="share of drifted columns that means dataset drift (0.5)")

@@ -40,8 +40,8 @@ class PipelineMagics(Magics):
     """``%pipeline``: pipelines of notebooks as cached steps."""
 
     def _pipeline(self, name: str) -> Any:
-        value = self.shell.user_ns.get(name) if name.isidentifier() else None
-        if isinstance(value, nbmlops.Pipeline):
+        kind, value = variable_or_path(self.shell, name)
+        if kind == "variable" and isinstance(value, nbmlops.Pipeline):
             return value
         return nbmlops.get_pipeline(name)
 

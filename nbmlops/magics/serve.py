@@ -50,7 +50,8 @@ class Serve(Magics):
     @argument("--stop", metavar="DEPLOYMENT", help="stop a deployment")
     @argument("--logs", metavar="DEPLOYMENT", help="print a deployment's server output")
     @argument("--ab", metavar="V=W,V=W", help="split traffic between versions by weight, e.g. 2=0.9,3=0.1")
-    @argument("--shadow", type=int, metavar="VERSION", help="score a copy of every request with this version (logged only)")
+    @argument("--shadow", type=int, metavar="VERSION",
+              help="score a copy of every request with this version (logged only)")
     @argument("--batch", nargs=3, metavar=("MODEL", "INPUT", "OUTPUT"), help="score a file (CSV, Parquet, JSON Lines)")
     @argument("--parallelism", type=int, default=1, help="with --batch: worker processes")
     @line_magic

@@ -339,7 +339,8 @@ def _v2_routes(app: Any, session: ServingSession, read_json: Reader) -> None:
         preds = out["predictions"]
         outputs = [{"name": "predict", "shape": [len(preds)], "datatype": v2_datatype(preds), "data": preds}]
         if "probability" in out:
-            outputs.append({"name": "probability", "shape": [len(preds)], "datatype": "FP64", "data": out["probability"]})
+            outputs.append({"name": "probability", "shape": [len(preds)], "datatype": "FP64",
+                            "data": out["probability"]})
         return _json({"model_name": name, "model_version": str(route.model.version), "id": rid or "",
                       "outputs": outputs})
 
