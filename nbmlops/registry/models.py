@@ -12,14 +12,14 @@ import json
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from tinydb import where
-
 from .._util import check_key, new_id, now_ms
 from ..errors import InvalidInput, NotFound, StoreError
-from ..store import SCHEMA, DamagedFile, DocFile, Store, check_id, current_store
-from ..tracking import environment, modelfiles
-from ..tracking import signature as sig
-from .objects import LoadedModel, ModelVersion
+from ..store import SCHEMA, DamagedFile, DocFile, Store, current_store
+from ..store.records import ModelHistoryEntry, ModelVersionRecord, RegisteredModelRecord
+from ..tracking import environment, modelfiles, signature as sig
+from ..tracking.lookup import find_run_doc
+from ..tracking.runs import Run
+from .objects import Comparison, LoadedModel, ModelVersion
 from .uri import ModelRef, check_alias, check_name, parse
 
 if TYPE_CHECKING:
@@ -27,15 +27,12 @@ if TYPE_CHECKING:
 
 
 def models_file(store: Store) -> DocFile:
-    return DocFile(store.root / "db" / "models.json")
+    """Old name of ``store.models()``, until export/mlflow.py and tests/test_hardening_store.py use it."""
+    return store.models()
 
 
-def versions_file(store: Store, model_id: str) -> DocFile:
-    return DocFile(store.root / "db" / "models" / f"{check_id('model', model_id)}.json")
-
-
-def _model_doc(store: Store, name: str, fresh: bool = False) -> dict[str, Any]:
-    docs = models_file(store).fresh() if fresh else models_file(store).all()
+def _model_doc(store: Store, name: str, fresh: bool = False) -> RegisteredModelRecord:
+    docs = store.models().fresh() if fresh else store.models().all()
     for doc in docs:
         if doc["name"] == name:
             return doc
@@ -43,17 +40,23 @@ def _model_doc(store: Store, name: str, fresh: bool = False) -> dict[str, Any]:
     raise NotFound(f"no registered model named {name!r} (models: {names})")
 
 
-def _versions(store: Store, model: dict[str, Any], deleted: bool = False, fresh: bool = False) -> list[dict[str, Any]]:
-    vfile = versions_file(store, model["id"])
+def model_versions_of(store: Store, model: RegisteredModelRecord, deleted: bool = False,
+                      fresh: bool = False) -> list[ModelVersionRecord]:
+    """The versions of a registered model, oldest first (``deleted``: deleted ones too; ``fresh``:
+    read from the file now, not from the cache)."""
+    vfile = store.model_versions(model["id"])
     docs = vfile.fresh() if fresh else vfile.all()
-    return sorted((d for d in docs if deleted or not d.get("deleted")), key=lambda d: d["version"])
+    return sorted((d for d in docs if deleted or not d.get("deleted")), key=lambda d: d["version"])  # type: ignore[misc]
 
 
-def resolve(store: Store, ref: ModelRef, fresh: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+_versions = model_versions_of  # old private name, until export/mlflow.py uses the public one
+
+
+def resolve(store: Store, ref: ModelRef, fresh: bool = False) -> tuple[RegisteredModelRecord, ModelVersionRecord]:
     """The model document and the version document a reference names (``fresh``: read from the
     files now, not from the cache, as checks under the lock must)."""
     model = _model_doc(store, ref.name, fresh)
-    versions = _versions(store, model, deleted=True, fresh=fresh)
+    versions = model_versions_of(store, model, deleted=True, fresh=fresh)
     number = ref.version
     if ref.alias is not None:
         number = model["aliases"].get(ref.alias)
@@ -91,24 +94,21 @@ def load_model(uri: str, raw: bool = False) -> Any:
 
 def load_reference(uri: str) -> pd.DataFrame:
     """The monitoring reference of a version: training inputs, ``target`` when known, ``prediction``."""
-    version = get_model_version(uri)
-    ref = version.doc.get("reference")
-    if not ref:
-        raise NotFound(f"{version.uri} has no monitoring reference: register it from a %%track run that fitted it, "
-                       "or pass reference=(X_train, y_train) to register_model")
-    return modelfiles.load_frame(version.store, ref["sha256"])
+    return get_model_version(uri).reference()
 
 
-def _history(entry: dict[str, Any]) -> dict[str, Any]:
-    return {"time": now_ms(), "user": environment.user(), **entry}
+def compare_versions(name: str, a: int, b: int) -> Comparison:
+    """Params, metrics and signature differences between versions ``a`` and ``b`` of ``name``."""
+    return Comparison(get_model_version(f"{name}/{a}"), get_model_version(f"{name}/{b}"))
+
+
+def _history(entry: dict[str, Any]) -> ModelHistoryEntry:
+    return {"time": now_ms(), "user": environment.user(), **entry}  # type: ignore[typeddict-item]
 
 
 def _source(store: Store, model_or_run: Any, artifact: str | None) -> dict[str, Any]:
     """Where the model comes from: a fitted object (linked to the run that logged it, if any)
     or a run's logged model. Returns sha, size, class, the object, run doc and entry."""
-    from ..tracking.lookup import find_run_doc
-    from ..tracking.runs import Run
-
     run_doc = None
     if isinstance(model_or_run, Run):
         run_doc = find_run_doc(store, model_or_run.id)
@@ -152,8 +152,6 @@ def register_model(model_or_run: Any, name: str, alias: str | None = None, tags:
     if alias is not None:
         check_alias(alias)
     clean_tags = {check_key("tag", k): str(v) for k, v in (tags or {}).items()}
-    from ..tracking.runs import Run
-
     if not isinstance(model_or_run, (str, Run)):
         sig.check_fitted(model_or_run)  # before anything touches the store
     store = current_store(create=False)
@@ -184,21 +182,21 @@ def register_model(model_or_run: Any, name: str, alias: str | None = None, tags:
         "signature": signature, "deleted": False, "monitoring": [],
         "run_id": run["id"] if run else None, "run_name": run["name"] if run else None,
         "experiment_id": run["experiment_id"] if run else None,
-        "params": run["params"] if run else {}, "metrics": {k: m["value"] for k, m in run["metrics"].items()} if run else {},
+        "params": run["params"] if run else {},
+        "metrics": {k: m["value"] for k, m in run["metrics"].items()} if run else {},
         "datasets": [d for d in run["datasets"] if not wanted or d["sha256"] in wanted] if run else [],
         "reference": described["reference"],
     }
-    mfile = models_file(store)
-    with mfile.table() as mt:
-        found = mt.search(where("name") == name)
-        model = dict(found[0]) if found else {
+    with store.models().edit() as models:
+        found = models.get(name=name)
+        model: dict[str, Any] = found or {
             "schema": SCHEMA, "id": new_id(), "name": name, "description": description, "tags": {},
             "aliases": {}, "next_version": 1, "created": now_ms(), "history": []}
-        with versions_file(store, model["id"]).table() as vt:
-            existing = max((v["version"] for v in vt.all()), default=0)
+        with store.model_versions(model["id"]).edit() as versions:
+            existing = max((v["version"] for v in versions.all()), default=0)
             version["model_id"], version["model"] = model["id"], name
             version["version"] = max(model["next_version"], existing + 1)
-            vt.insert(version)
+            versions.insert(version)
         number = version["version"]
         model["next_version"] = number + 1
         model["updated"] = now_ms()
@@ -208,10 +206,10 @@ def register_model(model_or_run: Any, name: str, alias: str | None = None, tags:
                                               "to": number}))
             model["aliases"] = {**model["aliases"], alias: number}
         if found:
-            mt.update(model, where("id") == model["id"])
+            models.update(model, id=model["id"])
         else:
-            mt.insert(model)
-    return ModelVersion(store, model, version)
+            models.insert(model)
+    return ModelVersion(store, model, version)  # type: ignore[arg-type]
 
 
 def set_alias(name: str, alias: str, version: int) -> ModelVersion:
@@ -222,15 +220,15 @@ def set_alias(name: str, alias: str, version: int) -> ModelVersion:
         raise InvalidInput(f"version must be a number, got {version!r}")
     store = current_store(create=False)
     _model_doc(store, name)  # NotFound before taking the lock
-    with models_file(store).table() as mt:
+    with store.models().edit() as models:
         # under the lock that delete_version takes too: the version cannot be deleted meanwhile
         model, vdoc = resolve(store, ModelRef(name, version=version), fresh=True)
-        model = dict(model)
+        model = {**model}
         model["history"] = [*model["history"], _history({"action": "alias", "alias": alias,
                                                           "from": model["aliases"].get(alias), "to": version})]
         model["aliases"] = {**model["aliases"], alias: version}
         model["updated"] = now_ms()
-        mt.update(model, where("id") == model["id"])
+        models.update(dict(model), id=model["id"])
     return ModelVersion(store, model, vdoc)
 
 
@@ -239,14 +237,14 @@ def delete_alias(name: str, alias: str) -> None:
     check_alias(alias)
     store = current_store(create=False)
     _model_doc(store, name)
-    with models_file(store).table() as mt:
-        model = dict(_model_doc(store, name, fresh=True))
+    with store.models().edit() as models:
+        model = {**_model_doc(store, name, fresh=True)}
         if alias not in model["aliases"]:
             raise NotFound(f"model {name!r} has no alias {alias!r}")
         model["history"] = [*model["history"], _history({"action": "alias", "alias": alias,
                                                           "from": model["aliases"][alias], "to": None})]
         model["aliases"] = {a: v for a, v in model["aliases"].items() if a != alias}
-        mt.update(model, where("id") == model["id"])
+        models.update(dict(model), id=model["id"])
 
 
 def delete_version(name: str, version: int) -> None:
@@ -254,17 +252,17 @@ def delete_version(name: str, version: int) -> None:
     store = current_store(create=False)
     ref = ModelRef(check_name(name), version=version)
     resolve(store, ref)  # NotFound before taking the lock
-    with models_file(store).table() as mt:
+    with store.models().edit() as models:
         model, vdoc = resolve(store, ref, fresh=True)  # again under the lock: a concurrent delete or alias move counts
-        model = dict(model)
+        model = {**model}
         pointing = [a for a, v in model["aliases"].items() if v == version]
         if pointing:
             raise InvalidInput(f"alias {pointing[0]!r} points at version {version} of {name!r}: "
                                "move or delete the alias first")
-        with versions_file(store, model["id"]).table() as vt:
-            vt.update({"deleted": True}, where("id") == vdoc["id"])
+        with store.model_versions(model["id"]).edit() as versions:
+            versions.update({"deleted": True}, id=vdoc["id"])
         model["history"] = [*model["history"], _history({"action": "delete", "version": version})]
-        mt.update(model, where("id") == model["id"])
+        models.update(dict(model), id=model["id"])
 
 
 def record_drift_summary(uri: str, summary: dict[str, Any]) -> None:
@@ -272,11 +270,11 @@ def record_drift_summary(uri: str, summary: dict[str, Any]) -> None:
     store = current_store(create=False)
     model, vdoc = resolve(store, parse(uri))
     entry = json.loads(json.dumps({"time": now_ms(), **summary}, default=str))
-    with versions_file(store, model["id"]).table() as vt:
-        current = vt.search(where("id") == vdoc["id"])[0]
+    with store.model_versions(model["id"]).edit() as versions:
+        current = versions.find(id=vdoc["id"])[0]
         if current.get("deleted"):
             raise NotFound(f"version {vdoc['version']} of {model['name']!r} was deleted")
-        vt.update({"monitoring": [*current.get("monitoring", []), entry][-100:]}, where("id") == vdoc["id"])
+        versions.update({"monitoring": [*current.get("monitoring", []), entry][-100:]}, id=vdoc["id"])
 
 
 def list_models() -> pd.DataFrame:
@@ -285,9 +283,9 @@ def list_models() -> pd.DataFrame:
 
     store = current_store(create=False)
     rows = []
-    for m in sorted(models_file(store).all(), key=lambda d: d["name"]):
+    for m in sorted(store.models().all(), key=lambda d: d["name"]):
         try:
-            live = _versions(store, m)
+            live = model_versions_of(store, m)  # type: ignore[arg-type]
         except StoreError as exc:  # one damaged versions file: name it, list the other models
             warnings.warn(f"left out of the listing: {exc}", DamagedFile, stacklevel=2)
             live = None
@@ -309,7 +307,7 @@ def list_versions(name: str) -> pd.DataFrame:
     for a, v in model["aliases"].items():
         by_version.setdefault(v, []).append(a)
     rows = []
-    for v in _versions(store, model):
+    for v in model_versions_of(store, model):
         row = {"version": v["version"], "aliases": ", ".join(sorted(by_version.get(v["version"], []))),
                "created": pd.Timestamp(v["created"], unit="ms"), "run": v.get("run_name"),
                "class": v["class"].rsplit(".", 1)[-1], "sha256": v["sha256"][:12]}

@@ -6,13 +6,15 @@ from typing import Any
 
 from ..errors import IntegrityError, NotFound
 from ..store import Store
+from ..store.records import ModelVersionRecord, RegisteredModelRecord
 from ..tracking import signature as sig
+from ..tracking.modelfiles import FORMAT, load_frame, read_model
 
 
 class ModelVersion:
     """One registered version: its blob, signature, lineage and monitoring reference."""
 
-    def __init__(self, store: Store, model: dict[str, Any], doc: dict[str, Any]) -> None:
+    def __init__(self, store: Store, model: RegisteredModelRecord, doc: ModelVersionRecord) -> None:
         self.store = store
         self.model_doc = model
         self.doc = doc
@@ -36,8 +38,6 @@ class ModelVersion:
 
     def load_estimator(self) -> Any:
         """The bare model, unpickled only after its bytes hash to the recorded sha256."""
-        from ..tracking.modelfiles import FORMAT, read_model
-
         try:
             return read_model(self.store, self.sha256, self.doc.get("format", FORMAT))
         except IntegrityError:
@@ -50,9 +50,12 @@ class ModelVersion:
         return LoadedModel(self.load_estimator(), self)
 
     def reference(self) -> Any:
-        from .models import load_reference
-
-        return load_reference(self.uri)
+        """The monitoring reference: training inputs, ``target`` when known, ``prediction`` (a DataFrame)."""
+        ref = self.doc.get("reference")
+        if not ref:
+            raise NotFound(f"{self.uri} has no monitoring reference: register it from a %%track run that fitted it, "
+                           "or pass reference=(X_train, y_train) to register_model")
+        return load_frame(self.store, ref["sha256"])
 
     def __repr__(self) -> str:
         aliases = f" @{',@'.join(self.aliases)}" if self.aliases else ""
@@ -60,7 +63,7 @@ class ModelVersion:
         return f"<ModelVersion {self.uri}{aliases} {self.doc['class'].rsplit('.', 1)[-1]}{run}>"
 
     def _repr_html_(self) -> str:
-        from ..display.registry import version_card
+        from ..display.registry import version_card  # display sits above the domain: only this delegation
 
         return version_card(self)
 
@@ -122,13 +125,7 @@ class Comparison:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        from ..display.registry import comparison_card
+        from ..display.registry import comparison_card  # display sits above the domain: only this delegation
 
         return comparison_card(self)
 
-
-def compare_versions(name: str, a: int, b: int) -> Comparison:
-    """Params, metrics and signature differences between versions ``a`` and ``b`` of ``name``."""
-    from .models import get_model_version
-
-    return Comparison(get_model_version(f"{name}/{a}"), get_model_version(f"{name}/{b}"))

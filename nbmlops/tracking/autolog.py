@@ -24,13 +24,17 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import os
 import re
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from typing import Any
 
+from ..errors import NbmlopsError
+from . import experiments
 from .fingerprint import fingerprint
 
 _FITS = ("fit", "fit_transform", "fit_predict", "partial_fit")
@@ -76,9 +80,8 @@ def _called_by_user(frame: Any, est: Any) -> bool:
     the user's own modules; not a library's. Transparent wrappers, and library methods of ``est``
     itself (``TransformerMixin.fit_transform`` calling ``self.fit``), pass the question up."""
     while frame is not None:
-        if frame.f_globals.get("__name__") in _TRANSPARENT:
-            frame = frame.f_back
-        elif _in_library(frame) and frame.f_locals.get("self") is est:
+        if frame.f_globals.get("__name__") in _TRANSPARENT or (_in_library(frame)
+                                                                and frame.f_locals.get("self") is est):
             frame = frame.f_back
         else:
             return not _in_library(frame)
@@ -154,9 +157,10 @@ def _flat_params(est: Any) -> dict[str, Any]:
 class Autolog:
     """The autolog session of one run."""
 
-    def __init__(self, run: Any, hint: str | None = None) -> None:
+    def __init__(self, run: Any, hint: str | None = None, start_run: Callable[..., Any] | None = None) -> None:
         self.run = run
         self.hint = hint
+        self.start_run = start_run  # ``tracking.runs.start_run``, for the child runs of a parameter search
         self.thread = threading.get_ident()
         self.fits: dict[int, tuple[Any, dict[str, Any] | None, dict[str, Any] | None, Any, Any]] = {}
         self._before: set[int] = set()
@@ -282,8 +286,6 @@ class Autolog:
                               stacklevel=2)
 
     def _log_params(self, prefix: str, params: dict[str, Any]) -> None:
-        from ..errors import NbmlopsError
-
         explicit = self.run.params
         try:
             self.run.log_params({prefix + k: v for k, v in params.items() if prefix + k not in explicit})
@@ -291,8 +293,6 @@ class Autolog:
             pass
 
     def _log_model(self, model: Any, name: str, shas: list[str], reference: Any) -> None:
-        from ..errors import NbmlopsError
-
         try:
             self.run.log_model(model, name, datasets=shas, reference=reference)
         except NbmlopsError:
@@ -321,10 +321,9 @@ class Autolog:
         its aggregate scores (mean/std/rank of each score, fit and score times)."""
         from sklearn.base import clone
 
-        from . import experiments
-        from .runs import start_run
-
-        run = self.run
+        run, start_run = self.run, self.start_run
+        if start_run is None:
+            return
         rank = next((c for c in table.columns if c == "rank_test_score"), None) or \
             next((c for c in table.columns if str(c).startswith("rank_test_")), None)
         order = table.sort_values(rank, kind="stable") if rank else table
@@ -378,8 +377,6 @@ def _qualname(obj: Any) -> str:
 
 
 def _finite(v: Any) -> bool:
-    import math
-
     try:
         return not isinstance(v, (bool, str)) and math.isfinite(float(v))
     except (TypeError, ValueError):

@@ -12,7 +12,8 @@ adding one. Data bigger in memory than the snapshot limit (``NBMLOPS_SNAPSHOT_LI
 1 GB, or ``max_bytes=``) keeps only its fingerprint and summary; the version says so.
 
 Inside a pipeline step, ``load_dataset("sales")`` returns the version the pipeline passes to
-the step, not the latest one (see ``nbmlops.pipelines.context``).
+the step, not the latest one: the step installs a resolver (``tracking.session.set_dataset_resolver``;
+``nbmlops.pipelines.context`` does).
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tinydb import where
-
 from .._util import check_key, new_id, now_ms
 from ..errors import InvalidInput, NotFound, StoreError
-from ..store import SCHEMA, DamagedFile, DocFile, Store, check_id, current_store
+from ..store import SCHEMA, DamagedFile, Store, current_store
+from ..store.records import DatasetBlob, DatasetRecord, DatasetVersionRecord, RunDataset
 from . import environment
 from .fingerprint import fingerprint
+from .session import active_run, dataset_resolver
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,15 +47,6 @@ _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 1024, "m": 1e6, "mb": 1e6, 
           "g": 1e9, "gb": 1e9, "gib": 1024**3, "t": 1e12, "tb": 1e12, "tib": 1024**4}
 _READERS = {".csv": "read_csv", ".tsv": "read_csv", ".parquet": "read_parquet", ".pq": "read_parquet",
             ".json": "read_json", ".jsonl": "read_json", ".feather": "read_feather"}
-
-
-# -- places ---------------------------------------------------------------------------------
-def datasets_file(store: Store) -> DocFile:
-    return DocFile(store.root / "db" / "datasets.json")
-
-
-def versions_file(store: Store, dataset_id: str) -> DocFile:
-    return DocFile(store.root / "db" / "datasets" / f"{check_id('dataset', dataset_id)}.json")
 
 
 # -- sizes ----------------------------------------------------------------------------------
@@ -125,7 +117,8 @@ def _as_frame(data: Any) -> tuple[Any, dict[str, Any]]:
         return data, {"kind": "DataFrame"}
     if isinstance(data, pd.Series):
         name = data.name if data.name is not None else "value"
-        return data.to_frame(str(name)), {"kind": "Series", "series_name": None if data.name is None else str(data.name)}
+        series_name = None if data.name is None else str(data.name)
+        return data.to_frame(str(name)), {"kind": "Series", "series_name": series_name}
     sparse = sys.modules.get("scipy.sparse")
     if sparse is not None and sparse.issparse(data):
         return None, {"kind": "sparse"}
@@ -135,7 +128,8 @@ def _as_frame(data: Any) -> tuple[Any, dict[str, Any]]:
         raise InvalidInput(f"cannot log a {type(data).__name__} as a dataset: {exc}") from None
     if arr.ndim not in (1, 2):
         raise InvalidInput(f"cannot snapshot a {arr.ndim}-dimensional array; give a table (1 or 2 dimensions)")
-    frame = pd.DataFrame(arr.reshape(len(arr), -1), columns=[f"x{i}" for i in range(arr.shape[1] if arr.ndim == 2 else 1)])
+    width = arr.shape[1] if arr.ndim == 2 else 1
+    frame = pd.DataFrame(arr.reshape(len(arr), -1), columns=[f"x{i}" for i in range(width)])
     return frame, {"kind": "ndarray", "ndim": int(arr.ndim)}
 
 
@@ -202,8 +196,6 @@ def log_version(data: Any, name: str, *, run: Run | None = None, role: str | Non
     check_key("dataset", name)
     limit = snapshot_limit(max_bytes)
     if run is None:
-        from .session import active_run
-
         run = active_run()
     if run is not None:
         run._check_open()
@@ -240,8 +232,8 @@ def log_version(data: Any, name: str, *, run: Run | None = None, role: str | Non
     return version
 
 
-def _insert(store: Store, name: str, fp: dict[str, Any], blob: dict[str, Any] | None, note: str | None,
-            summary: dict[str, Any] | None, how: dict[str, Any], run: Run | None) -> dict[str, Any]:
+def _insert(store: Store, name: str, fp: dict[str, Any], blob: DatasetBlob | None, note: str | None,
+            summary: dict[str, Any] | None, how: dict[str, Any], run: Run | None) -> DatasetVersionRecord:
     version: dict[str, Any] = {
         "schema": SCHEMA, "id": new_id(), "name": name, "version": None, "sha256": fp["sha256"],
         "kind": how["kind"], "shape": fp["shape"], "rows": fp["shape"][0] if fp["shape"] else None,
@@ -250,40 +242,38 @@ def _insert(store: Store, name: str, fp: dict[str, Any], blob: dict[str, Any] | 
         "created": now_ms(), "user": environment.user(),
         "run_id": run.id if run is not None else None, "run_name": run.name if run is not None else None,
     }
-    with datasets_file(store).table() as dt:
-        found = dt.search(where("name") == name)
-        ds = dict(found[0]) if found else {"schema": SCHEMA, "id": new_id(), "name": name, "next_version": 1,
-                                           "created": now_ms()}
-        with versions_file(store, ds["id"]).table() as vt:
-            docs = vt.all()
-            latest = max(docs, key=lambda v: v["version"], default=None)
+    with store.datasets().edit() as datasets:
+        found = datasets.get(name=name)
+        ds = found or {"schema": SCHEMA, "id": new_id(), "name": name, "next_version": 1, "created": now_ms()}
+        with store.dataset_versions(ds["id"]).edit() as versions:
+            latest = max(versions.all(), key=lambda v: v["version"], default=None)
             if _same_as_latest(latest, fp, note):  # a writer logged the same data since we looked
                 return json.loads(json.dumps(latest))
             existing = latest["version"] if latest else 0
             version["dataset_id"] = ds["id"]
             version["version"] = max(ds["next_version"], existing + 1)
-            vt.insert(version)
+            versions.insert(version)
         ds.update(next_version=version["version"] + 1, updated=now_ms(), latest=version["version"])
         if found:
-            dt.update(ds, where("id") == ds["id"])
+            datasets.update(ds, id=ds["id"])
         else:
-            dt.insert(ds)
-    return version
+            datasets.insert(ds)
+    return version  # type: ignore[return-value]
 
 
-def _same_as_latest(latest: dict[str, Any] | None, fp: dict[str, Any], note: str | None) -> bool:
+def _same_as_latest(latest: DatasetVersionRecord | dict[str, Any] | None, fp: dict[str, Any], note: str | None) -> bool:
     """Whether logging data with fingerprint ``fp`` gives back ``latest`` instead of a new version:
     same data, and either kept in the store or not to be kept now either."""
     return latest is not None and latest["sha256"] == fp["sha256"] and bool(latest["blob"] or note)
 
 
-def record_on_run(run: Run, version: DatasetVersion, role: str | None = None) -> dict[str, Any]:
+def record_on_run(run: Run, version: DatasetVersion, role: str | None = None) -> RunDataset:
     """Name this exact version in the run's datasets (its lineage)."""
     doc = version.doc
-    entry = {"name": doc["name"], "sha256": doc["sha256"], "kind": doc["kind"], "shape": doc["shape"],
+    entry: RunDataset = {"name": doc["name"], "sha256": doc["sha256"], "kind": doc["kind"], "shape": doc["shape"],
              "columns": doc["columns"], "dtypes": doc["dtypes"], "version": doc["version"],
              "dataset_id": doc["dataset_id"], "snapshot": (doc["blob"] or {}).get("sha256"),
-             **({"role": role} if role else {})}
+             **({"role": role} if role else {})}  # type: ignore[typeddict-item]
     with run._lock:
         kept = [d for d in run._doc["datasets"] if d["name"] != doc["name"]]
         run._save({"datasets": [*kept, entry]})
@@ -291,18 +281,18 @@ def record_on_run(run: Run, version: DatasetVersion, role: str | None = None) ->
 
 
 # -- reading --------------------------------------------------------------------------------
-def _dataset_doc(store: Store, name: str) -> dict[str, Any] | None:
-    for d in datasets_file(store).all():
+def _dataset_doc(store: Store, name: str) -> DatasetRecord | None:
+    for d in store.datasets().all():
         if d["name"] == name:
             return d
     return None
 
 
-def _versions(store: Store, ds: dict[str, Any]) -> list[dict[str, Any]]:
-    return sorted(versions_file(store, ds["id"]).all(), key=lambda d: d["version"])
+def _versions(store: Store, ds: DatasetRecord) -> list[DatasetVersionRecord]:
+    return sorted(store.dataset_versions(ds["id"]).all(), key=lambda d: d["version"])  # type: ignore[arg-type]
 
 
-def _latest(store: Store, name: str) -> dict[str, Any] | None:
+def _latest(store: Store, name: str) -> DatasetVersionRecord | None:
     ds = _dataset_doc(store, name)
     if ds is None:
         return None
@@ -310,20 +300,20 @@ def _latest(store: Store, name: str) -> dict[str, Any] | None:
     return json.loads(json.dumps(versions[-1])) if versions else None
 
 
-def _same_content(store: Store, name: str, sha: str) -> dict[str, Any] | None:
+def _same_content(store: Store, name: str, sha: str) -> DatasetBlob | None:
     """The blob of an earlier version with this fingerprint (logging it again writes nothing)."""
     ds = _dataset_doc(store, name)
     for v in reversed(_versions(store, ds) if ds else []):
         if v["sha256"] == sha and v.get("blob") and store.blobs.path(v["blob"]["sha256"]).exists():
-            return dict(v["blob"])
+            return {**v["blob"]}
     return None
 
 
-def resolve(ref: str, store: Store | None = None) -> dict[str, Any]:
+def resolve(ref: str, store: Store | None = None) -> DatasetVersionRecord:
     """The version document ``ref`` (``name`` or ``name@N``) names; NotFound says what exists."""
     name, number = parse_ref(ref)
     store = store or current_store(create=False)
-    docs = datasets_file(store).all() if store.exists() else []
+    docs = store.datasets().all() if store.exists() else []
     ds = next((d for d in docs if d["name"] == name), None)
     if ds is None:
         have = ", ".join(sorted(d["name"] for d in docs)) or "none yet"
@@ -367,19 +357,18 @@ def load_dataset(ref: str) -> Any:
     >>> train = nbmlops.load_dataset("churn@3")
 
     Inside a pipeline step, an unpinned name gives the version the pipeline passes to the step."""
-    from ..pipelines import context
-
-    local = context.load_local(ref)
+    resolver = dataset_resolver()
+    local = resolver.load_local(ref) if resolver is not None else None
     if local is not None:
         return local
     return get_dataset_version(ref).load()
 
 
 def _in_step(ref: str) -> str:
-    if isinstance(ref, str) and "@" not in ref:
-        from ..pipelines import context
-
-        return context.pinned(ref) or ref
+    """``name@N`` when a pipeline step receives dataset ``name`` as an input, else ``ref``."""
+    resolver = dataset_resolver()
+    if resolver is not None and isinstance(ref, str) and "@" not in ref:
+        return resolver.pinned(ref) or ref
     return ref
 
 
@@ -388,7 +377,7 @@ def list_datasets(name: str | None = None) -> pd.DataFrame:
     import pandas as pd
 
     store = current_store(create=False)
-    docs = datasets_file(store).all() if store.exists() else []
+    docs = store.datasets().all() if store.exists() else []
     if name is not None:
         ds = next((d for d in docs if d["name"] == check_key("dataset", name)), None)
         if ds is None:
@@ -402,7 +391,7 @@ def list_datasets(name: str | None = None) -> pd.DataFrame:
     rows = []
     for ds in sorted(docs, key=lambda d: d["name"]):
         try:
-            versions: list[dict[str, Any]] | None = _versions(store, ds)
+            versions: list[DatasetVersionRecord] | None = _versions(store, ds)
         except StoreError as exc:  # one damaged versions file: name it, list the other datasets
             warnings.warn(f"left out of the listing: {exc}", DamagedFile, stacklevel=2)
             versions = None
@@ -417,7 +406,7 @@ def list_datasets(name: str | None = None) -> pd.DataFrame:
                                        "updated"])
 
 
-def read_frame(store: Store, doc: dict[str, Any]) -> Any:
+def read_frame(store: Store, doc: DatasetVersionRecord) -> Any:
     """The stored DataFrame of a version document (its blob checked against its sha256)."""
     import pandas as pd
 
@@ -433,7 +422,7 @@ def read_frame(store: Store, doc: dict[str, Any]) -> Any:
 class DatasetVersion:
     """One version of a dataset: ``name``, ``version``, ``uri`` (``name@N``), ``load()``."""
 
-    def __init__(self, store: Store, doc: dict[str, Any]) -> None:
+    def __init__(self, store: Store, doc: DatasetVersionRecord) -> None:
         self.store = store
         self.doc = doc
 
@@ -473,6 +462,6 @@ class DatasetVersion:
         return f"<DatasetVersion {self.uri} {shape} {self.sha256[:12]} {stored}>"
 
     def _repr_html_(self) -> str:
-        from ..display.datasets import version_card
+        from ..display.datasets import version_card  # display sits above the domain: only this delegation
 
         return version_card(self)

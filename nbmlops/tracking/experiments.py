@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from .._util import new_id, now_ms
 from ..errors import InvalidInput, NotFound
 from ..store import SCHEMA, Store, current_store
+from ..store.records import ExperimentRecord
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -17,7 +18,8 @@ _default_name = DEFAULT
 
 def check_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\n" in name:
-        raise InvalidInput(f"experiment name must be a non-empty one-line string of at most 200 characters, got {name!r}")
+        raise InvalidInput("experiment name must be a non-empty one-line string of at most 200 characters, "
+                           f"got {name!r}")
     return name.strip()
 
 
@@ -33,21 +35,21 @@ def default_name() -> str:
     return _default_name
 
 
-def get_or_create(store: Store, name: str) -> dict[str, Any]:
+def get_or_create(store: Store, name: str) -> ExperimentRecord:
     name = check_name(name)
     for doc in store.experiments.all():
         if doc["name"] == name:
             return doc
-    with store.experiments.table() as t:
-        for doc in t.all():  # another process may have created it since we looked
-            if doc["name"] == name:
-                return dict(doc)
-        doc = {"schema": SCHEMA, "id": new_id(), "name": name, "created": now_ms(), "tags": {}}
-        t.insert(doc)
+    with store.experiments.edit() as docs:
+        found = docs.get(name=name)  # another process may have created it since we looked
+        if found is not None:
+            return found  # type: ignore[return-value]
+        doc: ExperimentRecord = {"schema": SCHEMA, "id": new_id(), "name": name, "created": now_ms(), "tags": {}}
+        docs.insert(dict(doc))
     return doc
 
 
-def find(store: Store, name_or_id: str) -> dict[str, Any]:
+def find(store: Store, name_or_id: str) -> ExperimentRecord:
     docs = store.experiments.all()
     for doc in docs:
         if doc["name"] == name_or_id or doc["id"] == name_or_id:
@@ -77,13 +79,13 @@ def list_experiments() -> pd.DataFrame:
 class Experiment:
     """A named group of runs; ``.runs()`` searches it."""
 
-    def __init__(self, doc: dict[str, Any]) -> None:
+    def __init__(self, doc: ExperimentRecord) -> None:
         self.id: str = doc["id"]
         self.name: str = doc["name"]
         self.created: int = doc["created"]
 
     def runs(self, **kwargs: Any) -> pd.DataFrame:
-        from .search import search_runs
+        from .search import search_runs  # cycle: search imports this module (experiment names)
 
         return search_runs(self.id, **kwargs)
 
@@ -91,6 +93,6 @@ class Experiment:
         return f"<Experiment {self.name!r} id={self.id[:8]}>"
 
     def _repr_html_(self) -> str:
-        from ..display.html import experiment_card
+        from ..display.html import experiment_card  # display sits above the domain: only this delegation
 
         return experiment_card(self)

@@ -6,13 +6,12 @@ import json
 import warnings
 from typing import Any
 
-from tinydb import where
-
 from .._util import check_key
 from ..errors import InvalidInput, NotFound, StoreError
-from ..store import DamagedFile, DocFile, Store, current_store
+from ..store import DamagedFile, Store, current_store
+from ..store.records import RunRecord
 from .runs import Run
-from .session import _active
+from .session import active_runs
 
 
 def get_run(run_id: str) -> Run:
@@ -22,15 +21,15 @@ def get_run(run_id: str) -> Run:
     return Run(store, doc)
 
 
-def find_run_doc(store: Store, run_id: str) -> dict[str, Any]:
+def find_run_doc(store: Store, run_id: str) -> RunRecord:
+    """The document of the run with this id (or a unique prefix of at least 6 hex digits), a copy."""
     if not isinstance(run_id, str) or len(run_id) < 6 or not all(c in "0123456789abcdef" for c in run_id):
         raise InvalidInput(f"run id must be at least 6 hex digits, got {run_id!r}")
     matches = []
     damaged: list[str] = []
     for exp in store.experiments.all():
-        path = store.runs_dir(exp["id"]) / f"{run_id[:2]}.json"
         try:
-            docs = DocFile(path).all()
+            docs = store.run_file(exp["id"], run_id[:32].ljust(32, "0")).all()  # the shard of every id with this prefix
         except StoreError as exc:  # a damaged shard of another experiment must not hide this run
             damaged.append(str(exc))
             continue
@@ -66,14 +65,14 @@ def set_run_tags(run_id: str, tags: dict[str, Any]) -> None:
     clean = {check_key("tag", k): str(v) for k, v in tags.items()}
     store = current_store(create=False)
     doc = find_run_doc(store, run_id)
-    for run in _active:
+    for run in active_runs():
         if run.id == doc["id"]:  # this process writes that run: go through it, so its next save keeps the tags
             run.set_tags(clean)
             return
     if clean:
-        with store.run_file(doc["experiment_id"], doc["id"]).table() as t:
-            current = t.get(where("id") == doc["id"])
-            t.update({"tags": {**current["tags"], **clean}}, where("id") == doc["id"])  # type: ignore[index]
+        with store.run_file(doc["experiment_id"], doc["id"]).edit() as docs:
+            current = docs.get(id=doc["id"])
+            docs.update({"tags": {**current["tags"], **clean}}, id=doc["id"])  # type: ignore[index]
 
 
 def set_run_tag(run_id: str, key: str, value: Any) -> None:
@@ -84,7 +83,7 @@ def set_run_tag(run_id: str, key: str, value: Any) -> None:
 def _set_deleted(run_id: str, deleted: bool) -> None:
     store = current_store(create=False)
     doc = find_run_doc(store, run_id)
-    if deleted and any(r.id == doc["id"] for r in _active):
+    if deleted and any(r.id == doc["id"] for r in active_runs()):
         raise InvalidInput(f"run {doc['name']} is active in this process; end it before deleting it")
-    with store.run_file(doc["experiment_id"], doc["id"]).table() as t:
-        t.update({"deleted": deleted}, where("id") == doc["id"])
+    with store.run_file(doc["experiment_id"], doc["id"]).edit() as docs:
+        docs.update({"deleted": deleted}, id=doc["id"])

@@ -8,12 +8,15 @@ Parquet, that drift reports compare served traffic against.
 from __future__ import annotations
 
 import io
+import pickle
 import sys
 import weakref
 from typing import Any
 
 from ..errors import InvalidInput
 from ..store import Store
+from ..store.blobs import HashingWriter
+from . import signature as sig
 
 REFERENCE_ROWS = 100_000
 TARGET, PREDICTION = "target", "prediction"
@@ -30,12 +33,7 @@ def dump_model(store: Store, model: Any, label: str) -> tuple[str, int]:
     Plain pickle rather than ``joblib.dump``: the same bytes joblib would keep for a
     scikit-learn model, written 7x faster and read back 6x faster (joblib's unpickler is
     pure Python); ``joblib.load`` still reads these files."""
-    import pickle
-
-    from ..store.blobs import HashingWriter
-    from .signature import check_fitted
-
-    check_fitted(model, strict=False)  # data, a class or an unfitted estimator: refused before a byte is written
+    sig.check_fitted(model, strict=False)  # data, a class or an unfitted estimator: refused before a byte is written
     tmp = store.blobs.tmp_path(".pkl")
     try:
         with open(tmp, "wb") as f:
@@ -54,8 +52,6 @@ def read_model(store: Store, sha: str, fmt: str = FORMAT) -> Any:
         import joblib
 
         return joblib.load(path)
-    import pickle
-
     with open(path, "rb") as f:
         return pickle.load(f)
 
@@ -124,8 +120,6 @@ def load_frame(store: Store, sha: str) -> Any:
 def with_predictions(model: Any, frame: Any, signature: dict[str, Any]) -> Any:
     """Add the model's ``prediction`` on each row of a reference frame (kept without it if the
     model cannot score its own training sample)."""
-    from . import signature as sig
-
     X = frame.drop(columns=[c for c in (TARGET, PREDICTION) if c in frame.columns])
     try:
         predicted = model.predict(sig.validate(signature, X, "the reference"))
@@ -139,8 +133,6 @@ def with_predictions(model: Any, frame: Any, signature: dict[str, Any]) -> Any:
 def describe(store: Store, model: Any, reference: Any = None) -> dict[str, Any]:
     """The signature of a fitted model and, given ``X`` or ``(X, y)``, its stored monitoring
     reference (a bounded sample with the model's predictions): ``{"signature", "reference"}``."""
-    from . import signature as sig
-
     signature = sig.infer(model)
     frame = None
     if reference is not None:

@@ -8,6 +8,7 @@ count) reach the document when the run ends and every few seconds meanwhile.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -19,16 +20,21 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from tinydb import where
-
 from .._util import check_key, fmt_duration, new_id, now_ms
 from ..errors import InvalidInput, NotFound
-from ..store import SCHEMA, AppendLog, Store, read_lines
-from . import environment, experiments, modelfiles
+from ..store import SCHEMA, AppendLog, Store
+from ..store.records import ArtifactEntry, MetricSummary, ModelEntry, RunDataset, RunRecord
+from . import environment, experiments, modelfiles, session
+from .autolog import Autolog
+from .datasets import log_version
 from .entities import RunData, RunInfo
 from .fingerprint import fingerprint
 from .names import random_name
-from .session import _active, _pop, _store, active_run, require_active  # noqa: F401  (re-exported)
+from .session import active_run, pop_run, push_run, require_active, tracking_store  # noqa: F401  (require_active)
+from .stale import metric_points, metric_summaries, register_active, unregister_active
+
+# old names, re-exported until magics/track.py, info.py and tests/conftest.py use session's public ones
+_active, _pop, _store = session._active, pop_run, tracking_store
 
 STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
 _MISSING = object()
@@ -66,7 +72,7 @@ def _metric_value(key: str, value: Any) -> float | int:
 class Run:
     """A tracked run. Get one from ``start_run`` (to log) or ``get_run`` (to read)."""
 
-    def __init__(self, store: Store, doc: dict[str, Any], owned: bool = False) -> None:
+    def __init__(self, store: Store, doc: RunRecord, owned: bool = False) -> None:
         self._store = store
         self._doc = doc
         self._file = store.run_file(doc["experiment_id"], doc["id"])
@@ -119,14 +125,12 @@ class Run:
                 self._doc["metrics"] = self._metric_docs()
             return RunInfo(json.loads(json.dumps({**self._doc, "metrics": self._read_metric_docs()})))
 
-    def _read_metric_docs(self) -> dict[str, Any]:
+    def _read_metric_docs(self) -> dict[str, MetricSummary]:
         """The metric summaries of the document; for a run going on in another process, brought up
         to date from its log (the document gets them every few seconds only while the run logs)."""
         if self._owned or self._doc["status"] != "RUNNING":
             return self._doc["metrics"]
-        from .stale import _summaries
-
-        return {**self._doc["metrics"], **_summaries(self._store, self.id)}
+        return {**self._doc["metrics"], **metric_summaries(self._store, self.id)}
 
     @property
     def data(self) -> RunData:
@@ -175,9 +179,9 @@ class Run:
     def _save(self, fields: dict[str, Any], durable: bool = False) -> None:
         """Write fields of the run document: atomically always (a killed process loses nothing
         written), fsynced when the run ends (a finished run survives a power cut)."""
-        with self._file.table(durable) as t:
-            t.update(fields, where("id") == self.id)
-        self._doc.update(fields)
+        with self._file.edit(durable) as docs:
+            docs.update(fields, id=self.id)
+        self._doc.update(fields)  # type: ignore[typeddict-item]
 
     def log_param(self, key: str, value: Any) -> None:
         """Record a parameter. Params are immutable: logging a different value for a key raises."""
@@ -211,10 +215,10 @@ class Run:
         if not self._owned:
             raise InvalidInput(f"run {self.name} was opened for reading; use nbmlops.set_run_tags(run_id, ...)")
         clean = {check_key("tag", k): str(v) for k, v in tags.items()}
-        with self._lock, self._file.table() as t:  # merged under the lock with tags set_run_tags wrote meanwhile
-            current = t.get(where("id") == self.id)
-            merged = {**(current or self._doc)["tags"], **clean}  # type: ignore[index]
-            t.update({"tags": merged}, where("id") == self.id)
+        with self._lock, self._file.edit() as docs:  # merged under the lock with tags set_run_tags wrote meanwhile
+            current = docs.get(id=self.id)
+            merged = {**(current or self._doc)["tags"], **clean}
+            docs.update({"tags": merged}, id=self.id)
             self._doc["tags"] = merged
 
     def log_metric(self, key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
@@ -261,7 +265,7 @@ class Run:
         for key, value in metrics.items():
             self.log_metric(key, value, step, timestamp)
 
-    def _metric_docs(self) -> dict[str, Any]:
+    def _metric_docs(self) -> dict[str, MetricSummary]:
         docs = dict(self._doc["metrics"])
         for k, s in self._msum.items():
             docs[k] = {"value": s[0], "step": s[1], "timestamp": s[2], "min": s[3], "max": s[4], "count": s[5]}
@@ -271,21 +275,22 @@ class Run:
         self._persisted = time.monotonic()
         self._save({"metrics": self._metric_docs()})
 
-    def _put_entry(self, field: str, entry: dict[str, Any]) -> None:
+    def _put_entry(self, field: str, entry: ArtifactEntry | ModelEntry) -> None:
         with self._lock:
             entries = [e for e in self._doc[field] if e["name"] != entry["name"]] + [entry]
             self._save({field: entries})
 
-    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> list[dict[str, Any]]:
+    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> list[ArtifactEntry]:
         """Copy a file (or every file of a folder) into the store, under ``name`` (default: its file name)."""
         self._check_open()
         p = Path(path)
         if not p.exists():
-            raise InvalidInput(f"cannot log artifact: {os.fspath(path)!r} does not exist (give an existing file or folder)")
+            raise InvalidInput(f"cannot log artifact: {os.fspath(path)!r} does not exist "
+                               "(give an existing file or folder)")
         base = check_key("artifact", name or p.name)
         files = [(base, p)] if p.is_file() else [(f"{base}/{f.relative_to(p).as_posix()}", f)
                                                   for f in sorted(p.rglob("*")) if f.is_file()]
-        entries = []
+        entries: list[ArtifactEntry] = []
         for artifact_name, f in files:
             sha, size = self._store.blobs.put_file(f)
             entries.append({"name": artifact_name, "sha256": sha, "size": size, "kind": "file"})
@@ -293,15 +298,15 @@ class Run:
             self._put_entry("artifacts", e)
         return entries
 
-    def log_text(self, text: str, name: str) -> dict[str, Any]:
+    def log_text(self, text: str, name: str) -> ArtifactEntry:
         """Store a string as an artifact named ``name``."""
         self._check_open()
         sha, size = self._store.blobs.put_bytes(str(text).encode())
-        entry = {"name": check_key("artifact", name), "sha256": sha, "size": size, "kind": "text"}
+        entry: ArtifactEntry = {"name": check_key("artifact", name), "sha256": sha, "size": size, "kind": "text"}
         self._put_entry("artifacts", entry)
         return entry
 
-    def log_figure(self, fig: Any, name: str | None = None) -> dict[str, Any]:
+    def log_figure(self, fig: Any, name: str | None = None) -> ArtifactEntry:
         """Store a matplotlib figure as a PNG artifact (``figure_N.png`` by default)."""
         self._check_open()
         if not hasattr(fig, "savefig"):
@@ -311,12 +316,12 @@ class Run:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
         sha, size = self._store.blobs.put_bytes(buf.getvalue())
-        entry = {"name": name, "sha256": sha, "size": size, "kind": "figure"}
+        entry: ArtifactEntry = {"name": name, "sha256": sha, "size": size, "kind": "figure"}
         self._put_entry("artifacts", entry)
         return entry
 
     def log_model(self, model: Any, name: str = "model", datasets: list[str] | None = None,
-                  reference: Any = None) -> dict[str, Any]:
+                  reference: Any = None) -> ModelEntry:
         """Store a fitted model (pickled, content-addressed); returns its entry (with ``sha256``).
         ``datasets`` names the fingerprints (sha256) of the data it was trained on; ``reference``
         (``X`` or ``(X, y)``) keeps a bounded sample of it for monitoring."""
@@ -324,11 +329,12 @@ class Run:
         check_key("model", name)
         sha, size = modelfiles.dump_model(self._store, model, name)
         cls = type(model)
-        entry = {"name": name, "sha256": sha, "size": size, "format": modelfiles.FORMAT,
+        entry: ModelEntry = {"name": name, "sha256": sha, "size": size, "format": modelfiles.FORMAT,
                  "class": f"{cls.__module__}.{cls.__qualname__}", "datasets": list(datasets or []),
-                 "versions": {k: v for k, v in environment.versions().items() if k in ("scikit-learn", "numpy", "python")}}
+                 "versions": {k: v for k, v in environment.versions().items()
+                              if k in ("scikit-learn", "numpy", "python")}}
         try:
-            entry.update(modelfiles.describe(self._store, model, reference))
+            entry.update(modelfiles.describe(self._store, model, reference))  # type: ignore[typeddict-item]
         except Exception:  # not a scikit-learn-like model: stored, without a signature
             pass
         self._put_entry("models", entry)
@@ -343,10 +349,8 @@ class Run:
         self._check_open()
         check_key("dataset", name)
         if snapshot:
-            from .datasets import log_version
-
             return log_version(data, name, run=self, role=role, max_bytes=max_bytes)
-        fp = {"name": name, **fingerprint(data), **({"role": role} if role else {})}
+        fp: RunDataset = {"name": name, **fingerprint(data), **({"role": role} if role else {})}  # type: ignore[typeddict-item]
         with self._lock:
             if not any(d["name"] == name and d["sha256"] == fp["sha256"] for d in self._doc["datasets"]):
                 self._save({"datasets": [d for d in self._doc["datasets"] if d["name"] != name] + [fp]})
@@ -358,7 +362,7 @@ class Run:
         if status not in STATUSES[1:]:
             raise InvalidInput(f"status must be one of {', '.join(STATUSES[1:])}, got {status!r}")
         if not self._owned or self._doc["status"] != "RUNNING":
-            _pop(self)
+            pop_run(self)
             return
         if self.autolog is not None:
             autolog, self.autolog = self.autolog, None
@@ -372,12 +376,12 @@ class Run:
                                       "duration": (end - self._doc["start_time"]) / 1000}
             if error:
                 fields["error"] = error
-            fields["identity"] = _identity(self._doc | fields)
+            fields["identity"] = run_identity(self._doc | fields)  # type: ignore[arg-type]
             fields["same_as"] = _same_as(self._store, self._doc, fields["identity"])
             if self._log is not None:
                 self._log.close()
             self._save(fields, durable=True)
-        _pop(self)  # ended is no longer active, however it was ended (``with``, ``end()``, %%track)
+        pop_run(self)  # ended is no longer active, however it was ended (``with``, ``end()``, %%track)
         _finish_bookkeeping(self)
 
     def __enter__(self) -> Run:
@@ -390,7 +394,7 @@ class Run:
             self.end("KILLED", "KeyboardInterrupt")
         else:
             self.end("FAILED", "".join(traceback.format_exception(etype, exc, tb)))
-        _pop(self)
+        pop_run(self)
 
     # -- display --------------------------------------------------------------
     def __repr__(self) -> str:
@@ -399,33 +403,19 @@ class Run:
                 f"{' ' + metrics if metrics else ''}>")
 
     def _repr_html_(self) -> str:
-        from ..display.html import run_card
+        from ..display.html import run_card  # display sits above the domain: only this delegation
 
         return run_card(self)
 
 
-def metric_points(path: Path, skipped: list[int] | None = None) -> Any:
-    """The points ``[key, step, timestamp, value]`` of a metric log. A line cut short by a crash, or
-    one that is not a point (wrong shape or types), is skipped and counted in ``skipped[0]``."""
-    counts: dict[str, int] = {}
-    for line in read_lines(path, counts):
-        if (isinstance(line, list) and len(line) == 4 and isinstance(line[0], str)
-                and all(type(x) is int for x in line[1:3]) and type(line[3]) in (int, float)
-                and math.isfinite(line[3])):  # json reads NaN and Infinity; log_metric never writes them
-            yield line
-        elif skipped is not None:
-            skipped[0] += 1
-    if skipped is not None:
-        skipped[0] += counts.get("skipped", 0)
-
-
-def _identity(doc: dict[str, Any]) -> str:
+def run_identity(doc: RunRecord) -> str:
     """What makes two runs 'the same': cell source, params and input data."""
-    import hashlib
-
     key = json.dumps([doc.get("source_sha"), sorted(doc["params"].items()),
                       sorted(d["sha256"] for d in doc["datasets"])], default=str)
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+_identity = run_identity  # old private name, until export/mlflow_import.py uses the public one
 
 
 def start_run(experiment: str | None = None, name: str | None = None, tags: dict[str, Any] | None = None, *,
@@ -436,13 +426,14 @@ def start_run(experiment: str | None = None, name: str | None = None, tags: dict
     >>> with nbmlops.start_run(experiment="churn", name="rf-baseline") as run:
     ...     nbmlops.log_metric("accuracy", 0.93)
     """
-    if _active and not nested and not getattr(_active[-1], "nest_children", False):  # a pipeline step's run
-        raise InvalidInput(f"run {_active[-1].name} is still active: end it first, or pass nested=True")
+    outer = active_run()
+    if outer is not None and not nested and not getattr(outer, "nest_children", False):  # a pipeline step's run
+        raise InvalidInput(f"run {outer.name} is still active: end it first, or pass nested=True")
     if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 200):
         raise InvalidInput(f"run name must be a non-empty string of at most 200 characters, got {name!r}")
     clean_tags = {check_key("tag", k): str(v) for k, v in (tags or {}).items()}
     exp_name = experiments.check_name(experiments.default_name() if experiment is None else experiment)
-    store = _store()
+    store = tracking_store()
     exp = experiments.get_or_create(store, exp_name)
     run_id = new_id()
     env = environment.versions()
@@ -452,7 +443,7 @@ def start_run(experiment: str | None = None, name: str | None = None, tags: dict
     if cell_key:
         cell = store.cells.get("key", cell_key)
         previous = cell["run_id"] if cell else None
-    doc = {
+    doc: RunRecord = {
         "schema": SCHEMA, "id": run_id, "experiment_id": exp["id"], "name": name or random_name(run_id),
         "status": "RUNNING", "start_time": now_ms(), "end_time": None, "duration": None,
         "user": environment.user(), "host": environment.host(), "pid": os.getpid(),
@@ -461,23 +452,19 @@ def start_run(experiment: str | None = None, name: str | None = None, tags: dict
         "source_sha": source_sha, "env_sha": env_sha, "python": env["python"],
         "git_commit": environment.git_commit(), "notebook": notebook,
         "cell_key": cell_key, "previous_run": previous, "same_as": None, "error": None,
-        "parent_run": _active[-1].id if _active else None, "deleted": False,
+        "parent_run": outer.id if outer is not None else None, "deleted": False,
     }
     run = Run(store, doc, owned=True)
-    from .stale import register_active
-
     register_active(store, doc)  # first: a crash before the run document exists leaves nothing RUNNING
-    with run._file.table(durable=False) as t:
-        t.insert(doc)
-    _active.append(run)
+    with run._file.edit(durable=False) as docs:
+        docs.insert(dict(doc))
+    push_run(run)
     if autolog:
-        from .autolog import Autolog
-
-        run.autolog = Autolog(run, hint=source).start()
+        run.autolog = Autolog(run, hint=source, start_run=start_run).start()
     return run
 
 
-def _same_as(store: Store, doc: dict[str, Any], identity: str) -> str | None:
+def _same_as(store: Store, doc: RunRecord, identity: str) -> str | None:
     """The earlier run this re-run of a cell repeats (same source, params and inputs), if any."""
     key, prev_id = doc.get("cell_key"), doc.get("previous_run")
     if not key or not prev_id:
@@ -489,12 +476,10 @@ def _same_as(store: Store, doc: dict[str, Any], identity: str) -> str | None:
 
 
 def _finish_bookkeeping(run: Run) -> None:
-    from .stale import unregister_active
-
     store = run._store
     unregister_active(store, run.id)
     key = run._doc.get("cell_key")
     if key:
-        with store.cells.table() as t:
-            t.upsert({"schema": SCHEMA, "key": key, "run_id": run.id, "identity": run._doc["identity"],
-                      "same_as": run._doc["same_as"]}, where("key") == key)
+        with store.cells.edit() as docs:
+            docs.upsert({"schema": SCHEMA, "key": key, "run_id": run.id, "identity": run._doc["identity"],
+                         "same_as": run._doc["same_as"]}, key=key)

@@ -24,7 +24,8 @@ _ATTRS = {"run_id": "id", "id": "id", "run_name": "name", "name": "name", "statu
           "experiment_id": "experiment_id", "git_commit": "git_commit"}
 _TOKEN = re.compile(r"""\s*(?:
     (?P<op>==|!=|<=|>=|=|<|>|\bnot\s+in\b|\bin\b|\bilike\b|\blike\b)
-  | (?P<ident>(?:metrics|params|tags|attributes|attribute|metric|param|tag|run)\.(?:`[^`]+`|"[^"]+"|[\w.\-/:]+)|[A-Za-z_]\w*)
+  | (?P<ident>(?:metrics|params|tags|attributes|attribute|metric|param|tag|run)
+     \.(?:`[^`]+`|"[^"]+"|[\w.\-/:]+)|[A-Za-z_]\w*)
   | (?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)
   | (?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
   | (?P<list>\((?:[^()'"]|'[^']*'|"[^"]*")*\))
@@ -107,7 +108,8 @@ def parse_filter(text: str | None) -> Callable[[dict[str, Any]], bool]:
         op = re.sub(r"\s+", " ", toks[1][1].lower())
         value = _literal(toks[2][0], toks[2][1])
         if (op in ("in", "not in")) != isinstance(value, list):
-            raise InvalidInput(f"in clause {part!r}, IN takes a list like ('a', 'b') and other operators a single value")
+            raise InvalidInput(f"in clause {part!r}, IN takes a list like ('a', 'b') "
+                               "and other operators a single value")
         if op in ("like", "ilike"):
             rx = _like(str(value), re.I if op == "ilike" else 0)
             clauses.append(lambda d, get=get, rx=rx: (v := get(d)) is not None and bool(rx.match(str(v))))

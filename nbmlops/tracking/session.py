@@ -1,12 +1,14 @@
-"""Process-wide tracking state: the stack of active runs and the stores already swept."""
+"""Process-wide tracking state: the stack of active runs, the stores already swept, and the
+dataset resolver a pipeline step installs."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import InvalidInput
 from ..store import Store, current_store
+from .stale import sweep_stale_runs
 
 if TYPE_CHECKING:
     from .runs import Run
@@ -15,13 +17,35 @@ _active: list[Run] = []
 _swept: set[Path] = set()
 
 
+class DatasetResolver(Protocol):
+    """What a pipeline step tells ``load_dataset``: the version it passes in, or data from a file."""
+
+    def pinned(self, name: str) -> str | None:
+        """``name@N`` when the running step receives dataset ``name``, else None."""
+
+    def load_local(self, ref: str) -> Any:
+        """The data of an input dataset read from a file (a Kubeflow component), else None."""
+
+
+_resolver: DatasetResolver | None = None
+
+
+def set_dataset_resolver(resolver: DatasetResolver | None) -> None:
+    """Install the resolver that ``load_dataset`` asks first (None: none)."""
+    global _resolver
+    _resolver = resolver
+
+
+def dataset_resolver() -> DatasetResolver | None:
+    """The installed dataset resolver, or None."""
+    return _resolver
+
+
 def tracking_store() -> Store:
     """The store in effect, swept once per process of runs whose process died."""
     store = current_store()
     if store.root not in _swept:
         _swept.add(store.root)
-        from .stale import sweep_stale_runs
-
         sweep_stale_runs(store)
         store.clean_tmp()
     return store
