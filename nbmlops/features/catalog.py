@@ -6,8 +6,10 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..store import current_store
+from ..store.records import FeatureDefinition, OnlineTableRecord
 from .definitions import Entity, FeatureService, FeatureView, OnDemandFeatureView
-from .repo import Changes, all_docs, apply, entities_by_name, find, names, online_file
+from .ondemand import _UDFS
+from .repo import Changes, all_docs, apply, entities_by_name, find, names
 
 
 def apply_features(objects: Any, force: bool = False) -> Changes:
@@ -25,13 +27,13 @@ def apply_features(objects: Any, force: bool = False) -> Changes:
     return apply(objects, force)
 
 
-def _docs() -> list[dict[str, Any]]:
+def _docs() -> list[FeatureDefinition]:
     store = current_store(create=False)
     return all_docs(store) if store.exists() else []
 
 
 def _stored(kind: str | tuple[str, ...], name: str, what: str, plural: str,
-            docs: list[dict[str, Any]]) -> dict[str, Any]:
+            docs: list[FeatureDefinition]) -> FeatureDefinition:
     """The stored document of that kind and name, or InvalidInput naming those there are."""
     doc = find(kind, name, docs)
     if doc is None:
@@ -44,8 +46,6 @@ def get_feature_view(name: str) -> FeatureView | OnDemandFeatureView:
     docs = _docs()
     doc = _stored(("view", "ondemand"), name, "feature view", "views", docs)
     if doc["kind"] == "ondemand":
-        from .ondemand import _UDFS
-
         hit = _UDFS.get(name)
         return OnDemandFeatureView.from_doc(doc, hit[1] if hit and hit[0] == doc["udf_sha"] else None)
     return FeatureView.from_doc(doc, entities_by_name(docs))
@@ -71,7 +71,8 @@ class Catalog:
     def __init__(self) -> None:
         self.docs = _docs()
         store = current_store(create=False)
-        self.online = {d["view"]: d for d in online_file(store).all()} if store.exists() else {}
+        self.online: dict[str, OnlineTableRecord] = (
+            {d["view"]: d for d in store.online_tables().all()} if store.exists() else {})  # type: ignore[misc]
 
     def __repr__(self) -> str:
         if not self.docs:
@@ -79,7 +80,7 @@ class Catalog:
         return "\n".join(f"{d['kind']:<9} {d['name']}" for d in sorted(self.docs, key=lambda d: (d["kind"], d["name"])))
 
     def _repr_html_(self) -> str:
-        from ..display.features import definitions_table
+        from ..display.features import definitions_table  # display: the one-line _repr_html_ delegation
 
         return definitions_table(self.docs, self.online)
 

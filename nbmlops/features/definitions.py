@@ -160,12 +160,12 @@ class FeatureView:
 
     def stats(self) -> dict[str, Any]:
         """Row count, time range, freshness and per-feature null share and range."""
-        from .stats import view_stats
+        from .stats import view_stats  # cycle: stats reads views through frames, which imports this module
 
         return view_stats(self)
 
     def _repr_html_(self) -> str:
-        from ..display.features import view_card
+        from ..display.features import view_card  # display: the one-line _repr_html_ delegation
 
         return view_card(self, self.stats())
 
@@ -175,7 +175,7 @@ def _entity(e: Entity | str) -> Entity:
         return e
     if isinstance(e, str):
         check_name("entity", e)
-        from .repo import stored_entity
+        from .repo import stored_entity  # cycle: repo imports this module
 
         return stored_entity(e) or Entity(e, [e])
     raise InvalidInput(f"entities are Entity objects or entity names, got {type(e).__name__}")
@@ -269,7 +269,7 @@ class FeatureService:
         return f"<FeatureService {self.name} features={self.features}>"
 
     def _repr_html_(self) -> str:
-        from ..display.features import service_card
+        from ..display.features import service_card  # display: the one-line _repr_html_ delegation
 
         return service_card(self)
 

@@ -19,6 +19,8 @@ from collections import OrderedDict
 from typing import Any
 
 from ..errors import InvalidInput
+from ..store.records import FeatureViewRecord
+from .definitions import source_from_doc
 from .timeutil import NAT, to_utc_ns
 
 CACHE_SIZE = 8
@@ -361,11 +363,9 @@ class Prepared:
             (self.created_s[pos[found]] if self.created_s is not None else None)
 
 
-def prepared(view: dict[str, Any], source: Any = None) -> Prepared:
+def prepared(view: FeatureViewRecord, source: Any = None) -> Prepared:
     """The point-in-time index of a view's source (cached while the source is unchanged);
     ``source``: the Source object of a view not applied yet (default: the stored one)."""
-    from .definitions import source_from_doc
-
     src = source if source is not None else source_from_doc(view["source"])
     feats = {f["name"]: f["dtype"] for f in view["features"]}
     try:

@@ -15,6 +15,8 @@ from typing import Any
 
 from .._util import check_key
 from ..errors import InvalidInput
+from ..tracking.session import active_run, require_active
+from .definitions import OnDemandFeatureView
 from .frames import finish, gather, key_values, normalize, prepared
 from .plan import Plan, resolve
 from .timeutil import to_utc_ns
@@ -110,8 +112,6 @@ def run_ondemand(plan: Plan, values: dict[tuple[str, str], Any], requests: dict[
     import pandas as pd
 
     out: dict[tuple[str, str], Any] = {}
-    from .definitions import OnDemandFeatureView
-
     for doc, udf in plan.ondemand:
         cols: dict[str, Any] = {}
         for ref in doc["inputs"]:
@@ -137,8 +137,6 @@ def dataset_name(plan: Plan, name: str | None, prefix: str = "features") -> str:
 
 def record(df: Any, plan: Plan, log: bool | None, name: str | None, prefix: str = "features") -> None:
     """Record a retrieval's fingerprint (and the feature references, as a tag) on the active run."""
-    from ..tracking.runs import active_run, require_active
-
     if log is False:
         return
     run = active_run() if log is None else require_active()

@@ -43,7 +43,7 @@ class OnDemandFeatureView:
         self.name = check_name("on-demand feature view", name)
         if not callable(udf):
             raise InvalidInput(f"on-demand view {name!r}: udf must be a function taking and returning a DataFrame")
-        from .definitions import FeatureView
+        from .definitions import FeatureView  # cycle: definitions imports this module
 
         self.inputs: list[str] = []
         for s in ([sources] if isinstance(sources, (str, FeatureView)) else sources):

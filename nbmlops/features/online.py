@@ -28,14 +28,14 @@ import warnings
 from collections import OrderedDict
 from typing import Any
 
-from tinydb import where
-
 from .._util import now_ms
 from ..errors import InvalidInput
-from ..store import Store, current_store
+from ..store import Store, chosen_store, current_store
+from ..store.records import FeatureViewRecord, OnlineTableRecord
 from .frames import finish, normalize, prepared
+from .historical import record, run_ondemand
 from .plan import resolve
-from .repo import all_docs, features_file, find, names, online_file
+from .repo import all_docs, find, names
 from .timeutil import NAT, fmt_ns, now_ns, parse_time
 
 _ARROW = {"int64": "int64", "int32": "int32", "float64": "float64", "float32": "float32", "string": "string",
@@ -64,7 +64,7 @@ def materialize_incremental(end: Any = "now", views: list[str] | str | None = No
     return _materialize(_targets(views), start, e)
 
 
-def _targets(views: list[str] | str | None) -> tuple[Store, list[dict[str, Any]]]:
+def _targets(views: list[str] | str | None) -> tuple[Store, list[FeatureViewRecord]]:
     store = current_store(create=False)
     docs = all_docs(store) if store.exists() else []
     if views is None:
@@ -83,31 +83,32 @@ def _targets(views: list[str] | str | None) -> tuple[Store, list[dict[str, Any]]
     return store, out
 
 
-def _materialize(targets: tuple[Store, list[dict[str, Any]]], start_of: Any, end: int) -> list[str]:
+def _materialize(targets: tuple[Store, list[FeatureViewRecord]], start_of: Any, end: int) -> list[str]:
     import numpy as np
 
     store, views = targets
     report = []
+    tables = store.online_tables()
     for doc in views:
-        state = online_file(store).get("view", doc["name"])
+        state = tables.get("view", doc["name"])
         start = start_of(doc, state)
         prep = prepared(doc)
         groups, rows, ts, created = prep.latest_in_window(start, end)
         table = _arrow_table(doc, prep, groups, rows, ts, created)
-        with online_file(store).table() as t:  # merge under the lock: concurrent writers lose nothing
-            hits = t.search(where("view") == doc["name"])
-            current = hits[0] if hits else None
+        with tables.edit() as docs:  # merge under the lock: concurrent writers lose nothing
+            current = docs.get(view=doc["name"])
             if current and current.get("sha256"):  # an incompatible change removed the table: this one still fits
                 table = _merge(_read_table(store, current["sha256"]), table, doc["join_keys"])
             sha, size = store.blobs.put_bytes(_ipc_bytes(table))
             same_version = current is not None and current.get("view_version") == doc.get("version")
             intervals = [*(current["intervals"] if same_version else []), [start, end]]  # type: ignore[index]
             newest = [x for x in ((current or {}).get("newest"), int(np.max(ts)) if len(ts) else None) if x is not None]
-            t.upsert({"view": doc["name"], "view_version": doc.get("version"), "sha256": sha, "bytes": size,
-                      "rows": table.num_rows, "start": start, "end": end, "intervals": intervals[-20:],
-                      "materialized_at": now_ms(), "newest": max(newest) if newest else None,
-                      "source_newest": prep.time_range[1]},
-                     where("view") == doc["name"])
+            entry: OnlineTableRecord = {
+                "view": doc["name"], "view_version": doc.get("version"), "sha256": sha, "bytes": size,
+                "rows": table.num_rows, "start": start, "end": end, "intervals": intervals[-20:],
+                "materialized_at": now_ms(), "newest": max(newest) if newest else None,
+                "source_newest": prep.time_range[1]}
+            docs.upsert(entry, view=doc["name"])  # type: ignore[arg-type]
         since = fmt_ns(start) if start is not None else "the beginning"
         report.append(f"materialized {doc['name']}: {len(rows):,} entities from {since} to {fmt_ns(end)}; "
                       f"online table holds {table.num_rows:,}")
@@ -197,7 +198,7 @@ _warned: set[tuple[str, str]] = set()  # (store, view) already warned about in t
 _checked: dict[tuple[str, str], float] = {}  # (store, view) -> monotonic time of the last freshness check
 
 
-def _staleness(doc: dict[str, Any], state: dict[str, Any] | None) -> str | None:
+def _staleness(doc: FeatureViewRecord, state: OnlineTableRecord | None) -> str | None:
     """Why the online table of a view may miss rows, or None."""
     if state is None or not state.get("sha256"):
         return ("has no online table (never materialized, or cleared by a forced change): online lookups "
@@ -219,7 +220,7 @@ def _staleness(doc: dict[str, Any], state: dict[str, Any] | None) -> str | None:
     return None
 
 
-def _check_fresh(key: tuple[str, str], doc: dict[str, Any], state: dict[str, Any] | None) -> None:
+def _check_fresh(key: tuple[str, str], doc: FeatureViewRecord, state: OnlineTableRecord | None) -> None:
     """Warn once per view and process if its online table may miss rows (checked at most once a second)."""
     now = time.monotonic()
     if now - _checked.get(key, -1e9) < 1.0:
@@ -236,16 +237,14 @@ _where: dict[tuple[Any, ...], Store] = {}
 
 def _store_now() -> Store:
     """The current store, found without walking the file system on every lookup."""
-    from .. import store as st
-
-    key = (st._explicit, os.environ.get("NBMLOPS_STORE"), os.getcwd())
+    key = (chosen_store(), os.environ.get("NBMLOPS_STORE"), os.getcwd())
     hit = _where.get(key)
     if hit is None:
         hit = _where[key] = current_store(create=False)
     return hit
 
 
-def _table(store: Store, view: str, keys: list[str], states: list[dict[str, Any]]) -> OnlineTable | None:
+def _table(store: Store, view: str, keys: list[str], states: list[OnlineTableRecord]) -> OnlineTable | None:
     state = next((s for s in states if s["view"] == view), None)
     if state is None:
         return None
@@ -287,8 +286,8 @@ def get_online_features(features: Any, entity_rows: list[dict[str, Any]], *, ful
     ``log=True`` records the response's fingerprint on the active run (off by default: a hot path).
     """
     store = _store_now()
-    fdocs = features_file(store).all()
-    odocs = online_file(store).all()
+    fdocs = store.feature_definitions().all()
+    odocs = store.online_tables().all()
     pkey = (tuple(features) if isinstance(features, list) else features, full_feature_names)
     try:
         cached = _plans.get(pkey)
@@ -328,8 +327,6 @@ def get_online_features(features: Any, entity_rows: list[dict[str, Any]], *, ful
         out[c] = values[(v, f)]
     response = OnlineResponse(out, op.dtypes)
     if log:
-        from .historical import record
-
         record(response.to_df(), op.plan, True, name, prefix="online-features")
     return response
 
@@ -357,8 +354,6 @@ def _key(row: dict[str, Any], key: str, typ: str, i: int) -> Any:
 def _ondemand_online(op: _OnlinePlan, values: dict[tuple[str, str], list[Any]],
                      rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[Any]]:
     import pandas as pd
-
-    from .historical import run_ondemand
 
     arrays = {k: finish(op.inputs[k], *from_list(op.inputs[k], v)) for k, v in values.items()}
     requests = {}
@@ -408,12 +403,12 @@ class OnlineResponse:
         return self.to_df().to_html(index=False, border=0, max_rows=50)
 
 
-def online_state(view: str) -> dict[str, Any] | None:
+def online_state(view: str) -> OnlineTableRecord | None:
     """The view's last materialization (window, rows, time), or None."""
     store = current_store(create=False)
     if not store.exists():
         return None
-    return online_file(store).get("view", view)
+    return store.online_tables().get("view", view)  # type: ignore[return-value]
 
 
 def freshness(view: str) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """Definitions in the store: ``apply``, lookups, and resolving feature references.
 
-Every entity, view, on-demand view and service is one document in ``db/features.json``
-(a ``DocFile``: TinyDB under a cross-process lock, replaced atomically). A DataFrame source is
-snapshotted into a content-addressed Parquet blob when applied; a Parquet/CSV source is
-referenced by its absolute path. Materialization state lives apart, in ``db/online.json``,
-so materializing never rewrites the definitions.
+Every entity, view, on-demand view and service is one document in the store's feature
+definitions (``Store.feature_definitions()``: written under a cross-process lock, replaced
+atomically). A DataFrame source is snapshotted into a content-addressed Parquet blob when
+applied; a Parquet/CSV source is referenced by its absolute path. Materialization state lives
+apart (``Store.online_tables()``), so materializing never rewrites the definitions.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
-from tinydb import where
-
 from .._util import new_id, now_ms
 from ..errors import InvalidInput
-from ..store import DocFile, Store, current_store
+from ..store import Store, current_store
+from ..store.records import EntityRecord, FeatureDefinition
 from .definitions import (
     DataFrameSource,
     Entity,
@@ -31,35 +30,18 @@ from .timeutil import fmt_ttl
 SCHEMA = 1  # of the feature documents
 _KINDS = {"entity": "entity", "view": "feature view", "ondemand": "on-demand view", "service": "feature service"}
 
-
-_files: dict[tuple[Any, str], DocFile] = {}  # built once per store: a DocFile makes a FileLock, which is not free
-
-
-def features_file(store: Store) -> DocFile:
-    return _docfile(store, "features.json")
-
-
-def online_file(store: Store) -> DocFile:
-    return _docfile(store, "online.json")
-
-
-def _docfile(store: Store, name: str) -> DocFile:
-    f = _files.get((store.root, name))
-    if f is None:
-        f = _files[(store.root, name)] = DocFile(store.root / "db" / name)
-    return f
-
-
-def all_docs(store: Store | None = None) -> list[dict[str, Any]]:
+def all_docs(store: Store | None = None) -> list[FeatureDefinition]:
+    """Every stored definition (read from a cache while the file is unchanged: do not mutate)."""
     store = store or current_store(create=False)
-    docs = features_file(store).all()
+    docs: list[FeatureDefinition] = store.feature_definitions().all()  # type: ignore[assignment]
     for d in docs:
         if d.get("schema", 1) > SCHEMA:
             raise InvalidInput(f"feature definitions in {store.root} were written by a newer nbmlops; upgrade it")
     return docs
 
 
-def find(kind: str | tuple[str, ...], name: str, docs: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+def find(kind: str | tuple[str, ...], name: str, docs: list[FeatureDefinition] | None = None
+         ) -> FeatureDefinition | None:
     kinds = (kind,) if isinstance(kind, str) else kind
     for d in all_docs() if docs is None else docs:
         if d["kind"] in kinds and d["name"] == name:
@@ -72,14 +54,14 @@ def stored_entity(name: str) -> Entity | None:
     if not store.exists():
         return None
     doc = find("entity", name, all_docs(store))
-    return Entity.from_doc(doc) if doc else None
+    return Entity.from_doc(doc) if doc else None  # type: ignore[arg-type]
 
 
-def entities_by_name(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {d["name"]: d for d in docs if d["kind"] == "entity"}
+def entities_by_name(docs: list[FeatureDefinition]) -> dict[str, EntityRecord]:
+    return {d["name"]: d for d in docs if d["kind"] == "entity"}  # type: ignore[misc]
 
 
-def names(kind: str | tuple[str, ...], docs: list[dict[str, Any]]) -> str:
+def names(kind: str | tuple[str, ...], docs: list[FeatureDefinition]) -> str:
     kinds = (kind,) if isinstance(kind, str) else kind
     found = sorted(d["name"] for d in docs if d["kind"] in kinds)
     return ", ".join(found) if found else "none yet"
@@ -107,17 +89,16 @@ def apply(objects: Any, force: bool = False) -> Changes:
     existing = all_docs(store) if store.exists() else []
     _plan(docs, existing, force)  # raises before anything is written
     store = current_store()
-    with features_file(store).table() as t:
-        fresh = t.all()
-        changes, writes, replaced = _plan(docs, [dict(d) for d in fresh], force)
+    with store.feature_definitions().edit() as stored:
+        changes, writes, replaced = _plan(docs, stored.all(), force)
         for doc in writes:
             snap = blobs.get(doc["source"].get("fingerprint")) if doc["kind"] == "view" else None
             if snap is not None:
                 store.blobs.put_bytes(snap)
-            t.upsert(doc, (where("kind") == doc["kind"]) & (where("name") == doc["name"]))
+            stored.upsert(doc, kind=doc["kind"], name=doc["name"])
     if replaced:
-        with online_file(store).table() as t:
-            t.remove(where("view").one_of(replaced))
+        with store.online_tables().edit() as tables:
+            tables.remove_any("view", replaced)
     return changes
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import os
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
+from ..store import current_store
+from ..tracking.fingerprint import fingerprint as data_fingerprint
 
 DTYPES = ("int64", "int32", "float64", "float32", "string", "bool", "timestamp")
 KEY_TYPES = ("int64", "string")
@@ -166,8 +167,6 @@ class DataFrameSource(Source):
 
             import pyarrow.parquet as pq
 
-            from ..store import current_store
-
             data = current_store(create=False).blobs.read_bytes(self.sha256)
             self._df = pq.read_table(io.BytesIO(data)).to_pandas()
         return self._df
@@ -178,9 +177,7 @@ class DataFrameSource(Source):
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            from ..tracking.fingerprint import fingerprint
-
-            self._fingerprint = fingerprint(self.df)["sha256"]
+            self._fingerprint = data_fingerprint(self.df)["sha256"]
         return self._fingerprint
 
     def columns(self) -> dict[str, tuple[str, str]]:

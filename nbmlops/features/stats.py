@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .frames import prepared
+from .online import online_state
 from .timeutil import NAT, now_ns
 
 
@@ -46,7 +47,5 @@ def view_stats(view: Any) -> dict[str, Any]:
                                 "first": first, "last": last, "features": features}
     stats = dict(cached)
     stats["age_s"] = None if stats["last"] in (None, NAT) else (now_ns() - stats["last"]) / 1e9
-    from .online import online_state
-
     stats["online"] = online_state(view.name) if getattr(view, "version", None) else None
     return stats

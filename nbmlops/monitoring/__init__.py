@@ -12,7 +12,8 @@ One module per concept:
 - ``windows``      the same tests per time window of current
 - ``drift``        ``drift_report()``, which puts these together
 - ``report``       ``DriftReport``: summary, ``to_dict``/``to_json``, ``save`` (its HTML: ``display.drift``)
-- ``sources``      DataFrames, files and ``model:NAME@ALIAS`` references
+- ``sources``      DataFrames, files, ``model:NAME@ALIAS`` references and ``serving:NAME`` traffic
+- ``traffic``      a deployment's request log as a table (read through the store)
 - ``log``          summaries into the store (and against a model version)
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from .columns import ColumnMapping
 from .drift import drift_report
+from .log import history
 from .report import ColumnDrift, DriftReport
 from .stattests import STATTESTS, StatTest, get_stattest, register_stattest
 
@@ -29,6 +31,4 @@ __all__ = ["drift_report", "DriftReport", "ColumnDrift", "ColumnMapping", "STATT
 
 def drift_history(model: str | None = None, limit: int = 100) -> object:
     """Logged drift summaries, newest first, as a DataFrame (``model`` filters by model name)."""
-    from .log import history
-
     return history(model, limit)

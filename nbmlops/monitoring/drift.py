@@ -26,11 +26,13 @@ from ..errors import InvalidInput
 from . import quality as dq
 from .columns import CATEGORICAL, NUMERIC, ColumnMapping, Schema, resolve
 from .correction import CORRECTIONS, adjust, check_correction
+from .performance import evaluate
 from .report import ColumnDrift, DriftReport
 from .samples import CategoricalSample, NumericSample, Pair, histogram_sorted, prepare
 from .selection import DEFAULTS_TEXT, default_stattest
 from .sources import load
 from .stattests import P_VALUE, StatTest, get_stattest
+from .windows import check as check_windows, over_time
 
 PLOT_BINS = 40
 TOP_CATEGORIES = 20
@@ -69,9 +71,7 @@ def drift_report(reference: Any, current: Any, column_mapping: ColumnMapping | d
     chooser = _Chooser(stattest, threshold, num_stattest, cat_stattest, schema.features)
     windows_wanted = by_time is not None or window is not None
     if windows_wanted:
-        from .windows import check
-
-        check(cur, schema.timestamp, window)
+        check_windows(cur, schema.timestamp, window)
 
     tasks, notes = _tasks(schema, ref, cur, performance)
     tick = _progress(progress, len(tasks))
@@ -106,13 +106,9 @@ def drift_report(reference: Any, current: Any, column_mapping: ColumnMapping | d
         quality_out = {**dataset_q, "columns": per_column, "issues": issues}
     perf = None
     if performance:
-        from .performance import evaluate
-
         perf = evaluate(ref, cur, schema.target, schema.prediction, schema.target_kind, mapping)
     windows_out = None
     if windows_wanted:
-        from .windows import over_time
-
         tests = {r[0].column: (r[0].kind, r[2], get_stattest(r[0].stattest), r[0].threshold,
                                r[0].column in schema.kind_changes) for r in features if r[0].tested}
         with warnings.catch_warnings():

@@ -16,27 +16,21 @@ Every logged report leaves:
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from .._util import new_id, now_ms
-from ..errors import InvalidInput, NotFound
-from ..store import DocFile, check_id, current_store, readable_docs
+from ..errors import NotFound
+from ..registry import get_model_version, record_drift_summary
+from ..store import Store, check_id, current_store, readable_docs
+from ..store.records import DriftSummaryRecord
+from ..tracking.session import active_run
 
 
-def _file(store: Any, when_ms: int) -> DocFile:
-    return DocFile(store.root / "db" / "drift" / f"{time.strftime('%Y-%m', time.gmtime(when_ms / 1000))}.json")
-
-
-def log_report(report: Any, model: str | None = None) -> dict[str, Any]:
+def log_report(report: Any, model: str | None = None) -> DriftSummaryRecord:
     """Store the report's summary (see the module doc); return the stored document."""
     model = model or report.sources.get("model")
     version = None
     if model:
-        try:
-            from ..registry import get_model_version
-        except ImportError:
-            raise InvalidInput("logging against a model needs the registry (nbmlops.registry)") from None
         mv = get_model_version(model)
         version = getattr(mv, "version", None)
     store = current_store()
@@ -45,22 +39,18 @@ def log_report(report: Any, model: str | None = None) -> dict[str, Any]:
     page = report.html(full_page=True)
     html_sha, html_size = store.blobs.put_bytes(page.encode())
     summary = report.summary
-    doc = {"schema": 1, "id": new_id(), "time": now_ms(), "model": model, "model_name": _name(model),
-           "model_version": version, "sources": report.sources, "summary": summary,
-           "report": {"sha256": sha, "size": size}, "html": {"sha256": html_sha, "size": html_size},
-           "run_id": None}
-    from ..tracking.runs import active_run
-
+    doc: DriftSummaryRecord = {
+        "schema": 1, "id": new_id(), "time": now_ms(), "model": model, "model_name": _name(model),
+        "model_version": version, "sources": report.sources, "summary": summary,
+        "report": {"sha256": sha, "size": size}, "html": {"sha256": html_sha, "size": html_size}, "run_id": None}
     run = active_run()
     if run is not None:
         doc["run_id"] = run.id
         run.log_text(json.dumps(summary, indent=1), "drift_summary.json")
         run.log_text(page, "drift_report.html")
-    with _file(store, doc["time"]).table() as t:
-        t.insert(doc)
+    with store.drift_summaries(doc["time"]).edit() as docs:
+        docs.insert(doc)  # type: ignore[arg-type]
     if model:
-        from ..registry import record_drift_summary
-
         record_drift_summary(model, {"drift_id": doc["id"], **summary})
     return doc
 
@@ -72,14 +62,12 @@ def _name(model: str | None) -> str | None:
     return text.split("@", 1)[0].rsplit("/", 1)[0]
 
 
-def _docs(store: Any) -> list[dict[str, Any]]:
-    folder = store.root / "db" / "drift"
-    if not folder.exists():
-        return []
-    return readable_docs(DocFile(path) for path in sorted(folder.glob("*.json"), reverse=True))
+def _docs(store: Store) -> list[DriftSummaryRecord]:
+    """Every summary, newest month first (a damaged month is reported and left out)."""
+    return readable_docs(store.drift_summary_files())  # type: ignore[return-value]
 
 
-def get_summary(drift_id: str) -> dict[str, Any]:
+def get_summary(drift_id: str) -> DriftSummaryRecord:
     """The stored summary document of one logged report."""
     check_id("drift report", drift_id)
     for doc in _docs(current_store(create=False)):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
+from .log import log_report
 
 SCHEMA = 1
 SUMMARY_LIST_LIMIT = 50
@@ -219,8 +220,6 @@ class DriftReport:
     def log(self, model: str | None = None) -> dict[str, Any]:
         """Store the summary (and the full numbers as a blob) in the store; with ``model`` (a model
         URI such as ``"churn@production"``), also against that model version. See ``monitoring.log``."""
-        from .log import log_report
-
         return log_report(self, model=model)
 
 

@@ -13,6 +13,9 @@ from typing import Any
 import pandas as pd
 
 from ..errors import InvalidInput, NbmlopsError
+from ..registry import load_reference
+from ..store import current_store
+from .traffic import served_rows
 
 MODEL_PREFIX = "model:"
 SERVING_PREFIX = "serving:"
@@ -76,27 +79,21 @@ def read_file(path: Path, role: str) -> pd.DataFrame:
 
 def served_traffic(name: str, role: str) -> pd.DataFrame:
     """The rows a deployment scored, with their ``prediction`` (bookkeeping columns dropped)."""
-    from ..serving import get_deployment
-
     if not name:
         raise InvalidInput("serving: needs a deployment name, e.g. serving:churn")
     try:
-        log = get_deployment(name).requests()
+        rows = served_rows(current_store(), name)
     except NbmlopsError as exc:
         raise InvalidInput(f"{role}: {exc}") from None
-    if log.empty:
+    if rows.empty:
         raise InvalidInput(f"{role}: deployment {name!r} has not scored any request yet")
-    return log.drop(columns=["time", "request_id", "version", "latency_ms"])
+    return rows
 
 
 def model_reference(uri: str) -> pd.DataFrame:
     """The monitoring reference stored with a model version (through the registry)."""
     if not uri:
         raise InvalidInput("model: needs a name, e.g. model:churn@production or model:churn/3")
-    try:
-        from ..registry import load_reference
-    except ImportError:
-        raise InvalidInput("model: sources need the model registry (nbmlops.registry), which this nbmlops lacks") from None
     try:
         return load_reference(uri)
     except NbmlopsError:

@@ -15,10 +15,16 @@ import sys
 import threading
 import time
 
+from ..store import current_store, pid_alive, set_store
+from . import deployments, serverlog
+from .app import LOOPBACK, create_app
+from .batching import Batcher
+from .metrics import Metrics
+from .reqlog import RequestLog
+from .router import Router
+
 
 def _watch_parent(parent: int, server: object) -> None:
-    from ..tracking.stale import pid_alive
-
     while True:
         time.sleep(0.5)
         if os.getppid() != parent or not pid_alive(parent, None):
@@ -59,17 +65,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    import nbmlops
-
-    from . import deployments, serverlog
-    from .app import LOOPBACK, create_app
-    from .batching import Batcher
-    from .metrics import Metrics
-    from .reqlog import RequestLog
-    from .router import Router
-
-    nbmlops.set_store(args.store)
-    serverlog.setup(deployments.log_dir(args.deployment) / "server.log",
+    set_store(args.store)
+    store = current_store()
+    serverlog.setup(store.server_log(args.deployment),
                     int(os.environ.get("NBMLOPS_SERVER_LOG_BYTES") or serverlog.MAX_BYTES))
     admin_token = os.environ.pop("NBMLOPS_SERVE_ADMIN_TOKEN", None)
     if not admin_token:  # started by hand: make one, and record it where Deployment finds it
@@ -77,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
         admin_token = secrets.token_urlsafe(24)
         deployments.update(args.deployment, admin_token=admin_token)
-    log = None if args.no_log else RequestLog(deployments.log_dir(args.deployment))
+    log = None if args.no_log else RequestLog(store.request_log(args.deployment))
     metrics = Metrics(args.model.split("@")[0].split("/")[0])
 
     def make_batcher(model: object) -> Batcher:

@@ -7,7 +7,8 @@ import math
 from collections import Counter
 from typing import Any
 
-from .reqlog import read_requests
+from ..store import current_store
+from .deployments import Deployment, get_deployment
 
 _Z_ALPHA, _Z_POWER = 1.959964, 0.841621  # 5% two-sided, 80% power
 
@@ -70,22 +71,20 @@ class ABSummary:
         return f"A/B {self.name}: {self.verdict}\n{self.table.to_string(index=False)}"
 
     def _repr_html_(self) -> str:
-        from ..display.serving import ab_card
+        from ..display.serving import ab_card  # display: the one-line _repr_html_ delegation
 
         return ab_card(self)
 
 
 def ab_summary(deployment: Any) -> ABSummary:
     """Summarize an A/B (or single-version) deployment from its request log and feedback."""
-    from .deployments import Deployment, get_deployment, log_dir
-
     dep = deployment if isinstance(deployment, Deployment) else get_deployment(str(deployment))
     stats: dict[int, dict[str, Any]] = {}
 
     def entry(v: int) -> dict[str, Any]:
         return stats.setdefault(v, {"requests": 0, "lat": [], "preds": Counter(), "labelled": 0, "right": 0})
 
-    for r in read_requests(log_dir(dep.doc["id"])):
+    for r in current_store().request_log(dep.doc["id"]).read():
         if r.get("shadow") or "v" not in r:
             continue
         if "out" in r:

@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, ServingError
+from ..registry import get_model_version
+from ..store import current_store, set_store
+from .model import ServedModel
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -62,11 +65,7 @@ _model: Any = None
 
 def _init(store: str, uri: str, threads: int = 0) -> None:
     global _model
-    import nbmlops
-
-    from .model import ServedModel
-
-    nbmlops.set_store(store)
+    set_store(store)
     _model = ServedModel(uri)
     if threads:  # a worker: share the cores with the others (BLAS/OpenMP threads would spin against them)
         from threadpoolctl import threadpool_limits  # installed with scikit-learn
@@ -181,9 +180,6 @@ def batch_predict(model_uri: str, input: str | os.PathLike[str], output: str | o
     ``OUTPUT.rejects.parquet`` with the reason. Rerun after a crash to resume.
 
     ``progress``: a tqdm bar (True), none (False), or a function called with (rows done, total rows or None)."""
-    from ..registry import get_model_version
-    from ..store import current_store
-
     src, dst = Path(input), Path(output)
     in_fmt, out_fmt = _format(src, "input"), _format(dst, "output")
     if not src.is_file():

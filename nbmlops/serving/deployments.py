@@ -25,13 +25,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tinydb import where
-
 from .._util import fmt_duration, new_id, now_ms
 from ..errors import InvalidInput, NotFound, ServingError
-from ..store import SCHEMA, DocFile, Store, check_id, current_store
+from ..registry import get_model_version
+from ..registry.uri import check_name, parse
+from ..store import SCHEMA, current_store, pid_alive, proc_start
+from ..store.records import DeploymentRecord, DeploymentSettings
 from ..tracking import environment
-from ..tracking.stale import _proc_start, pid_alive
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,47 +39,43 @@ if TYPE_CHECKING:
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def _file(store: Store | None = None) -> DocFile:
-    store = store or current_store()
-    return DocFile(store.root / "db" / "deployments.json")
-
-
 def log_dir(deployment_id: str) -> Path:
-    return current_store().root / "logs" / "serving" / check_id("deployment", deployment_id)
+    """The folder of a deployment's request log and ``server.log``."""
+    return current_store().deployment_dir(deployment_id)
 
 
 def update(deployment_id: str, **fields: Any) -> None:
-    with _file().table() as t:
-        t.update(fields, where("id") == deployment_id)
+    with current_store().deployments().edit() as docs:
+        docs.update(fields, id=deployment_id)
 
 
 # a deployment inserted by a process that has not started its server yet has no pid for this long at most
 _STARTING_GRACE_MS = 120_000
 
 
-def _alive(doc: dict[str, Any]) -> bool:
+def _alive(doc: DeploymentRecord) -> bool:
     if doc.get("pid") is None:  # being started by another process: alive while it is young
         return doc["status"] == "starting" and now_ms() - doc["started"] < _STARTING_GRACE_MS
     return doc.get("host_name") == environment.host() and pid_alive(doc["pid"], doc.get("pid_start"))
 
 
-def _rival(docs: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+def _rival(docs: list[DeploymentRecord], name: str) -> DeploymentRecord | None:
     """A deployment of this name that runs or is being started, read under the deployments lock."""
     live = [d for d in docs if d["name"] == name and d["status"] in ("starting", "running") and _alive(d)]
     return max(live, key=lambda d: d["started"]) if live else None
 
 
-def _refresh(doc: dict[str, Any]) -> dict[str, Any]:
+def _refresh(doc: DeploymentRecord) -> DeploymentRecord:
     if doc["status"] in ("starting", "running") and not _alive(doc):
         update(doc["id"], status="dead")
-        doc = {**doc, "status": "dead"}
+        doc = {**doc, "status": "dead"}  # type: ignore[typeddict-item]
     return doc
 
 
 class Deployment:
     """A running (or stopped) model server, with a small client."""
 
-    def __init__(self, doc: dict[str, Any], token: str | None = None) -> None:
+    def __init__(self, doc: DeploymentRecord, token: str | None = None) -> None:
         self.doc = doc
         self.token = token
         self._conn: http.client.HTTPConnection | None = None
@@ -99,10 +95,10 @@ class Deployment:
         host = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
         return f"http://{host}:{self.port}"
 
-    def _reload(self) -> dict[str, Any]:
-        doc = _file().get("id", self.doc["id"])
+    def _reload(self) -> DeploymentRecord:
+        doc = current_store().deployments().get("id", self.doc["id"])
         if doc is not None:
-            self.doc = _refresh(doc)
+            self.doc = _refresh(doc)  # type: ignore[arg-type]
         return self.doc
 
     def request(self, method: str, path: str, body: Any = None, timeout: float = 30) -> tuple[int, Any]:
@@ -188,26 +184,13 @@ class Deployment:
     def requests(self, shadow: bool = False) -> pd.DataFrame:
         """The request log: one row per scored input row (time, request id, version, latency,
         features, prediction), oldest first; ``shadow=True`` gives the shadow version's answers."""
-        import pandas as pd
+        from ..monitoring.traffic import requests_frame  # monitoring loads pandas: not in the server process
 
-        from .reqlog import read_requests
-
-        features = None
-        rows = []
-        for r in read_requests(log_dir(self.doc["id"])):
-            if "rows" not in r or "out" not in r or bool(r.get("shadow")) != shadow:
-                continue
-            for values, pred in zip(r["rows"], r["out"]):
-                rows.append([r["t"], r["id"], r["v"], r["lat"], *values, pred])
-                features = features or len(values)
-        names = self.doc.get("features") or [f"x{i}" for i in range(features or 0)]
-        df = pd.DataFrame(rows, columns=["time", "request_id", "version", "latency_ms", *names, "prediction"])
-        df["time"] = pd.to_datetime(df["time"], unit="ms")
-        return df
+        return requests_frame(self.doc, current_store().request_log(self.doc["id"]).read(), shadow)
 
     def logs(self, tail: int = 200) -> str:
         """The server process's own output (last ``tail`` lines)."""
-        path = log_dir(self.doc["id"]) / "server.log"
+        path = current_store().server_log(self.doc["id"])
         return "\n".join(path.read_text(errors="replace").splitlines()[-tail:]) if path.exists() else ""
 
     def stop(self, timeout: float = 10) -> None:
@@ -231,14 +214,14 @@ class Deployment:
                 os.killpg(doc["pid"], signal.SIGKILL)
         _reap(doc["pid"])
         update(doc["id"], status="stopped", stopped=now_ms())
-        self.doc = {**doc, "status": "stopped"}
+        self.doc = {**doc, "status": "stopped"}  # type: ignore[typeddict-item]
 
     def __repr__(self) -> str:
         d = self.doc
         return f"<Deployment {self.name} {d['model_uri']} (v{d.get('version')}) {d['status']} {self.url} pid {self.pid}>"
 
     def _repr_html_(self) -> str:
-        from ..display.serving import deployment_card
+        from ..display.serving import deployment_card  # display: the one-line _repr_html_ delegation
 
         return deployment_card(self, self.status())
 
@@ -255,12 +238,13 @@ def _reap(pid: int) -> None:
             pass
 
 
-def _find(name: str) -> dict[str, Any] | None:
-    docs = [d for d in _file().all() if d["name"] == name]
+def _find(name: str) -> DeploymentRecord | None:
+    docs: list[DeploymentRecord] = [
+        d for d in current_store().deployments().all() if d["name"] == name]  # type: ignore[misc]
     return _refresh(max(docs, key=lambda d: d["started"])) if docs else None
 
 
-def _wait_started(doc: dict[str, Any] | None, timeout: float) -> dict[str, Any] | None:
+def _wait_started(doc: DeploymentRecord | None, timeout: float) -> DeploymentRecord | None:
     """A deployment another process is starting, once it runs (or failed); others as they are."""
     deadline = time.time() + timeout
     while doc is not None and doc["status"] == "starting" and time.time() < deadline:
@@ -281,7 +265,8 @@ def list_deployments(all: bool = False) -> pd.DataFrame:
     """Deployments in the store, newest first; ``all=False`` shows running ones only."""
     import pandas as pd
 
-    docs = [_refresh(d) for d in _file().all()] if current_store(create=False).exists() else []
+    store = current_store(create=False)
+    docs = [_refresh(d) for d in store.deployments().all()] if store.exists() else []  # type: ignore[arg-type]
     docs = sorted((d for d in docs if all or d["status"] in ("starting", "running")), key=lambda d: -d["started"])
     rows = [{"name": d["name"], "model": d["model_uri"], "version": d.get("version"), "status": d["status"],
              "url": Deployment(d).url if d.get("port") else None, "pid": d["pid"],
@@ -291,9 +276,6 @@ def list_deployments(all: bool = False) -> pd.DataFrame:
 
 def _ab_weights(model_name: str, ab: dict[Any, float]) -> dict[int, float]:
     """``{"churn/2": 0.9, "churn/3": 0.1}`` or ``{2: 0.9, 3: 0.1}`` -> ``{2: 0.9, 3: 0.1}``, checked."""
-    from ..registry import get_model_version
-    from ..registry.uri import parse
-
     if not isinstance(ab, dict) or len(ab) < 2:
         raise InvalidInput("ab takes at least two versions with weights, e.g. {'churn/2': 0.9, 'churn/3': 0.1}")
     weights: dict[int, float] = {}
@@ -313,7 +295,7 @@ def _ab_weights(model_name: str, ab: dict[Any, float]) -> dict[int, float]:
 
 def _settings(model_uri: str, token: str | None, weights: dict[int, float] | None, shadow: int | None, host: str,
               port: int, batching: bool, max_batch_size: int, max_latency_ms: float, max_queue: int,
-              log_requests: bool) -> dict[str, Any]:
+              log_requests: bool) -> DeploymentSettings:
     """What a running deployment must have been started with to be reused (the token as a hash)."""
     return {"model_uri": model_uri, "token_sha256": hashlib.sha256(token.encode()).hexdigest() if token else None,
             "ab": {str(v): w for v, w in weights.items()} if weights else None, "shadow": shadow, "host": host,
@@ -325,7 +307,7 @@ _WORDS = {"token_sha256": "token", "ab": "A/B weights", "max_batch_size": "max_b
           "max_latency_ms": "max_latency_ms", "max_queue": "max_queue", "log_requests": "request logging"}
 
 
-def _differences(doc: dict[str, Any], asked: dict[str, Any]) -> list[str]:
+def _differences(doc: DeploymentRecord, asked: DeploymentSettings) -> list[str]:
     """The settings in which a running deployment differs from those asked (port 0 matches any port)."""
     had = doc.get("settings")
     if had is None:
@@ -355,9 +337,6 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
     >>> dep = nbmlops.serve("churn@production")
     >>> dep.predict(X_test.head(3))
     """
-    from ..registry import get_model_version
-    from ..registry.uri import check_name
-
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise InvalidInput(f"port must be a number from 0 (any free port) to 65535, got {port!r}")
     if not isinstance(host, str) or not host:
@@ -395,13 +374,12 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
     if host not in LOOPBACK:
         print(f"note: serving on {host}: reachable from other machines" + ("" if token else ", with no token"))
     store = current_store()
-    doc = {"schema": SCHEMA, "id": new_id(), "name": name, "model_uri": model_uri, "model": version.name,
-           "version": version.version, "features": version.signature.get("features"), "host": host, "port": None,
-           "pid": None, "pid_start": None, "host_name": environment.host(), "started": now_ms(), "status": "starting",
-           "detach": detach, "auth": token is not None, "batching": batching, "log_requests": log_requests,
-           "settings": settings, "admin_token": secrets.token_urlsafe(24)}
-    folder = store.root / "logs" / "serving" / doc["id"]
-    folder.mkdir(parents=True, exist_ok=True)
+    doc: DeploymentRecord = {
+        "schema": SCHEMA, "id": new_id(), "name": name, "model_uri": model_uri, "model": version.name,
+        "version": version.version, "features": version.signature.get("features"), "host": host, "port": None,
+        "pid": None, "pid_start": None, "host_name": environment.host(), "started": now_ms(), "status": "starting",
+        "detach": detach, "auth": token is not None, "batching": batching, "log_requests": log_requests,
+        "settings": settings, "admin_token": secrets.token_urlsafe(24)}
     cmd = [sys.executable, "-m", "nbmlops.serving", "--store", str(store.root), "--model", model_uri,
            "--deployment", doc["id"], "--host", host, "--port", str(port), "--parent", "0" if detach else str(os.getpid()),
            "--max-batch-size", str(max_batch_size), "--max-latency-ms", str(max_latency_ms),
@@ -413,27 +391,27 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
     cmd += [] if batching else ["--no-batching"]
     cmd += [] if log_requests else ["--no-log"]
     env = {**os.environ, "NBMLOPS_SERVE_TOKEN": token or "", "NBMLOPS_SERVE_ADMIN_TOKEN": doc["admin_token"]}
-    with _file(store).table() as t:  # the check that no other process started this name is under the same lock
-        rival = _rival(t.all(), name)
+    with store.deployments().edit() as docs:  # the check that no other process started this name is under the same lock
+        rival = _rival(docs.all(), name)  # type: ignore[arg-type]
         if rival is not None:
             raise InvalidInput(f"deployment {name!r} ({rival['model_uri']}) was started meanwhile by another process "
                                f"(pid {rival['pid'] or 'starting'}): reuse it (get_deployment({name!r})) or stop it "
                                f"(%serve --stop {name})")
-        t.insert(doc)
-    with open(folder / "server.log", "ab") as out:
+        docs.insert(doc)  # type: ignore[arg-type]
+    with open(store.server_log(doc["id"]), "ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                 start_new_session=True)
     _children[proc.pid] = proc
-    update(doc["id"], pid=proc.pid, pid_start=_proc_start(proc.pid))
-    dep = Deployment({**doc, "pid": proc.pid, "pid_start": _proc_start(proc.pid)}, token)
+    update(doc["id"], pid=proc.pid, pid_start=proc_start(proc.pid))
+    dep = Deployment({**doc, "pid": proc.pid, "pid_start": proc_start(proc.pid)}, token)
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
             update(doc["id"], status="failed")
             raise ServingError(f"the server for {model_uri} exited with code {proc.returncode}:\n{dep.logs(20)}")
-        current = _file(store).get("id", doc["id"]) or {}
+        current = store.deployments().get("id", doc["id"]) or {}
         if current.get("status") == "running" and current.get("port"):
-            dep.doc = current
+            dep.doc = current  # type: ignore[assignment]
             try:
                 if dep.request("GET", "/health", timeout=2)[0] == 200:
                     return dep

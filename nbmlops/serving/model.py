@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..registry import get_model_version
 from .payloads import Schema
 
 
@@ -20,8 +21,6 @@ class ServedModel:
     """A loaded model version with its schema; ``predict(rows)`` scores a batch of validated rows."""
 
     def __init__(self, uri: str, max_batch: int = 10_000) -> None:
-        from ..registry import get_model_version
-
         version = get_model_version(uri)
         self.uri = uri
         self.name: str = version.name

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ..registry import get_model_version
+from ..registry.uri import parse
 from .batching import Batcher
 from .model import ServedModel
 from .payloads import PayloadError
@@ -38,8 +40,6 @@ class Router:
     def __init__(self, uri: str, ab: dict[int, float] | None = None, shadow: int | None = None,
                  make_batcher: Callable[[ServedModel], Batcher] | None = None,
                  on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
-        from ..registry.uri import parse
-
         self.uri = uri
         self.ref = parse(uri)
         self.make_batcher = make_batcher or (lambda m: Batcher(m.predict))
@@ -139,8 +139,6 @@ class Router:
 
     # -- following an alias -----------------------------------------------------------------------
     async def _follow(self, every: float = 1.0) -> None:
-        from ..registry import get_model_version
-
         loop = asyncio.get_running_loop()
         failed: int | None = None
         while True:

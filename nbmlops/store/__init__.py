@@ -295,6 +295,11 @@ def set_store(path: str | Path | None) -> Path:
     return p
 
 
+def chosen_store() -> Path | None:
+    """The folder ``set_store`` chose in this process, or None (the store is then found)."""
+    return _explicit
+
+
 def current_store(create: bool = True) -> Store:
     """The store in effect; with ``create``, make its folder if it does not exist yet."""
     root = locate()
