@@ -64,13 +64,16 @@ def diff_card(d: Any) -> str:
                       + (f" <b>({sh['mean_shift_sd']:+.2f} sd)</b>" if isinstance(sh.get("mean_shift_sd"), float)
                          and abs(sh["mean_shift_sd"]) != float("inf") else "")
                       + f" · std {_num(sh['std'][0])} → {_num(sh['std'][1])}"
-                      + f" · range {_num(sh['min'][0])}…{_num(sh['max'][0])} → {_num(sh['min'][1])}…{_num(sh['max'][1])}")
+                      + f" · range {_num(sh['min'][0])}…{_num(sh['max'][0])} → "
+                      f"{_num(sh['min'][1])}…{_num(sh['max'][1])}")
         elif sh.get("kind") == "categorical" and "n_unique" in sh:
             detail = f"{_num(sh['n_unique'][0])} → {_num(sh['n_unique'][1])} values"
             if sh.get("new_values"):
-                detail += f' · <span style="color:{GREEN}">new {escape(", ".join(map(str, sh["new_values"][:5])))}</span>'
+                new = escape(", ".join(map(str, sh["new_values"][:5])))
+                detail += f' · <span style="color:{GREEN}">new {new}</span>'
             if sh.get("gone_values"):
-                detail += f' · <span style="color:{RED}">gone {escape(", ".join(map(str, sh["gone_values"][:5])))}</span>'
+                gone = escape(", ".join(map(str, sh["gone_values"][:5])))
+                detail += f' · <span style="color:{RED}">gone {gone}</span>'
         else:
             detail = escape(", ".join(f"{k} {v[0]} → {v[1]}" for k, v in sh.items() if isinstance(v, tuple)
                                       and k != "null_share"))

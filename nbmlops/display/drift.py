@@ -1,6 +1,7 @@
 """HTML of a drift report (``DriftReport.html()``): inline styles only (survives nbconvert and
-notebook sanitizers), every user string escaped, pictures embedded as PNG data URIs. The inline output has no script; the
-saved page adds a few lines of our own JavaScript to sort the tables by a click on a heading.
+notebook sanitizers), every user string escaped, pictures embedded as PNG data URIs. The inline
+output has no script; the saved page adds a few lines of our own JavaScript to sort the tables
+by a click on a heading.
 
 Drifted columns come first and are shown open; the columns without drift and those not tested
 sit in collapsed ``<details>``, so 1,000 columns stay readable. Pictures are drawn for at most
@@ -62,7 +63,8 @@ def table(headers: list[str], rows: list[list[str]], sort_keys: list[list[Any]] 
         cells = "".join(f'<td style="{_TD}"' + (f' data-v="{e(k)}"' if k is not None else "") + f">{cell}</td>"
                         for cell, k in zip(row, keys))
         body.append(f"<tr>{cells}</tr>")
-    return f'<table class="nbm-sortable" style="{_TABLE}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return (f'<table class="nbm-sortable" style="{_TABLE}"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
 
 
 def details(summary: str, body: str, open_: bool = False) -> str:
@@ -105,7 +107,8 @@ def column_rows(cols: list[Any], plots: set[str]) -> tuple[list[list[str]], list
         picture = img(distribution_png(c.distribution, c.kind), f"distribution of {c.name}") \
             if c.name in plots else ""
         rows.append([f"<b>{e(c.name)}</b>{note}", e(c.kind), test,
-                     f"{score_txt}<br><span style=\"{_MUTED};font-size:11px\">{e(kind_of)}</span>" if c.tested else score_txt,
+                     f"{score_txt}<br><span style=\"{_MUTED};font-size:11px\">{e(kind_of)}</span>"
+                     if c.tested else score_txt,
                      num(c.threshold), verdict(c), _side(c.reference, c.kind), _side(c.current, c.kind), picture])
         keys.append([c.name, c.kind, c.stattest or "", c.severity if c.tested else -1e300, c.threshold or 0,
                      2 if c.drifted else (1 if c.tested else 0), None, None, None])
@@ -150,9 +153,11 @@ def render_header(report: Any) -> str:
     used = "; ".join(f"{e(label)} for {len(cs)} column{'s' if len(cs) != 1 else ''} (threshold "
                      f"{', '.join(sorted({num(c.threshold) for c in cs}))})" for label, cs in tests.items())
     lines = [f'<div style="font-size:15px;margin-bottom:4px">{head} <b>{len(drifted):,} of {n:,} columns drifted</b> '
-             f'<span style="{_MUTED}">({report.share_drifted:.0%}; the dataset drifts at {report.drift_share:.0%})</span></div>']
+             f'<span style="{_MUTED}">({report.share_drifted:.0%}; '
+             f'the dataset drifts at {report.drift_share:.0%})</span></div>']
     src = report.sources
-    lines.append(f'<div style="{_MUTED}">reference <b>{e(src.get("reference", ""))}</b> {report.rows["reference"]:,} rows · '
+    lines.append(f'<div style="{_MUTED}">reference <b>{e(src.get("reference", ""))}</b> '
+                 f'{report.rows["reference"]:,} rows · '
                  f'current <b>{e(src.get("current", ""))}</b> {report.rows["current"]:,} rows · {e(report.created)} · '
                  f"computed in {report.elapsed:.2f} s</div>")
     if used:
@@ -162,10 +167,11 @@ def render_header(report: Any) -> str:
     if opts.get("defaults"):
         lines.append(f'<div style="{_MUTED};font-size:11px">{e(opts["defaults"])}</div>')
     if opts.get("correction"):
-        lines.append(f"<div>p-values corrected for {n:,} tests ({e(opts.get('correction_label'))}); distances are not</div>")
+        lines.append(f"<div>p-values corrected for {n:,} tests ({e(opts.get('correction_label'))}); "
+                     "distances are not</div>")
     if report.notes:
-        lines.append("<ul style=\"margin:4px 0;padding-left:18px;color:%s\">%s</ul>"
-                     % (_AMBER, "".join(f"<li>{e(x)}</li>" for x in report.notes)))
+        items = "".join(f"<li>{e(x)}</li>" for x in report.notes)
+        lines.append(f'<ul style="margin:4px 0;padding-left:18px;color:{_AMBER}">{items}</ul>')
     return "".join(lines)
 
 
@@ -194,7 +200,8 @@ def render_quality(q: dict[str, Any] | None, rows: dict[str, int]) -> str:
                        f"{v['missing_share'][1]:.2%}", num(v["unique"][0]), num(v["unique"][1])]
                       for k, v in per.items()])
     notes = "".join(f'<div style="color:{_AMBER}">{e(n)}</div>' for n in q.get("notes", []))
-    return (f"<h4 style=\"margin:12px 0 2px\">Data quality · {len(issues):,} issue{'s' if len(issues) != 1 else ''}</h4>"
+    return (f"<h4 style=\"margin:12px 0 2px\">Data quality · "
+            f"{len(issues):,} issue{'s' if len(issues) != 1 else ''}</h4>"
             f'<div style="{_MUTED}">{dup_txt}</div>{notes}{body}'
             + (details(f"all {len(per):,} columns", all_cols) if per else ""))
 
@@ -213,12 +220,14 @@ def render_performance(p: dict[str, Any] | None) -> str:
         change = num(b - a) if isinstance(a, (int, float)) and isinstance(b, (int, float)) else "—"
         rows.append([e(m), num(a), num(b), change])
     parts = [f"<h4 style=\"margin:12px 0 2px\">Model performance · {e(p['task'])} · target <b>{e(p['target'])}</b>, "
-             f"prediction <b>{e(', '.join(p['prediction']))}</b></h4>", table(["metric", "reference", "current", "change"], rows)]
+             f"prediction <b>{e(', '.join(p['prediction']))}</b></h4>",
+             table(["metric", "reference", "current", "change"], rows)]
     avg = ref.get("average") or cur.get("average")
     if avg:
         parts.append(f'<div style="{_MUTED};font-size:11px">precision/recall/F1: {e(avg)}</div>')
     if p["task"] == "classification":
-        mats = [f"<div><div style=\"{_MUTED}\">{side} (rows: true, columns: predicted)</div>{_matrix(d['confusion_matrix'])}</div>"
+        mats = [f"<div><div style=\"{_MUTED}\">{side} (rows: true, columns: predicted)</div>"
+                f"{_matrix(d['confusion_matrix'])}</div>"
                 for side, d in (("reference", ref), ("current", cur)) if d.get("confusion_matrix")]
         parts.append(f'<div style="display:flex;gap:24px;flex-wrap:wrap">{"".join(mats)}</div>')
     else:
@@ -245,7 +254,8 @@ def render_windows(w: dict[str, Any] | None) -> str:
     by = f"time column <b>{e(w['column'])}</b>, " if w.get("column") else ""
     return (f"<h4 style=\"margin:12px 0 2px\">Drift over time · {by}windows of {e(w['window'])}</h4>"
             + img(windows_png(w, worst), "drift score per window", 700)
-            + details(f"{len(rows):,} windows", table(["window start", "rows", "drifted columns", "share", "dataset"], rows),
+            + details(f"{len(rows):,} windows",
+                      table(["window start", "rows", "drifted columns", "share", "dataset"], rows),
                       open_=len(rows) <= 12))
 
 
@@ -279,5 +289,6 @@ def render_page(report: Any, body: str) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{e(title)}</title></head>"
             f'<body style="margin:16px">{body}'
-            f'<div style="{_MUTED};font-size:11px;margin-top:12px">nbmlops drift report · click a table heading to sort</div>'
+            f'<div style="{_MUTED};font-size:11px;margin-top:12px">'
+            "nbmlops drift report · click a table heading to sort</div>"
             f"<script>{SORT_JS}</script></body></html>\n")

@@ -40,7 +40,8 @@ def view_card(view: Any, stats: dict[str, Any]) -> str:
 
     version = f' <span style="{_MUTED}">v{view.version}</span>' if view.version else " (not applied)"
     head = (f'<b>feature view {escape(view.name)}</b>{version} · '
-            f'keys {escape(", ".join(f"{k}:{t}" for k, t in view.key_types.items()))} · ttl {escape(fmt_ttl(view.ttl))} · '
+            f'keys {escape(", ".join(f"{k}:{t}" for k, t in view.key_types.items()))} · '
+            f'ttl {escape(fmt_ttl(view.ttl))} · '
             f'{"online" if view.online else "offline only"} · source {escape(view.source.describe())}')
     rows = "".join(
         f'<tr><td style="{CELL}"><code>{escape(name)}</code></td><td style="{CELL};{_MUTED}">{escape(f["dtype"])}</td>'
@@ -54,14 +55,17 @@ def view_card(view: Any, stats: dict[str, Any]) -> str:
     skipped = stats["rows"] - stats["usable_rows"]
     online = stats.get("online")
     if online:
-        online_line = (f'last materialized {escape(fmt_time(online["materialized_at"]))} up to {escape(fmt_ns(online["end"]))} · '
+        online_line = (f'last materialized {escape(fmt_time(online["materialized_at"]))} '
+                       f'up to {escape(fmt_ns(online["end"]))} · '
                        f'{online["rows"]:,} entities online')
     else:
         online_line = "not materialized" if view.online else "offline only"
-    age = f' ({escape(fmt_duration(stats["age_s"]))} ago)' if stats.get("age_s") is not None and stats["age_s"] >= 0 else ""
+    fresh = stats.get("age_s") is not None and stats["age_s"] >= 0
+    age = f' ({escape(fmt_duration(stats["age_s"]))} ago)' if fresh else ""
     facts = (f'{stats["rows"]:,} rows · {stats["entities"]:,} entities · '
              f'{escape(fmt_ns(stats["first"]))} → {escape(fmt_ns(stats["last"]))} · newest event{age} · {online_line}'
-             + (f' · <span style="color:{AMBER}">{skipped:,} rows without a key or time are ignored</span>' if skipped else ""))
+             + (f' · <span style="color:{AMBER}">{skipped:,} rows without a key or time are ignored</span>'
+                if skipped else ""))
     desc = f'<div style="{_MUTED}">{escape(view.description)}</div>' if view.description else ""
     return (f'<div style="{BOX}"><div>{head}</div>{desc}<div style="{_MUTED};font-size:12px;margin:2px 0">{facts}</div>'
             f'<table style="{TABLE}"><tr>{header}</tr>{rows}</table></div>')
@@ -78,7 +82,8 @@ def definitions_table(docs: list[dict[str, Any]], online: dict[str, dict[str, An
     from ..features.timeutil import fmt_ns, fmt_ttl
 
     if not docs:
-        return f'<div style="{BOX}">no feature definitions yet: <code>%features apply DF --name VIEW --entity KEY</code></div>'
+        return (f'<div style="{BOX}">no feature definitions yet: '
+                "<code>%features apply DF --name VIEW --entity KEY</code></div>")
     order = {"entity": 0, "view": 1, "ondemand": 2, "service": 3}
     kinds = {"entity": "entity", "view": "view", "ondemand": "on-demand", "service": "service"}
     rows = []
@@ -93,9 +98,12 @@ def definitions_table(docs: list[dict[str, Any]], online: dict[str, dict[str, An
             what = (f'{len(d["features"])} features · keys {", ".join(d["join_keys"])} · ttl {fmt_ttl(d["ttl"])} · '
                     f'{"online" if d["online"] else "offline"}{done} · {where_}')
         elif d["kind"] == "ondemand":
-            what = f'{", ".join(f["name"] for f in d["features"])} ← {", ".join(d["inputs"] + list(d["request_schema"]))}'
+            inputs = ", ".join(d["inputs"] + list(d["request_schema"]))
+            what = f'{", ".join(f["name"] for f in d["features"])} ← {inputs}'
         else:
             what = ", ".join(d["features"])
-        rows.append(f'<tr><td style="{CELL};{_MUTED}">{kinds[d["kind"]]}</td><td style="{CELL}"><b>{escape(d["name"])}</b></td>'
-                    f'<td style="{CELL};{_MUTED}">v{d.get("version", 1)}</td><td style="{CELL}">{escape(what)}</td></tr>')
+        rows.append(f'<tr><td style="{CELL};{_MUTED}">{kinds[d["kind"]]}</td>'
+                    f'<td style="{CELL}"><b>{escape(d["name"])}</b></td>'
+                    f'<td style="{CELL};{_MUTED}">v{d.get("version", 1)}</td>'
+                    f'<td style="{CELL}">{escape(what)}</td></tr>')
     return f'<div style="{BOX}"><b>feature store</b><table style="{TABLE}">{"".join(rows)}</table></div>'

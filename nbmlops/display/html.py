@@ -81,7 +81,8 @@ def run_experiment_name(run: Any) -> str:
 
 def experiment_card(exp: Any) -> str:
     df = exp.runs(max_results=10)
-    body = df.drop(columns=["run_id", "experiment"]).to_html(index=False, max_cols=14, border=0) if len(df) else "no runs yet"
+    body = (df.drop(columns=["run_id", "experiment"]).to_html(index=False, max_cols=14, border=0) if len(df)
+            else "no runs yet")
     return (f'<div style="{BOX}"><b>experiment {escape(exp.name)}</b> '
             f'<code style="color:{MUTED}">{exp.id[:8]}</code> · created {fmt_time(exp.created)} · latest runs:'
             f"{body}</div>")

@@ -13,9 +13,27 @@ from .._util import fmt_duration, fmt_time
 from ..pipelines.definition import order, producers_of
 from ..pipelines.pipeline import describe_step
 from ..pipelines.progress import Progress, TerminalProgress
-from .html import BOX, CELL, TABLE, badge
-from .style import (AMBER, AMBER_BG, BLUE, BLUE_BG, BORDER, FAINT, GREEN, GREEN_BG, MUTED, RED, RED_BG, STATUS_COLOR,
-                    SUBTLE, TEXT, WHITE)
+from .html import badge
+from .style import (
+    AMBER,
+    AMBER_BG,
+    BLUE,
+    BLUE_BG,
+    BORDER,
+    BOX,
+    CELL,
+    FAINT,
+    GREEN,
+    GREEN_BG,
+    MUTED,
+    RED,
+    RED_BG,
+    STATUS_COLOR,
+    SUBTLE,
+    TABLE,
+    TEXT,
+    WHITE,
+)
 
 STATE_STYLE = {  # fill, stroke, badge color
     "pending": (SUBTLE, FAINT, FAINT), "running": (BLUE_BG, BLUE, BLUE),
@@ -62,9 +80,9 @@ def layout(pipeline: Any) -> tuple[dict[str, tuple[float, float, float, float]],
         col = columns[lv]
         first_seen = {n: i for i, n in enumerate(col)}
 
-        def bary(n: str) -> float:
+        def bary(n: str, seen: dict[str, int] = first_seen) -> float:
             ps = [pos[a] for a, b, _ in edges if b == n and a in pos]
-            return sum(ps) / len(ps) if ps else first_seen[n]
+            return sum(ps) / len(ps) if ps else seen[n]
 
         col.sort(key=bary)
         for i, n in enumerate(col):
@@ -116,7 +134,8 @@ def dag_svg(pipeline: Any, run: Any = None) -> str:
         sub = s.kind
         if rec:
             sub = {"done": f"ran {fmt_duration(rec.get('duration'))}", "cached": "cached",
-                   "running": "running…", "failed": "failed", "skipped": "skipped", "pending": "waiting"}.get(state, state)
+                   "running": "running…", "failed": "failed", "skipped": "skipped",
+                   "pending": "waiting"}.get(state, state)
             if rec.get("resumed"):
                 sub = "done before resume"
         node = (f'<rect x="{x:.1f}" y="{y:.1f}" width="{w}" height="{h}" rx="6" fill="{fill}" stroke="{stroke}" '
@@ -199,7 +218,8 @@ def run_card(run: Any, pipeline: Any = None) -> str:
         f" · {fmt_duration((time.time() * 1000 - d['start_time']) / 1000)} so far"
     params = ", ".join(f"{escape(k)}={escape(repr(v))}" for k, v in d["params"].items())
     counts = f"{len(run.executed)} ran, {len(run.cached)} cached"
-    head = (f"<div><b>pipeline {escape(d['pipeline'])}</b> {status} run <code style='color:{MUTED}'>{d['id'][:8]}</code>"
+    head = (f"<div><b>pipeline {escape(d['pipeline'])}</b> {status} run "
+            f"<code style='color:{MUTED}'>{d['id'][:8]}</code>"
             f" · {fmt_time(d['start_time'])}{took} · {counts}{' · resumed' if d.get('resumed') else ''}"
             f"{' · params ' + params if params else ''}</div>")
     svg = ""
@@ -207,7 +227,8 @@ def run_card(run: Any, pipeline: Any = None) -> str:
         from ..pipelines.pipeline import _defined
 
         pipeline = _defined.get(d["pipeline"])
-    if pipeline is not None and [s.name for s in pipeline.steps] and set(d["order"]) == {s.name for s in pipeline.steps}:
+    names = {s.name for s in pipeline.steps} if pipeline is not None else set()
+    if names and set(d["order"]) == names:
         svg = f"<div>{dag_svg(pipeline, run)}</div>"
     err = ""
     if d.get("error") and d["status"] != "FINISHED":

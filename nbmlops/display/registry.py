@@ -31,7 +31,8 @@ def version_card(v: Any) -> str:
     ref = doc.get("reference")
     return (f'<div style="{BOX}"><div><b>{escape(v.name)}</b> version <b>{v.version}</b> {_badges(v.aliases)} '
             f'<span style="color:{MUTED}">{escape(doc["class"].rsplit(".", 1)[-1])} · registered '
-            f'{fmt_time(doc["created"])} by {escape(doc["user"])} · sha256 <code>{doc["sha256"][:12]}</code></span></div>'
+            f'{fmt_time(doc["created"])} by {escape(doc["user"])} · '
+            f'sha256 <code>{doc["sha256"][:12]}</code></span></div>'
             f'<div style="display:flex;gap:24px;flex-wrap:wrap">{kv_table("signature", sig_items)}'
             f'{kv_table("metrics", metrics)}</div>'
             f'<div><b>lineage</b> {escape(lineage)}</div>'
@@ -40,7 +41,8 @@ def version_card(v: Any) -> str:
 
 
 def comparison_card(c: Any) -> str:
-    head = f'<tr><th style="{CELL}"></th><th style="{CELL}">v{c.a.version}</th><th style="{CELL}">v{c.b.version}</th></tr>'
+    head = (f'<tr><th style="{CELL}"></th><th style="{CELL}">v{c.a.version}</th>'
+            f'<th style="{CELL}">v{c.b.version}</th></tr>')
     rows = "".join(f'<tr><td style="{CELL}">{escape(k)}</td><td style="{CELL}">{escape(_fmt(x))}</td>'
                    f'<td style="{CELL}">{escape(_fmt(y))}</td></tr>'
                    for k, (x, y) in [*(("params." + k, v) for k, v in c.params.items()),

@@ -16,7 +16,6 @@ import ipywidgets as w
 
 import nbmlops
 
-from ..display.style import BORDER, BOX, GREEN, MUTED, RED
 from ..display.runs import (
     LABELS,
     default_columns,
@@ -26,6 +25,7 @@ from ..display.runs import (
     runs_table,
     scatter_png,
 )
+from ..display.style import BORDER, BOX, GREEN, MUTED, RED
 from ..errors import NbmlopsError
 from ._static import StaticFallback
 
