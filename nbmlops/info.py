@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-
 from typing import Any
 
 from .store import SCHEMA, current_store
+from .tracking.session import tracking_store
 
 
 class StoreInfo(dict):
@@ -21,7 +21,7 @@ class StoreInfo(dict):
                 f"  blobs: {self['blobs']} ({self['blob_bytes'] / 1e6:.1f} MB)")
 
     def _repr_html_(self) -> str:
-        from .display.html import store_card
+        from .display.html import store_card  # display is a layer above: the HTML card, on demand
 
         return store_card(self)
 
@@ -31,9 +31,7 @@ def store_info() -> StoreInfo:
     store = current_store(create=False)
     info: dict[str, Any] = {"path": str(store.root), "exists": store.exists(), "schema": SCHEMA}
     if store.exists():
-        from .tracking.runs import _store
-
-        _store()  # sweeps runs whose process died
+        tracking_store()  # sweeps runs whose process died
         statuses: Counter[str] = Counter()
         exps = store.experiments.all()
         for e in exps:

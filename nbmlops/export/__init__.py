@@ -14,12 +14,16 @@ each is imported only inside the function that needs it.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
+from .._util import now_ms
 from ..errors import InvalidInput, NbmlopsError
+from ..store import current_store
 
 __all__ = ["ExportError", "Summary", "prepare_dir", "inside", "require"]
 
@@ -51,8 +55,6 @@ class Summary(dict):
 
 def require(module: str, what: str) -> Any:
     """Import an optional engine, or say how to install it."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as exc:
@@ -64,10 +66,6 @@ def prepare_dir(path: str | os.PathLike[str], force: bool, kind: str) -> Path:
     """The export folder, resolved and ready. Refuses a file, a folder inside the store, and a
     non-empty folder unless ``force``; with ``force`` a folder written by an earlier export (it
     holds our marker) is emptied first, any other folder only gets our files written over it."""
-    import shutil
-
-    from ..store import current_store
-
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path).strip():
         raise InvalidInput(f"give the folder to export the {kind} to, got {path!r}")
     target = Path(path).expanduser().resolve()
@@ -93,8 +91,6 @@ def prepare_dir(path: str | os.PathLike[str], force: bool, kind: str) -> Path:
 
 
 def mark(target: Path, kind: str, **info: Any) -> None:
-    from .._util import now_ms
-
     (target / MARKER).write_text(json.dumps({"kind": kind, "exported": now_ms(), **info}, indent=1, default=str) + "\n")
 
 

@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
+from ..features.definitions import FeatureView
+from ..features.repo import all_docs, entities_by_name
+from ..features.timeutil import to_utc_ns
 from ..store import current_store
 from . import Summary, inside, mark, prepare_dir
 
@@ -46,9 +49,6 @@ def export_feast(directory: str | os.PathLike[str], views: list[str] | str | Non
     feast repository /work/feature_repo — entities: 1; feature views: 2; rows: 120,000; services: 1
     $ cd feature_repo && feast apply && feast materialize-incremental $(date -u +%FT%T)
     """
-    from ..features.definitions import FeatureView
-    from ..features.repo import all_docs, entities_by_name
-
     if not isinstance(project, str) or not _PROJECT.match(project):
         raise InvalidInput(f"Feast project names are letters, digits and '_' (at most 60), got {project!r}")
     store = current_store(create=False)
@@ -110,8 +110,6 @@ def _write_rows(view: Any, path: Path) -> int:
     """The view's rows as Parquet: keys as declared, times as UTC datetimes, features cast to
     their declared dtypes (so Feast's schema and the data agree)."""
     import pandas as pd
-
-    from ..features.timeutil import to_utc_ns
 
     src = view.source
     ts, created = src.timestamp_field, src.created_timestamp_column

@@ -19,6 +19,7 @@ checked against KServe's (and Kubernetes') own API models before it is written.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
+from ..registry.models import get_model_version
+from ..tracking.lookup import find_run_doc
 from . import Summary, inside, mark, prepare_dir
 
 KSERVE_VERSION = "v0.21.0"  # image tags of KServe's sklearn server and storage initializer
@@ -34,6 +37,7 @@ _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@\-]{0,254}$")
 _URI = re.compile(r"^(s3|gs|pvc|https?|hdfs|webhdfs|oci|hf)://[^\s'\"]+$")
+_PVC_FOLDER = re.compile(r"^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/[A-Za-z0-9._\-]+)*/?$")
 
 
 def _quantity(what: str, value: Any) -> str:
@@ -64,8 +68,6 @@ def export_kserve(model: str, directory: str | os.PathLike[str], *, namespace: s
     model's); ``transformer_image`` adds a transformer; ``batch=(INPUT, OUTPUT)`` adds a Job
     with ``parallelism`` pods and ``retries`` retries (``backoffLimit``).
     """
-    from ..registry.models import get_model_version
-
     version = get_model_version(model)
     isvc = name if name is not None else _k8s_name(version.name)
     if not isinstance(isvc, str) or not _DNS1035.match(isvc) or len(isvc) > 45:
@@ -75,7 +77,8 @@ def export_kserve(model: str, directory: str | os.PathLike[str], *, namespace: s
         raise InvalidInput(f"namespace {namespace!r} must be a Kubernetes name (lowercase letters, digits, '-')")
     storage = storage_uri or f"pvc://nbmlops-models/{isvc}/v{version.version}"
     if not isinstance(storage, str) or not _URI.match(storage) or ".." in storage:
-        raise InvalidInput(f"storage URI {storage_uri!r} must be an s3://, gs://, pvc://, http(s)://, hdfs:// or oci:// "
+        raise InvalidInput(f"storage URI {storage_uri!r} must be an s3://, gs://, pvc://, http(s)://, hdfs:// or "
+                           "oci:// "
                            "URI without '..'")
     requests = {"cpu": _quantity("cpu", cpu), "memory": _quantity("memory", memory)}
     limits = {"cpu": _quantity("cpu limit", cpu_limit if cpu_limit is not None else cpu),
@@ -85,13 +88,15 @@ def export_kserve(model: str, directory: str | os.PathLike[str], *, namespace: s
             raise InvalidInput(f"{img!r} is not a container image reference (e.g. registry/name:tag)")
     if batch is not None:
         if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-            raise InvalidInput("batch takes (INPUT, OUTPUT): a storage URI to score and a pvc:// folder for the results")
+            raise InvalidInput("batch takes (INPUT, OUTPUT): a storage URI to score and a pvc:// folder for the "
+                               "results")
         _check_batch(*batch)
         for what, n, low in (("parallelism", parallelism, 1), ("retries", retries, 0)):
             if isinstance(n, bool) or not isinstance(n, int) or not low <= n <= 1000:
                 raise InvalidInput(f"{what} must be a whole number from {low} to 1000, got {n!r}")
     if version.doc.get("format", "pickle") not in ("pickle", "joblib"):
-        raise InvalidInput(f"{version.uri} is stored as {version.doc['format']!r}; KServe's sklearn runtime reads joblib/pickle")
+        raise InvalidInput(f"{version.uri} is stored as {version.doc['format']!r}; KServe's sklearn runtime reads "
+                           "joblib/pickle")
 
     src = version.store.blobs.verified_path(version.sha256)  # IntegrityError if the file changed
     sk = _sklearn_version(version)
@@ -129,16 +134,14 @@ def export_kserve(model: str, directory: str | os.PathLike[str], *, namespace: s
 
 def _check_batch(source: Any, output: Any) -> None:
     if not isinstance(source, str) or not _URI.match(source) or ".." in source:
-        raise InvalidInput(f"batch INPUT {source!r} must be a storage URI (s3://, gs://, pvc://, https://) without '..'")
-    if not isinstance(output, str) or not re.match(r"^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/[A-Za-z0-9._\-]+)*/?$", output) \
-            or ".." in output:
+        raise InvalidInput(f"batch INPUT {source!r} must be a storage URI (s3://, gs://, pvc://, https://) "
+                           "without '..'")
+    if not isinstance(output, str) or not _PVC_FOLDER.match(output) or ".." in output:
         raise InvalidInput(f"batch OUTPUT {output!r} must be a folder on a volume claim: pvc://CLAIM/path (no '..')")
 
 
 def _sklearn_version(version: Any) -> str | None:
     """The scikit-learn version the model was fitted with, if its run recorded it."""
-    from ..tracking.lookup import find_run_doc
-
     if not version.run_id:
         return None
     try:
@@ -290,10 +293,7 @@ def _yaml(manifests: list[dict[str, Any]]) -> str:
     try:
         import yaml
     except ImportError:  # JSON is YAML too: kubectl reads it
-        import json
-
         return "\n---\n".join(json.dumps(m, indent=2) for m in manifests) + "\n"
-    import json
 
     class Dumper(yaml.SafeDumper):
         def ignore_aliases(self, data: Any) -> bool:

@@ -29,7 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, NotFound
+from ..registry.models import model_versions_of
 from ..store import Store, current_store, read_lines
+from ..store.records import ExperimentRecord, RegisteredModelRecord, RunRecord
+from ..tracking import experiments as exps, modelfiles, signature as sig
+from ..tracking.lookup import find_run_doc
 from . import ExportError, Summary, require
 
 TAG_RUN, TAG_SYNC, TAG_MODELS, TAG_VERSIONS = "nbmlops.run_id", "nbmlops.sync", "nbmlops.models", "nbmlops.versions"
@@ -108,9 +112,6 @@ def export_mlflow(tracking_uri: str, experiment: str | None = None, registry: bo
     Run it again to add what is new: nothing is duplicated. ``experiment`` limits the runs to
     one experiment; ``registry=False`` leaves the registered models out.
     """
-    from ..registry.models import models_file
-    from ..tracking import experiments as exps
-
     uri = _check_uri(tracking_uri)
     store = current_store(create=False)
     if not store.exists():
@@ -122,7 +123,7 @@ def export_mlflow(tracking_uri: str, experiment: str | None = None, registry: bo
         for exp in sorted(chosen, key=lambda e: e["created"]):
             ex.experiment(exp)
         if registry:
-            for model in sorted(models_file(store).all(), key=lambda d: d["created"]):
+            for model in sorted(store.models().all(), key=lambda d: d["created"]):
                 ex.registered_model(model)
     return summary
 
@@ -144,13 +145,13 @@ class _Exporter:
             self.client.restore_experiment(exp.experiment_id)
         return exp.experiment_id
 
-    def _exp_id(self, exp: dict[str, Any]) -> str:
+    def _exp_id(self, exp: ExperimentRecord) -> str:
         if exp["id"] not in self.exp_ids:
             self.exp_ids[exp["id"]] = self._mlflow_experiment(exp["name"], {"nbmlops.experiment_id": exp["id"]})
             self.summary.add("experiments")
         return self.exp_ids[exp["id"]]
 
-    def experiment(self, exp: dict[str, Any]) -> None:
+    def experiment(self, exp: ExperimentRecord) -> None:
         mid = self._exp_id(exp)
         docs = [d for f in self.store.run_files(exp["id"]) for d in f.all()]
         for doc in sorted(docs, key=lambda d: (d["parent_run"] is not None, d["start_time"])):
@@ -172,7 +173,7 @@ class _Exporter:
             self.remote[mid] = found
         return self.remote[mid]
 
-    def run(self, doc: dict[str, Any], mid: str | None = None) -> Any:
+    def run(self, doc: RunRecord, mid: str | None = None) -> Any:
         """Export one run (or bring an exported one up to date); returns its MLflow Run."""
         if doc["id"] in self.runs:
             return self.runs[doc["id"]]
@@ -236,7 +237,7 @@ class _Exporter:
         self.runs[doc["id"]] = run = c.get_run(rid)
         return run
 
-    def _datasets(self, rid: str, doc: dict[str, Any], existing: Any) -> None:
+    def _datasets(self, rid: str, doc: RunRecord, existing: Any) -> None:
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
         have = {d.dataset.digest for d in (existing.inputs.dataset_inputs if existing.inputs else [])}
@@ -253,7 +254,7 @@ class _Exporter:
             self.client.log_inputs(rid, datasets=inputs)
             self.summary.add("datasets", len(inputs))
 
-    def _artifacts(self, rid: str, doc: dict[str, Any], existing: Any) -> None:
+    def _artifacts(self, rid: str, doc: RunRecord, existing: Any) -> None:
         wanted = {a["name"]: a["sha256"] for a in doc["artifacts"]}
         if doc.get("source_sha"):
             wanted["nbmlops/cell_source.py"] = doc["source_sha"]
@@ -276,8 +277,6 @@ class _Exporter:
 
     # models --------------------------------------------------------------------------------------
     def _log_model(self, entry: dict[str, Any], name: str, run_id: str) -> Any:
-        from ..tracking import modelfiles
-
         model = modelfiles.read_model(self.store, entry["sha256"], entry.get("format", modelfiles.FORMAT))
         signature = _signature(self.store, model, entry)
         versions = entry.get("versions") or {}
@@ -290,10 +289,8 @@ class _Exporter:
         self.summary.add("models_logged")
         return info
 
-    def registered_model(self, model: dict[str, Any]) -> None:
+    def registered_model(self, model: RegisteredModelRecord) -> None:
         from mlflow.exceptions import MlflowException
-
-        from ..registry.models import _versions
 
         c, name = self.client, model["name"]
         try:
@@ -303,7 +300,7 @@ class _Exporter:
                                            description=model.get("description") or None)
             self.summary.add("registered_models_created")
         mapping: dict[str, str] = json.loads(rm.tags.get(TAG_VERSIONS) or "{}")
-        for v in _versions(self.store, model, deleted=True):
+        for v in model_versions_of(self.store, model, deleted=True):
             key = str(v["version"])
             if key in mapping:
                 continue
@@ -328,8 +325,6 @@ class _Exporter:
 
     def _version_source(self, v: dict[str, Any]) -> tuple[str, str]:
         """(MLflow run id, logged model id) that holds this version's model file."""
-        from ..tracking.lookup import find_run_doc
-
         if v.get("run_id"):
             try:
                 doc = find_run_doc(self.store, v["run_id"])
@@ -362,7 +357,7 @@ def _param_text(value: Any) -> str:
     return str(value)  # as mlflow.log_param records it
 
 
-def _run_tags(doc: dict[str, Any], exported: dict[str, Any]) -> dict[str, str]:
+def _run_tags(doc: RunRecord, exported: dict[str, Any]) -> dict[str, str]:
     tags = {k: str(v)[:_TAG_MAX] for k, v in doc["tags"].items()}
     tags[TAG_RUN] = doc["id"]
     tags["mlflow.user"] = doc.get("user") or ""
@@ -380,7 +375,7 @@ def _run_tags(doc: dict[str, Any], exported: dict[str, Any]) -> dict[str, str]:
     return tags
 
 
-def _digest(doc: dict[str, Any], points: int) -> str:
+def _digest(doc: RunRecord, points: int) -> str:
     """Changes whenever anything export would send changes."""
     key = [doc["status"], doc["end_time"], doc.get("deleted"), points, sorted(doc["params"].items()),
            sorted(doc["tags"].items()), [(a["name"], a["sha256"]) for a in doc["artifacts"]],
@@ -402,9 +397,6 @@ def _signature(store: Store, model: Any, entry: dict[str, Any]) -> Any:
     import pandas as pd
     from mlflow.models import infer_signature
 
-    from ..tracking import modelfiles
-    from ..tracking import signature as sig
-
     sigdoc = entry.get("signature") or {}
     example = None
     if sigdoc.get("input_example"):
@@ -415,7 +407,8 @@ def _signature(store: Store, model: Any, entry: dict[str, Any]) -> Any:
                     example[col] = example[col].astype(dtype)
     elif entry.get("reference"):
         frame = modelfiles.load_frame(store, entry["reference"]["sha256"])
-        example = frame.drop(columns=[c for c in (modelfiles.TARGET, modelfiles.PREDICTION) if c in frame.columns]).head(5)
+        labels = [c for c in (modelfiles.TARGET, modelfiles.PREDICTION) if c in frame.columns]
+        example = frame.drop(columns=labels).head(5)
     elif sigdoc.get("n_features"):
         example = np.zeros((1, sigdoc["n_features"]))
     if example is None:

@@ -34,8 +34,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .._util import check_key, new_id
 from ..errors import InvalidInput, NotFound
-from ..store import Store, current_store
+from ..store import SCHEMA, AppendLog, Store, current_store
+from ..store.blobs import HashingWriter
+from ..store.records import ArtifactEntry, ExperimentRecord, MetricSummary, RunRecord
+from ..tracking import experiments as exps
+from ..tracking.runs import run_identity
 from . import Summary
 from .mlflow import TAG_IMPORTED, TAG_RUN, _check_uri, _mlflow
 
@@ -54,8 +59,6 @@ def import_mlflow(tracking_uri: str, experiment: str | None = None) -> Summary:
 
     >>> nbmlops.import_mlflow("http://127.0.0.1:5000", experiment="churn")
     """
-    from ..tracking import experiments as exps
-
     uri = _check_uri(tracking_uri)
     store = current_store()
     summary = Summary(f"import from mlflow {uri}")
@@ -169,8 +172,6 @@ def _regular_files(folder: Path, left_out: list[str]) -> Iterator[tuple[str, int
 
 
 def _put_fd(store: Store, fd: int) -> tuple[str, int]:
-    from ..store.blobs import HashingWriter
-
     tmp = store.blobs.tmp_path()
     with os.fdopen(fd, "rb") as src, open(tmp, "wb") as f:
         writer = HashingWriter(f)
@@ -194,7 +195,7 @@ def _download(mlflow: Any, uri: str, tmp: str) -> Path | None:
 
 
 def _copy_artifacts(store: Store, mlflow: Any, src: _Source, artifact_uri: str,
-                    ok: Any, left_out: list[str]) -> list[dict[str, Any]]:
+                    ok: Any, left_out: list[str]) -> list[ArtifactEntry]:
     """The run's artifacts as blobs; raises _Refusal when none may be read."""
     uri, folder = _artifact_plan(src, artifact_uri)
     with tempfile.TemporaryDirectory(prefix="nbmlops-mlflow-") as tmp:
@@ -214,12 +215,8 @@ def _copy_artifacts(store: Store, mlflow: Any, src: _Source, artifact_uri: str,
     return artifacts
 
 
-def _import_run(store: Store, client: Any, mlflow: Any, exp: dict[str, Any], r: Any, summary: Summary,
+def _import_run(store: Store, client: Any, mlflow: Any, exp: ExperimentRecord, r: Any, summary: Summary,
                 src: _Source) -> None:
-    from .._util import check_key, new_id
-    from ..store import SCHEMA, AppendLog
-    from ..tracking.runs import _identity
-
     info, data = r.info, r.data
     run_id = new_id()
     skipped: list[str] = []
@@ -236,7 +233,7 @@ def _import_run(store: Store, client: Any, mlflow: Any, exp: dict[str, Any], r: 
     tags[TAG_IMPORTED] = info.run_id
     points = 0
     log = None
-    summaries: dict[str, dict[str, Any]] = {}
+    summaries: dict[str, MetricSummary] = {}
     for key in sorted(data.metrics):
         if not ok("metric", key):
             continue
@@ -250,7 +247,7 @@ def _import_run(store: Store, client: Any, mlflow: Any, exp: dict[str, Any], r: 
                           "min": min(values), "max": max(values), "count": len(values)}
     if log is not None:
         log.close()
-    artifacts: list[dict[str, Any]] = []
+    artifacts: list[ArtifactEntry] = []
     left_out: list[str] = []
     refused = None
     if info.artifact_uri:
@@ -264,7 +261,7 @@ def _import_run(store: Store, client: Any, mlflow: Any, exp: dict[str, Any], r: 
     if refused:
         tags[TAG_REFUSED] = refused[:5000]
     end = info.end_time
-    doc = {
+    doc: RunRecord = {
         "schema": SCHEMA, "id": run_id, "experiment_id": exp["id"], "name": info.run_name or info.run_id[:8],
         "status": info.status if info.status in ("RUNNING", "FINISHED", "FAILED", "KILLED") else "FINISHED",
         "start_time": info.start_time, "end_time": end,
@@ -276,9 +273,9 @@ def _import_run(store: Store, client: Any, mlflow: Any, exp: dict[str, Any], r: 
         "git_commit": data.tags.get("mlflow.source.git.commit"), "notebook": None, "cell_key": None,
         "previous_run": None, "same_as": None, "error": None, "parent_run": None, "deleted": False,
     }
-    doc["identity"] = _identity(doc)
-    with store.run_file(exp["id"], run_id).table() as t:
-        t.insert(doc)
+    doc["identity"] = run_identity(doc)
+    with store.run_file(exp["id"], run_id).edit() as docs:
+        docs.insert(dict(doc))
     summary.add("runs_imported")
     summary.add("metric_points", points)
     summary.add("artifacts", len(artifacts))

@@ -20,6 +20,7 @@ from typing import Any
 
 from .context import step_input, step_output
 from .definition import Step, step
+from .kubeflow import export_kfp
 from .pipeline import Pipeline, PipelineRun, get_pipeline, get_pipeline_run, load_pipeline, pipeline_runs
 from .runner import StepFailed
 
@@ -30,11 +31,7 @@ __all__ = ["Pipeline", "PipelineRun", "Step", "step", "load_pipeline", "get_pipe
 
 def __getattr__(name: str) -> Any:
     if name in ("retrain_on_drift", "retrain_decisions", "RetrainDecision"):
-        from . import retrain
+        from . import retrain  # lazy: retrain needs monitoring, which loads pandas
 
         return getattr(retrain, name)
-    if name == "export_kfp":
-        from .kubeflow import export_kfp
-
-        return export_kfp
     raise AttributeError(f"module 'nbmlops.pipelines' has no attribute {name!r}")

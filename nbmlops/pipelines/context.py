@@ -21,9 +21,10 @@ from __future__ import annotations
 import json
 import pickle
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import InvalidInput, NotFound
 from ..registry import load_model
@@ -178,7 +179,8 @@ def step_output(name: str, value: Any) -> Any:
     spec = ctx.outputs.get(name)
     if spec is None:
         have = ", ".join(ctx.outputs) or "none"
-        raise InvalidInput(f"step {ctx.step} has no output {name!r} (outputs: {have}); declare it in the step's outputs")
+        raise InvalidInput(f"step {ctx.step} has no output {name!r} (outputs: {have}); declare it in the step's "
+                           "outputs")
     if spec["kind"] == "dataset":
         return log_version(value, spec["name"], run=ctx.run)
     return ctx.run.log_model(value, spec["name"])

@@ -21,19 +21,19 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
-import sys
 import json
 import keyword
 import re
+import sys
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .._util import check_key
 from ..errors import InvalidInput
-from ..registry.uri import check_name as check_model
-from ..registry.uri import parse
+from ..registry.uri import check_name as check_model, parse
 from ..tracking.datasets import parse_ref
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")

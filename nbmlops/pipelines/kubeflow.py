@@ -104,14 +104,15 @@ def generate(plan: Any, *, base_image: str = DEFAULT_IMAGE, packages: list[str] 
         used = plan.used[s.name]
         p_args = {p: _ident(p, taken) for p in used}
         out_args = {local: _ident(local, taken) for local in s.outputs}
-        sig = [f"{in_args[l]}: Input[{'Dataset' if p.kind == 'dataset' else 'Model'}]" for l, p in s.inputs.items()]
+        kind = {"dataset": "Dataset", "model": "Model"}
+        sig = [f"{in_args[loc]}: Input[{kind[p.kind]}]" for loc, p in s.inputs.items()]
         sig += [f"{p_args[p]}: {_ptype(v)}" for p, v in used.items()]
-        sig += [f"{out_args[l]}: Output[{'Dataset' if p.kind == 'dataset' else 'Model'}]" for l, p in s.outputs.items()]
+        sig += [f"{out_args[loc]}: Output[{kind[p.kind]}]" for loc, p in s.outputs.items()]
         sig.append("metrics: Output[Metrics]")
         spec: dict[str, Any] = {
             "pipeline": pipeline.name, "step": s.name, "kind": s.kind,
-            "inputs": {l: _input_spec(p, plan.external[s.name].get(l)) for l, p in s.inputs.items()},
-            "outputs": {l: {"kind": p.kind, "name": p.name, "spec": p.spec} for l, p in s.outputs.items()},
+            "inputs": {loc: _input_spec(p, plan.external[s.name].get(loc)) for loc, p in s.inputs.items()},
+            "outputs": {loc: {"kind": p.kind, "name": p.name, "spec": p.spec} for loc, p in s.outputs.items()},
         }
         if s.kind == "notebook":
             sig.append("report: Output[HTML]")
@@ -122,8 +123,8 @@ def generate(plan: Any, *, base_image: str = DEFAULT_IMAGE, packages: list[str] 
             spec.update(code=pack(code), function=qual, source_file=source_file and Path(source_file).name)
         call = (f"    run_step({spec!r},\n"
                 f"             params={{{', '.join(f'{p!r}: {a}' for p, a in p_args.items())}}},\n"
-                f"             inputs={{{', '.join(f'{l!r}: {a}' for l, a in in_args.items())}}},\n"
-                f"             outputs={{{', '.join(f'{l!r}: {a}' for l, a in out_args.items())}}},\n"
+                f"             inputs={{{', '.join(f'{loc!r}: {a}' for loc, a in in_args.items())}}},\n"
+                f"             outputs={{{', '.join(f'{loc!r}: {a}' for loc, a in out_args.items())}}},\n"
                 f"             metrics=metrics{', report=report' if s.kind == 'notebook' else ''})")
         lines += [f"@dsl.component(base_image={base_image!r}, packages_to_install={packages!r}, "
                   f"install_kfp_package={install_kfp_package!r})",
@@ -169,7 +170,8 @@ def generate(plan: Any, *, base_image: str = DEFAULT_IMAGE, packages: list[str] 
     ret_type = f"NamedTuple('Outputs', [{', '.join(f'({f!r}, {c})' for f, c, _, _ in fields)}])" if fields else None
     args = ", ".join(f"{a}: {t} = {d!r}" for a, (t, d) in pipeline_args.items())
     kfp_name = re.sub(r"[^a-z0-9-]+", "-", pipeline.name.lower()).strip("-") or "pipeline"
-    lines += [f"@dsl.pipeline(name={kfp_name!r}, description={(pipeline.description or f'nbmlops pipeline {pipeline.name}')!r})",
+    description = pipeline.description or f"nbmlops pipeline {pipeline.name}"
+    lines += [f"@dsl.pipeline(name={kfp_name!r}, description={description!r})",
               f"def pipeline({args}){' -> ' + ret_type if ret_type else ''}:", *imports_code, *body]
     if fields:
         lines.append(f"    Outputs = {ret_type}")
@@ -213,7 +215,8 @@ def export_kfp(pipeline: Any, out: str | Path, params: dict[str, Any] | None = N
     try:
         from kfp import compiler
     except ImportError:
-        raise InvalidInput("exporting to Kubeflow needs the kfp SDK: pip install 'nbmlops[graduate]' (or kfp>=2.7)") from None
+        raise InvalidInput("exporting to Kubeflow needs the kfp SDK: pip install 'nbmlops[graduate]' "
+                           "(or kfp>=2.7)") from None
     pipe = get_pipeline(pipeline)
     out = Path(out)
     if out.suffix.lower() not in (".yaml", ".yml"):

@@ -21,8 +21,9 @@ or in YAML (``nbmlops.load_pipeline("churn.yaml")``)::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .._util import fmt_duration, fmt_time
 from ..errors import InvalidInput, NotFound
@@ -106,7 +107,7 @@ class Pipeline:
 
     def show(self, run: PipelineRun | None = None) -> Any:
         """The DAG (with a run's step states when given), drawn inline as SVG."""
-        from ..display.pipelines import Dag
+        from ..display.pipelines import Dag  # display is a layer above the domain: delegation only
 
         return Dag(self, run)
 
@@ -170,6 +171,11 @@ def _progress(progress: Any) -> Callable[[PipelineRun], None] | None:
     if progress is False:
         return None
     return default_progress()
+
+
+def defined_pipeline(name: str) -> Pipeline | None:
+    """The pipeline of that name defined in this process, or None."""
+    return _defined.get(name)
 
 
 def load_pipeline(path: str | Path) -> Pipeline:
@@ -332,7 +338,7 @@ class PipelineRun:
         return "\n".join(self.lines())
 
     def _repr_html_(self) -> str:
-        from ..display.pipelines import run_card
+        from ..display.pipelines import run_card  # display is a layer above the domain: delegation only
 
         return run_card(self)
 

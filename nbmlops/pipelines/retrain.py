@@ -32,6 +32,7 @@ from . import records
 from .pipeline import get_pipeline
 from .runner import StepFailed
 
+_FILES = (".csv", ".parquet", ".pq", ".json", ".jsonl", ".feather")  # read as files, not dataset references
 HIGHER_IS_BETTER = {"roc_auc": True, "accuracy": True, "f1": True, "r2": True, "rmse": False, "mae": False,
                     "log_loss": False}
 
@@ -55,7 +56,7 @@ class RetrainDecision:
         return f"retrain on drift of {self.doc['model']}: {self.decision} — {self.reason}"
 
     def _repr_html_(self) -> str:
-        from ..display.pipelines import decision_card
+        from ..display.pipelines import decision_card  # display is a layer above the domain: delegation only
 
         return decision_card(self)
 
@@ -66,7 +67,7 @@ def _frame(data: Any, what: str) -> Any:
     if isinstance(data, pd.DataFrame):
         return data
     if isinstance(data, str):
-        if Path(data).suffix.lower() in (".csv", ".parquet", ".pq", ".json", ".jsonl", ".feather") and Path(data).exists():
+        if Path(data).suffix.lower() in _FILES and Path(data).exists():
             return read_file(Path(data), what)
         return load_dataset(data)
     raise InvalidInput(f"{what} is a DataFrame, a dataset reference ('customers@4') or a CSV/Parquet path, "
@@ -154,7 +155,8 @@ def retrain_on_drift(model: str, current: Any, pipeline: Any, *, threshold: floa
                                f"({', '.join(external) or 'none'}): say which one the new data is, with dataset=")
         dataset = external[0]
     elif dataset not in external:
-        raise InvalidInput(f"pipeline {pipe.name} does not read dataset {dataset!r} (it reads: {', '.join(external) or 'none'})")
+        raise InvalidInput(f"pipeline {pipe.name} does not read dataset {dataset!r} "
+                           f"(it reads: {', '.join(external) or 'none'})")
     cur = _frame(current, "current")
     held = _frame(held_out, "held_out") if held_out is not None else None
     features = signature.get("features")

@@ -22,10 +22,11 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .._util import new_id, now_ms
 from ..errors import InvalidInput, NbmlopsError, NotFound
@@ -259,11 +260,13 @@ def _start_or_resume(store: Store, plan: Plan, cache: bool, resume: bool) -> Pip
                                               "error": "its process died; not resumed (the pipeline, its code or its "
                                                        "parameters changed since)"})
         break
-    doc: PipelineRunRecord = {"schema": SCHEMA, "id": new_id(), "pipeline": plan.pipeline.name, "params": plan.params, "signature": sig,
-           "experiment": plan.pipeline.experiment, "status": "RUNNING", "start_time": now_ms(), "end_time": None,
-           "duration": None, "cache": cache, "resumed": 0, "error": None, "failed_step": None,
-           "order": [s.name for s in plan.steps], "steps": {s.name: _new_step(s, plan) for s in plan.steps},
-           **_owner()}
+    doc: PipelineRunRecord = {
+        "schema": SCHEMA, "id": new_id(), "pipeline": plan.pipeline.name, "params": plan.params, "signature": sig,
+        "experiment": plan.pipeline.experiment, "status": "RUNNING", "start_time": now_ms(), "end_time": None,
+        "duration": None, "cache": cache, "resumed": 0, "error": None, "failed_step": None,
+        "order": [s.name for s in plan.steps], "steps": {s.name: _new_step(s, plan) for s in plan.steps},
+        **_owner(),
+    }
     records.insert_run(store, doc)
     return doc
 
@@ -368,7 +371,8 @@ class _State:
                         record_on_run(run, DatasetVersion(self.store, resolve(f"{ref['name']}@{ref['version']}",
                                                                                 self.store)), role="input")
                     else:
-                        run.set_tag(f"nbmlops.input.{local}", ref.get("uri") or f"{ref.get('run_id', '')[:8]}:{ref['name']}")
+                        label = ref.get("uri") or f"{ref.get('run_id', '')[:8]}:{ref['name']}"
+                        run.set_tag(f"nbmlops.input.{local}", label)
             except BaseException:
                 run.end("FAILED", traceback.format_exc())
                 raise
@@ -432,7 +436,8 @@ def _returned(s: Step, result: Any) -> dict[Port, Any]:
     outs = list(s.outputs.values())
     if not outs or result is None:
         return {}
-    if isinstance(result, dict) and set(result) <= {p.local for p in outs} and (len(outs) > 1 or outs[0].local in result):
+    named = isinstance(result, dict) and set(result) <= {p.local for p in outs}
+    if named and (len(outs) > 1 or outs[0].local in result):
         return {p: result.get(p.local) for p in outs}
     if len(outs) == 1:
         return {outs[0]: result}
