@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, NotRequired, TypedDict
 
+
 # -- tracking & registry (runs, experiments, datasets, models) ---------------------------------
 # (section owned by the tracking/registry restructuring)
 class ExperimentRecord(TypedDict):

@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import InvalidInput
 from ..store import current_store
 from . import datasets as ds
+from .fingerprint import fingerprint
 
 ROW_LIMIT = 1000  # rows of each kind kept on the diff object
 
@@ -25,8 +26,6 @@ def _side(data: Any, label: str) -> tuple[str, dict[str, Any], Any]:
         doc = data.doc
         return data.uri, doc, lambda: ds.read_frame(data.store, doc)
     if isinstance(data, pd.DataFrame):
-        from .fingerprint import fingerprint
-
         fp = fingerprint(data)
         doc = {"name": label, "version": None, "sha256": fp["sha256"], "rows": len(data),
                "columns": fp["columns"], "dtypes": fp["dtypes"], "summary": ds.summarize(data), "blob": {}}
