@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .._util import check_key, new_id, now_ms
 from ..errors import InvalidInput, NotFound, StoreError
@@ -32,7 +32,7 @@ def models_file(store: Store) -> DocFile:
 
 
 def _model_doc(store: Store, name: str, fresh: bool = False) -> RegisteredModelRecord:
-    docs = store.models().fresh() if fresh else store.models().all()
+    docs = cast(list[RegisteredModelRecord], store.models().fresh() if fresh else store.models().all())
     for doc in docs:
         if doc["name"] == name:
             return doc
@@ -222,14 +222,14 @@ def set_alias(name: str, alias: str, version: int) -> ModelVersion:
     _model_doc(store, name)  # NotFound before taking the lock
     with store.models().edit() as models:
         # under the lock that delete_version takes too: the version cannot be deleted meanwhile
-        model, vdoc = resolve(store, ModelRef(name, version=version), fresh=True)
-        model = {**model}
+        found, vdoc = resolve(store, ModelRef(name, version=version), fresh=True)
+        model: dict[str, Any] = dict(found)
         model["history"] = [*model["history"], _history({"action": "alias", "alias": alias,
                                                           "from": model["aliases"].get(alias), "to": version})]
         model["aliases"] = {**model["aliases"], alias: version}
         model["updated"] = now_ms()
-        models.update(dict(model), id=model["id"])
-    return ModelVersion(store, model, vdoc)
+        models.update(model, id=model["id"])
+    return ModelVersion(store, model, vdoc)  # type: ignore[arg-type]
 
 
 def delete_alias(name: str, alias: str) -> None:
@@ -238,13 +238,13 @@ def delete_alias(name: str, alias: str) -> None:
     store = current_store(create=False)
     _model_doc(store, name)
     with store.models().edit() as models:
-        model = {**_model_doc(store, name, fresh=True)}
+        model: dict[str, Any] = dict(_model_doc(store, name, fresh=True))
         if alias not in model["aliases"]:
             raise NotFound(f"model {name!r} has no alias {alias!r}")
         model["history"] = [*model["history"], _history({"action": "alias", "alias": alias,
                                                           "from": model["aliases"][alias], "to": None})]
         model["aliases"] = {a: v for a, v in model["aliases"].items() if a != alias}
-        models.update(dict(model), id=model["id"])
+        models.update(model, id=model["id"])
 
 
 def delete_version(name: str, version: int) -> None:
@@ -253,8 +253,8 @@ def delete_version(name: str, version: int) -> None:
     ref = ModelRef(check_name(name), version=version)
     resolve(store, ref)  # NotFound before taking the lock
     with store.models().edit() as models:
-        model, vdoc = resolve(store, ref, fresh=True)  # again under the lock: a concurrent delete or alias move counts
-        model = {**model}
+        found, vdoc = resolve(store, ref, fresh=True)  # again under the lock: a concurrent delete or alias move counts
+        model: dict[str, Any] = dict(found)
         pointing = [a for a, v in model["aliases"].items() if v == version]
         if pointing:
             raise InvalidInput(f"alias {pointing[0]!r} points at version {version} of {name!r}: "
@@ -262,7 +262,7 @@ def delete_version(name: str, version: int) -> None:
         with store.model_versions(model["id"]).edit() as versions:
             versions.update({"deleted": True}, id=vdoc["id"])
         model["history"] = [*model["history"], _history({"action": "delete", "version": version})]
-        models.update(dict(model), id=model["id"])
+        models.update(model, id=model["id"])
 
 
 def record_drift_summary(uri: str, summary: dict[str, Any]) -> None:
@@ -304,8 +304,8 @@ def list_versions(name: str) -> pd.DataFrame:
     store = current_store(create=False)
     model = _model_doc(store, check_name(name))
     by_version: dict[int, list[str]] = {}
-    for a, v in model["aliases"].items():
-        by_version.setdefault(v, []).append(a)
+    for a, number in model["aliases"].items():
+        by_version.setdefault(number, []).append(a)
     rows = []
     for v in model_versions_of(store, model):
         row = {"version": v["version"], "aliases": ", ".join(sorted(by_version.get(v["version"], []))),

@@ -25,7 +25,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .._util import check_key, new_id, now_ms
 from ..errors import InvalidInput, NotFound, StoreError
@@ -270,10 +270,10 @@ def _same_as_latest(latest: DatasetVersionRecord | dict[str, Any] | None, fp: di
 def record_on_run(run: Run, version: DatasetVersion, role: str | None = None) -> RunDataset:
     """Name this exact version in the run's datasets (its lineage)."""
     doc = version.doc
-    entry: RunDataset = {"name": doc["name"], "sha256": doc["sha256"], "kind": doc["kind"], "shape": doc["shape"],
-             "columns": doc["columns"], "dtypes": doc["dtypes"], "version": doc["version"],
-             "dataset_id": doc["dataset_id"], "snapshot": (doc["blob"] or {}).get("sha256"),
-             **({"role": role} if role else {})}  # type: ignore[typeddict-item]
+    entry: RunDataset = {
+        "name": doc["name"], "sha256": doc["sha256"], "kind": doc["kind"], "shape": doc["shape"],
+        "columns": doc["columns"], "dtypes": doc["dtypes"], "version": doc["version"], "dataset_id": doc["dataset_id"],
+        "snapshot": (doc["blob"] or {}).get("sha256"), **({"role": role} if role else {})}  # type: ignore[typeddict-item]
     with run._lock:
         kept = [d for d in run._doc["datasets"] if d["name"] != doc["name"]]
         run._save({"datasets": [*kept, entry]})
@@ -281,15 +281,19 @@ def record_on_run(run: Run, version: DatasetVersion, role: str | None = None) ->
 
 
 # -- reading --------------------------------------------------------------------------------
+def _datasets(store: Store) -> list[DatasetRecord]:
+    return cast(list[DatasetRecord], store.datasets().all())
+
+
 def _dataset_doc(store: Store, name: str) -> DatasetRecord | None:
-    for d in store.datasets().all():
+    for d in _datasets(store):
         if d["name"] == name:
             return d
     return None
 
 
 def _versions(store: Store, ds: DatasetRecord) -> list[DatasetVersionRecord]:
-    return sorted(store.dataset_versions(ds["id"]).all(), key=lambda d: d["version"])  # type: ignore[arg-type]
+    return sorted(cast(list[DatasetVersionRecord], store.dataset_versions(ds["id"]).all()), key=lambda d: d["version"])
 
 
 def _latest(store: Store, name: str) -> DatasetVersionRecord | None:
@@ -313,7 +317,7 @@ def resolve(ref: str, store: Store | None = None) -> DatasetVersionRecord:
     """The version document ``ref`` (``name`` or ``name@N``) names; NotFound says what exists."""
     name, number = parse_ref(ref)
     store = store or current_store(create=False)
-    docs = store.datasets().all() if store.exists() else []
+    docs = _datasets(store) if store.exists() else []
     ds = next((d for d in docs if d["name"] == name), None)
     if ds is None:
         have = ", ".join(sorted(d["name"] for d in docs)) or "none yet"
@@ -377,7 +381,7 @@ def list_datasets(name: str | None = None) -> pd.DataFrame:
     import pandas as pd
 
     store = current_store(create=False)
-    docs = store.datasets().all() if store.exists() else []
+    docs = _datasets(store) if store.exists() else []
     if name is not None:
         ds = next((d for d in docs if d["name"] == check_key("dataset", name)), None)
         if ds is None:

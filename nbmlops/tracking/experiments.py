@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .._util import new_id, now_ms
 from ..errors import InvalidInput, NotFound
@@ -37,20 +37,24 @@ def default_name() -> str:
 
 def get_or_create(store: Store, name: str) -> ExperimentRecord:
     name = check_name(name)
-    for doc in store.experiments.all():
-        if doc["name"] == name:
-            return doc
+    for known in _experiments(store):
+        if known["name"] == name:
+            return known
     with store.experiments.edit() as docs:
         found = docs.get(name=name)  # another process may have created it since we looked
         if found is not None:
-            return found  # type: ignore[return-value]
+            return cast(ExperimentRecord, found)
         doc: ExperimentRecord = {"schema": SCHEMA, "id": new_id(), "name": name, "created": now_ms(), "tags": {}}
         docs.insert(dict(doc))
     return doc
 
 
+def _experiments(store: Store) -> list[ExperimentRecord]:
+    return cast(list[ExperimentRecord], store.experiments.all())
+
+
 def find(store: Store, name_or_id: str) -> ExperimentRecord:
-    docs = store.experiments.all()
+    docs = _experiments(store)
     for doc in docs:
         if doc["name"] == name_or_id or doc["id"] == name_or_id:
             return doc

@@ -25,7 +25,7 @@ def find_run_doc(store: Store, run_id: str) -> RunRecord:
     """The document of the run with this id (or a unique prefix of at least 6 hex digits), a copy."""
     if not isinstance(run_id, str) or len(run_id) < 6 or not all(c in "0123456789abcdef" for c in run_id):
         raise InvalidInput(f"run id must be at least 6 hex digits, got {run_id!r}")
-    matches = []
+    matches: list[dict[str, Any]] = []
     damaged: list[str] = []
     for exp in store.experiments.all():
         try:

@@ -18,7 +18,7 @@ import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .._util import check_key, fmt_duration, new_id, now_ms
 from ..errors import InvalidInput, NotFound
@@ -275,7 +275,7 @@ class Run:
         self._persisted = time.monotonic()
         self._save({"metrics": self._metric_docs()})
 
-    def _put_entry(self, field: str, entry: ArtifactEntry | ModelEntry) -> None:
+    def _put_entry(self, field: Literal["artifacts", "models"], entry: ArtifactEntry | ModelEntry) -> None:
         with self._lock:
             entries = [e for e in self._doc[field] if e["name"] != entry["name"]] + [entry]
             self._save({field: entries})

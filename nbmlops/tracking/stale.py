@@ -94,7 +94,7 @@ def metric_summaries(store: Store, run_id: str) -> dict[str, MetricSummary]:
             out[key] = {"value": value, "step": step, "timestamp": ts, "min": value, "max": value, "count": 1}
             continue
         if step >= m["step"]:
-            m.update(value=value, step=step, timestamp=ts)
+            m["value"], m["step"], m["timestamp"] = value, step, ts
         m["min"] = min(m["min"], value)
         m["max"] = max(m["max"], value)
         m["count"] += 1
