@@ -134,8 +134,25 @@ def __getattr__(name: str) -> Any:
     if not module:
         raise AttributeError(f"module 'nbmlops' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{module}", __name__), name)
+    if module.startswith("pipelines") and not _picked:
+        _pipeline_progress()
     globals()[name] = value
     return value
+
+
+_picked = False
+
+
+def _pipeline_progress() -> None:
+    """The face picks how a running pipeline looks: the live table in a notebook kernel, a terminal
+    line elsewhere (``%load_ext nbmlops`` does the same; the domain never picks a widget). Once, so a
+    default the user set afterwards stays."""
+    global _picked
+    _picked = True
+    from .display.pipelines import auto_progress  # noqa: I001 (display loads pipelines: only when they are used)
+    from .pipelines.progress import set_default_progress
+
+    set_default_progress(auto_progress)
 
 
 def __dir__() -> list[str]:
