@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -273,7 +274,7 @@ def record_on_run(run: Run, version: DatasetVersion, role: str | None = None) ->
     entry: RunDataset = {
         "name": doc["name"], "sha256": doc["sha256"], "kind": doc["kind"], "shape": doc["shape"],
         "columns": doc["columns"], "dtypes": doc["dtypes"], "version": doc["version"], "dataset_id": doc["dataset_id"],
-        "snapshot": (doc["blob"] or {}).get("sha256"), **({"role": role} if role else {})}  # type: ignore[typeddict-item]
+        "snapshot": doc["blob"]["sha256"] if doc["blob"] else None, **({"role": role} if role else {})}  # type: ignore[typeddict-item]
     with run._lock:
         kept = [d for d in run._doc["datasets"] if d["name"] != doc["name"]]
         run._save({"datasets": [*kept, entry]})
@@ -308,8 +309,9 @@ def _same_content(store: Store, name: str, sha: str) -> DatasetBlob | None:
     """The blob of an earlier version with this fingerprint (logging it again writes nothing)."""
     ds = _dataset_doc(store, name)
     for v in reversed(_versions(store, ds) if ds else []):
-        if v["sha256"] == sha and v.get("blob") and store.blobs.path(v["blob"]["sha256"]).exists():
-            return {**v["blob"]}
+        blob = v.get("blob")
+        if v["sha256"] == sha and blob and store.blobs.path(blob["sha256"]).exists():
+            return blob.copy()
     return None
 
 
@@ -387,8 +389,9 @@ def list_datasets(name: str | None = None) -> pd.DataFrame:
         if ds is None:
             resolve(name, store)  # raises NotFound naming what exists
         rows = [{"version": v["version"], "rows": v["rows"], "columns": len(v["columns"] or []),
-                 "stored": bool(v["blob"]), "size": (v["blob"] or {}).get("size"), "sha256": v["sha256"][:12],
-                 "run": v.get("run_name"), "created": pd.Timestamp(v["created"], unit="ms"), "note": v.get("note")}
+                 "stored": bool(v["blob"]), "size": v["blob"]["size"] if v["blob"] else None,
+                 "sha256": v["sha256"][:12], "run": v.get("run_name"), "created": pd.Timestamp(v["created"], unit="ms"),
+                 "note": v.get("note")}
                 for v in _versions(store, ds)]  # type: ignore[arg-type]
         return pd.DataFrame(rows, columns=["version", "rows", "columns", "stored", "size", "sha256", "run",
                                            "created", "note"])
@@ -399,8 +402,8 @@ def list_datasets(name: str | None = None) -> pd.DataFrame:
         except StoreError as exc:  # one damaged versions file: name it, list the other datasets
             warnings.warn(f"left out of the listing: {exc}", DamagedFile, stacklevel=2)
             versions = None
-        last = versions[-1] if versions else {}
-        blobs = {v["blob"]["sha256"]: v["blob"]["size"] for v in versions or [] if v.get("blob")}
+        last: Mapping[str, Any] = versions[-1] if versions else {}
+        blobs = {blob["sha256"]: blob["size"] for v in versions or [] if (blob := v.get("blob"))}
         rows.append({"name": ds["name"], "latest_version": last.get("version"),
                      "versions": None if versions is None else len(versions),
                      "rows": last.get("rows"), "columns": len(last.get("columns") or []),
@@ -414,10 +417,11 @@ def read_frame(store: Store, doc: DatasetVersionRecord) -> Any:
     """The stored DataFrame of a version document (its blob checked against its sha256)."""
     import pandas as pd
 
-    if not doc.get("blob"):
+    blob = doc.get("blob")
+    if not blob:
         raise NotFound(f"dataset {doc['name']}@{doc['version']} has no stored data: "
                        f"{doc.get('note') or 'only its fingerprint was kept'}")
-    df = pd.read_parquet(store.blobs.verified_path(doc["blob"]["sha256"]))
+    df = pd.read_parquet(store.blobs.verified_path(blob["sha256"]))
     if (doc.get("restore") or {}).get("column_names") == "int":
         df.columns = [int(c) for c in df.columns]
     return df
@@ -461,7 +465,8 @@ class DatasetVersion:
         return df
 
     def __repr__(self) -> str:
-        stored = f"{_mb(self.doc['blob']['size'])} stored" if self.stored else "fingerprint only"
+        blob = self.doc.get("blob")
+        stored = f"{_mb(blob['size'])} stored" if blob else "fingerprint only"
         shape = "×".join(map(str, self.doc["shape"] or []))
         return f"<DatasetVersion {self.uri} {shape} {self.sha256[:12]} {stored}>"
 
