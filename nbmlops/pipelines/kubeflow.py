@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
-from ..store import current_store
-from .definition import function_source
+from ..store import Store, current_store
+from ..store.records import StepRef
+from .definition import Port, function_source
 from .kfp_runtime import pack
 from .pipeline import get_pipeline
 
@@ -179,7 +180,7 @@ def generate(plan: Any, *, base_image: str = DEFAULT_IMAGE, packages: list[str] 
     return "\n".join(lines) + "\n"
 
 
-def _input_spec(port: Any, ref: dict[str, Any] | None) -> dict[str, Any]:
+def _input_spec(port: Port, ref: StepRef | None) -> dict[str, Any]:
     """A step input as its component sees it; one imported from a URI carries the sha256 of the
     snapshot's bytes, which the component checks before it reads (let alone unpickles) the file."""
     out = {"kind": port.kind, "name": port.name, "spec": port.spec}
@@ -188,7 +189,7 @@ def _input_spec(port: Any, ref: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def _write_external(store: Any, ref: dict[str, Any], data_dir: Path) -> Path:
+def _write_external(store: Store, ref: StepRef, data_dir: Path) -> Path:
     """A snapshot of an input no step produces, beside the package (the importer's default URI)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     if ref["kind"] == "dataset":

@@ -33,7 +33,7 @@ from ..errors import InvalidInput, NbmlopsError, NotFound
 from ..registry.models import resolve as resolve_model
 from ..registry.uri import parse
 from ..store import SCHEMA, Store, current_store, own_start, pid_alive
-from ..store.records import PipelineRunRecord, PipelineStepRecord, StepRef
+from ..store.records import DatasetVersionRecord, PipelineRunRecord, PipelineStepRecord, StepRef, StepReport
 from ..tracking import environment
 from ..tracking.datasets import DatasetVersion, log_version, record_on_run, resolve
 from ..tracking.lookup import find_run_doc
@@ -67,7 +67,7 @@ class Plan:
     steps: list[Step]
     used: dict[str, dict[str, Any]] = field(default_factory=dict)
     code: dict[str, str] = field(default_factory=dict)            # step -> code sha256
-    external: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # step -> local -> input ref
+    external: dict[str, dict[str, StepRef]] = field(default_factory=dict)  # step -> local -> input ref
     upstream: dict[str, list[str]] = field(default_factory=dict)
     producers: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -124,7 +124,7 @@ def _check_step(plan: Plan, s: Step, store: Store) -> None:
                 raise InvalidInput(f"{where}: function {s.function.__name__} takes {n!r}, which is neither an input "  # type: ignore[union-attr]
                                    "nor a pipeline parameter")
     plan.used[s.name] = {p: plan.params[p] for p in used}
-    ext: dict[str, dict[str, Any]] = {}
+    ext: dict[str, StepRef] = {}
     for port in s.inputs.values():
         if port.key in plan.producers and not port.version and not port.uri:
             continue
@@ -152,12 +152,12 @@ def _resolve_external(port: Port, store: Store, where: str) -> StepRef:
             "format": vdoc.get("format", "pickle")}
 
 
-def dataset_ref(doc: dict[str, Any]) -> StepRef:
+def dataset_ref(doc: DatasetVersionRecord) -> StepRef:
     return {"kind": "dataset", "name": doc["name"], "version": doc["version"], "sha256": doc["sha256"],
             "blob": (doc.get("blob") or {}).get("sha256")}
 
 
-def cache_key(kind: str, code: str, params: dict[str, Any], inputs: dict[str, dict[str, Any]],
+def cache_key(kind: str, code: str, params: dict[str, Any], inputs: dict[str, StepRef],
               outputs: list[str]) -> str:
     identity = {k: v["sha256"] for k, v in sorted(inputs.items())}
     body = json.dumps([CACHE_VERSION, kind, code, sorted(params.items()), identity, sorted(outputs)],
@@ -222,7 +222,8 @@ def execute(plan: Plan, *, cache: bool = True, workers: int | None = None,
         for s in plan.steps:
             if state.doc["steps"][s.name]["state"] == "pending":
                 state.set_step(s.name, state="skipped", note=f"not run: step {failed} failed")
-        where = f" (report: {rec['report']['html'] or rec['report']['notebook']})" if rec.get("report") else ""
+        report = rec.get("report")
+        where = f" (report: {report['html'] or report['notebook']})" if report else ""
         attempts = rec.get("attempts") or 1
         message = (f"pipeline {pipeline.name}: step {failed} failed"
                    f"{f' after {attempts} attempts' if attempts > 1 else ''}: {rec.get('error')}{where}")
@@ -385,7 +386,7 @@ class _State:
                 "outputs": {p.local: {"kind": p.kind, "name": p.name} for p in s.outputs.values()}}
 
     def _execute(self, s: Step, run: Run, inputs: dict[str, StepRef], params: dict[str, Any],
-                 attempt: int) -> tuple[str | None, dict[str, Any] | None]:
+                 attempt: int) -> tuple[str | None, StepReport | None]:
         data = self._context(s, run, inputs, params)
         if s.kind == "function":
             return run_function(s, run, data, inputs, params), None
@@ -397,7 +398,7 @@ class _State:
                                      pipeline=self.plan.pipeline.name, kernel=s.kernel, timeout=s.timeout)
         finally:
             ctx_path.unlink(missing_ok=True)
-        report: dict[str, Any] | None = None
+        report: StepReport | None = None
         if out.exists():
             html = notebook.html_report(out, out.with_suffix(".html"))
             report = {"notebook": str(out), "html": str(html) if html else None, "attempt": attempt}
@@ -462,12 +463,12 @@ def collect_outputs(store: Store, s: Step, run_id: str) -> tuple[dict[str, StepR
             outputs[port.name] = {"kind": "dataset", "name": port.name, "version": entry["version"],
                                   "sha256": entry["sha256"], "blob": entry["snapshot"]}
         else:
-            entry = next((m for m in doc["models"] if m["name"] == port.name), None)
-            if entry is None:
+            model = next((m for m in doc["models"] if m["name"] == port.name), None)
+            if model is None:
                 missing.append(f"model {port.name!r} (nbmlops.log_model(model, {port.name!r}))")
                 continue
-            outputs[port.name] = {"kind": "model", "name": port.name, "run_id": run_id, "sha256": entry["sha256"],
-                                  "format": entry.get("format", "pickle")}
+            outputs[port.name] = {"kind": "model", "name": port.name, "run_id": run_id, "sha256": model["sha256"],
+                                  "format": model.get("format", "pickle")}
     if missing:
         return outputs, (f"step {s.name} did not produce {', '.join(missing)}; log it on the step's run or call "
                          "nbmlops.step_output(name, value)")
