@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 
 def models_file(store: Store) -> DocFile:
-    """Old name of ``store.models()``, until export/mlflow.py and tests/test_hardening_store.py use it."""
+    """Old name of ``store.models()``, until tests/test_hardening_store.py uses that."""
     return store.models()
 
 
@@ -48,8 +48,6 @@ def model_versions_of(store: Store, model: RegisteredModelRecord, deleted: bool 
     docs = vfile.fresh() if fresh else vfile.all()
     return sorted((d for d in docs if deleted or not d.get("deleted")), key=lambda d: d["version"])  # type: ignore[misc]
 
-
-_versions = model_versions_of  # old private name, until export/mlflow.py uses the public one
 
 
 def resolve(store: Store, ref: ModelRef, fresh: bool = False) -> tuple[RegisteredModelRecord, ModelVersionRecord]:

@@ -30,11 +30,11 @@ from .datasets import log_version
 from .entities import RunData, RunInfo
 from .fingerprint import fingerprint
 from .names import random_name
-from .session import active_run, pop_run, push_run, require_active, tracking_store  # noqa: F401  (require_active)
+from .session import active_run, pop_run, push_run, tracking_store
 from .stale import metric_points, metric_summaries, register_active, unregister_active
 
-# old names, re-exported until magics/track.py, info.py and tests/conftest.py use session's public ones
-_active, _pop, _store = session._active, pop_run, tracking_store
+# old names, until tests/conftest.py uses session's public ones
+_active, _pop = session._active, pop_run
 
 STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
 _MISSING = object()
@@ -414,8 +414,6 @@ def run_identity(doc: RunRecord) -> str:
                       sorted(d["sha256"] for d in doc["datasets"])], default=str)
     return hashlib.sha256(key.encode()).hexdigest()
 
-
-_identity = run_identity  # old private name, until export/mlflow_import.py uses the public one
 
 
 def start_run(experiment: str | None = None, name: str | None = None, tags: dict[str, Any] | None = None, *,

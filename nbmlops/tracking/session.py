@@ -67,8 +67,7 @@ def active_runs() -> list[Run]:
     return list(_active)
 
 
-_store = tracking_store  # old private names, until every caller uses the public ones
-_pop = pop_run
+_pop = pop_run  # old name, until tracking/cell.py uses pop_run
 
 
 def active_run() -> Run | None:

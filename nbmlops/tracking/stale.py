@@ -17,8 +17,7 @@ from . import environment
 
 __all__ = ["register_active", "unregister_active", "sweep_stale_runs", "metric_summaries", "metric_points"]
 
-_proc_start = proc_start  # old names, until their callers import them from nbmlops.store
-_own_start = own_start
+_proc_start = proc_start  # old name, until tests/test_store_crash.py imports it from nbmlops.store
 
 
 def register_active(store: Store, doc: RunRecord) -> None:
@@ -99,6 +98,3 @@ def metric_summaries(store: Store, run_id: str) -> dict[str, MetricSummary]:
         m["max"] = max(m["max"], value)
         m["count"] += 1
     return out
-
-
-_summaries = metric_summaries  # old private name, until every caller uses the public one
