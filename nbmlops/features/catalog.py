@@ -6,7 +6,6 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..store import current_store
-from ..store.records import FeatureDefinition, OnlineTableRecord
 from .definitions import Entity, FeatureService, FeatureView, OnDemandFeatureView
 from .ondemand import _UDFS
 from .repo import Changes, all_docs, apply, entities_by_name, find, names
@@ -27,13 +26,13 @@ def apply_features(objects: Any, force: bool = False) -> Changes:
     return apply(objects, force)
 
 
-def _docs() -> list[FeatureDefinition]:
+def _docs() -> list[dict[str, Any]]:
     store = current_store(create=False)
     return all_docs(store) if store.exists() else []
 
 
 def _stored(kind: str | tuple[str, ...], name: str, what: str, plural: str,
-            docs: list[FeatureDefinition]) -> FeatureDefinition:
+            docs: list[dict[str, Any]]) -> dict[str, Any]:
     """The stored document of that kind and name, or InvalidInput naming those there are."""
     doc = find(kind, name, docs)
     if doc is None:
@@ -71,8 +70,7 @@ class Catalog:
     def __init__(self) -> None:
         self.docs = _docs()
         store = current_store(create=False)
-        self.online: dict[str, OnlineTableRecord] = (
-            {d["view"]: d for d in store.online_tables().all()} if store.exists() else {})  # type: ignore[misc]
+        self.online = {d["view"]: d for d in store.online_tables().all()} if store.exists() else {}
 
     def __repr__(self) -> str:
         if not self.docs:

@@ -70,7 +70,8 @@ class Entity:
             t = types[k]
             t = {"int": "int64", "str": "string", "object": "string", "int32": "int64"}.get(t, t) if t else None
             if t is not None and t not in KEY_TYPES:
-                raise InvalidInput(f"entity {name!r}: key {k!r} has value_type {t!r}; keys are {' or '.join(KEY_TYPES)}")
+                raise InvalidInput(f"entity {name!r}: key {k!r} has value_type {t!r}; "
+                                   f"keys are {' or '.join(KEY_TYPES)}")
             self.key_types[k] = t
         self.description = str(description or "")
         self.tags = {str(k): str(v) for k, v in (tags or {}).items()}
@@ -189,25 +190,28 @@ def _key_type(view: str, ent: Entity, key: str, cols: dict[str, tuple[str, str]]
     found = {"int": "int64", "string": "string"}.get(kind)
     declared = ent.key_types.get(key)
     if found is None:
-        raise InvalidInput(f"feature view {view!r}: join key {key!r} holds {physical}; keys must be integers or strings")
+        raise InvalidInput(f"feature view {view!r}: join key {key!r} holds {physical}; "
+                           "keys must be integers or strings")
     if declared is not None and declared != found:
         raise InvalidInput(f"feature view {view!r}: join key {key!r} of entity {ent.name!r} is {declared}, "
                            f"but {source.describe()} holds {kind} values ({physical}) there")
     return found
 
 
-def _features(view: str, spec: Any, cols: dict[str, tuple[str, str]], special: set[Any], source: Source) -> dict[str, str]:
+def _features(view: str, spec: Any, cols: dict[str, tuple[str, str]], special: set[Any], source: Source
+              ) -> dict[str, str]:
     if spec is None:
         names = [c for c in cols if c not in special]
         out = {}
         for c in names:
             dtype = default_dtype(cols[c][0], cols[c][1])
             if dtype is None:
-                raise InvalidInput(f"feature view {view!r}: column {c!r} holds {cols[c][1]}, which is not a feature type; "
-                                   "list the features you want with features=[...]")
+                raise InvalidInput(f"feature view {view!r}: column {c!r} holds {cols[c][1]}, "
+                                   "which is not a feature type; list the features you want with features=[...]")
             out[c] = dtype
         if not out:
-            raise InvalidInput(f"feature view {view!r}: {source.describe()} has no feature columns besides keys and timestamps")
+            raise InvalidInput(f"feature view {view!r}: {source.describe()} has no feature columns "
+                               "besides keys and timestamps")
         return out
     if isinstance(spec, str):
         spec = [spec]
@@ -224,7 +228,8 @@ def _features(view: str, spec: Any, cols: dict[str, tuple[str, str]], special: s
         if name in special:
             raise InvalidInput(f"feature view {view!r}: {name!r} is a join key or timestamp column, not a feature")
         if name not in cols:
-            raise InvalidInput(f"feature view {view!r}: {source.describe()} has no column {name!r} (columns: {_list(cols)})")
+            raise InvalidInput(f"feature view {view!r}: {source.describe()} has no column {name!r} "
+                               f"(columns: {_list(cols)})")
         kind, physical = cols[name]
         dtype = dtype or default_dtype(kind, physical)
         if dtype is None or dtype not in _FEEDS.get(kind, ()) and not (kind == "string" and dtype == "timestamp"):

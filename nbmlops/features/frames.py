@@ -19,7 +19,6 @@ from collections import OrderedDict
 from typing import Any
 
 from ..errors import InvalidInput
-from ..store.records import FeatureViewRecord
 from .definitions import source_from_doc
 from .timeutil import NAT, to_utc_ns
 
@@ -149,7 +148,7 @@ def key_values(series: Any, key_type: str, what: str) -> tuple[Any, Any]:
         if len(sample) and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in sample):
             return s.to_numpy(dtype=object, na_value=0).astype(np.int64), valid
         raise InvalidInput(f"{what} holds {_kinds(sample, str(t))} values, but the key is int64")
-    if pd.api.types.is_string_dtype(t) or t == object or isinstance(t, pd.CategoricalDtype):
+    if pd.api.types.is_string_dtype(t) or t == object or isinstance(t, pd.CategoricalDtype):  # noqa: E721 (a dtype)
         vals = s.astype(object).to_numpy(dtype=object)
         sample = vals[valid]
         if all(isinstance(v, str) for v in sample):
@@ -363,7 +362,7 @@ class Prepared:
             (self.created_s[pos[found]] if self.created_s is not None else None)
 
 
-def prepared(view: FeatureViewRecord, source: Any = None) -> Prepared:
+def prepared(view: dict[str, Any], source: Any = None) -> Prepared:
     """The point-in-time index of a view's source (cached while the source is unchanged);
     ``source``: the Source object of a view not applied yet (default: the stored one)."""
     src = source if source is not None else source_from_doc(view["source"])
@@ -383,7 +382,8 @@ def prepared(view: FeatureViewRecord, source: Any = None) -> Prepared:
     try:
         df = src.read(cols)
     except (OSError, ValueError, KeyError) as exc:
-        raise InvalidInput(f"cannot read the source of feature view {view['name']!r} ({src.describe()}): {exc}") from None
+        raise InvalidInput(f"cannot read the source of feature view {view['name']!r} "
+                           f"({src.describe()}): {exc}") from None
     prep = Prepared(df, view["join_keys"], view["key_types"], src.timestamp_field, src.created_timestamp_column,
                     feats, f"feature view {view['name']!r}")
     _cache[key] = prep

@@ -41,13 +41,14 @@ def get_historical_features(entity_df: Any, features: Any, *, full_feature_names
     import pandas as pd
 
     if not isinstance(entity_df, pd.DataFrame):
-        raise InvalidInput(f"entity_df must be a pandas DataFrame of keys and timestamps, got {type(entity_df).__name__}")
+        raise InvalidInput("entity_df must be a pandas DataFrame of keys and timestamps, "
+                           f"got {type(entity_df).__name__}")
     plan = resolve(features, full_feature_names)
     ts_col = entity_timestamp_column(entity_df, timestamp_field)
     clash = [c for _, _, c, _ in plan.outputs if c in entity_df.columns]
     if clash:
-        raise InvalidInput(f"entity_df already has column{'s' if len(clash) > 1 else ''} {', '.join(map(repr, clash))}; "
-                           "drop or rename it, or pass full_feature_names=True")
+        raise InvalidInput(f"entity_df already has column{'s' if len(clash) > 1 else ''} "
+                           f"{', '.join(map(repr, clash))}; drop or rename it, or pass full_feature_names=True")
     _check_entity_columns(entity_df, plan)
     t = to_utc_ns(entity_df[ts_col], f"entity_df column {ts_col!r}")
     values = compute(plan, entity_df, t, filter_by_created_timestamp)
@@ -63,7 +64,8 @@ def entity_timestamp_column(entity_df: Any, timestamp_field: str | None) -> str:
 
     if timestamp_field is not None:
         if timestamp_field not in entity_df.columns:
-            raise InvalidInput(f"entity_df has no column {timestamp_field!r} (columns: {', '.join(map(str, entity_df.columns))})")
+            raise InvalidInput(f"entity_df has no column {timestamp_field!r} "
+                               f"(columns: {', '.join(map(str, entity_df.columns))})")
         return timestamp_field
     if "event_timestamp" in entity_df.columns:
         return "event_timestamp"
@@ -81,8 +83,8 @@ def _check_entity_columns(entity_df: Any, plan: Plan) -> None:
                            f"(needed by {', '.join(plan.views)})")
     req = [r for r in plan.request if r not in entity_df.columns]
     if req:
-        raise InvalidInput(f"on-demand features need request data {', '.join(req)}: add {'them' if len(req) > 1 else 'it'} "
-                           "as entity_df columns")
+        raise InvalidInput(f"on-demand features need request data {', '.join(req)}: "
+                           f"add {'them' if len(req) > 1 else 'it'} as entity_df columns")
 
 
 def compute(plan: Plan, entity_df: Any, t: Any, created_cutoff: bool = False) -> dict[tuple[str, str], Any]:
@@ -124,7 +126,8 @@ def run_ondemand(plan: Plan, values: dict[tuple[str, str], Any], requests: dict[
         result = view.transform(inputs)
         for f, dtype in view.features.items():
             col = result[f].reset_index(drop=True)
-            out[(doc["name"], f)] = finish(dtype, *normalize(col, dtype, f"output {f!r} of on-demand view {doc['name']!r}"))
+            what = f"output {f!r} of on-demand view {doc['name']!r}"
+            out[(doc["name"], f)] = finish(dtype, *normalize(col, dtype, what))
     return out
 
 

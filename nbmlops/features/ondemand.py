@@ -52,7 +52,8 @@ class OnDemandFeatureView:
             elif isinstance(s, str) and s.count(":") == 1 and all(s.split(":")):
                 self.inputs.append(s)
             else:
-                raise InvalidInput(f"on-demand view {name!r}: sources are 'view:feature' references or feature views, got {s!r}")
+                raise InvalidInput(f"on-demand view {name!r}: sources are 'view:feature' references or "
+                                   f"feature views, got {s!r}")
         shorts = [r.split(":")[1] for r in self.inputs]
         self.request_schema = {str(k): check_dtype(k, v) for k, v in (request_schema or {}).items()}
         clash = {s for s in shorts if shorts.count(s) > 1} | (set(shorts) & set(self.request_schema))
@@ -79,9 +80,11 @@ class OnDemandFeatureView:
         try:
             out = self.udf(inputs)
         except Exception as exc:
-            raise InvalidInput(f"on-demand view {self.name!r}: its function raised {type(exc).__name__}: {exc}") from exc
+            raise InvalidInput(f"on-demand view {self.name!r}: its function raised "
+                               f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(out, pd.DataFrame):
-            raise InvalidInput(f"on-demand view {self.name!r}: its function must return a DataFrame, got {type(out).__name__}")
+            raise InvalidInput(f"on-demand view {self.name!r}: its function must return a DataFrame, "
+                               f"got {type(out).__name__}")
         missing = [c for c in self.features if c not in out.columns]
         if missing or len(out) != len(inputs):
             raise InvalidInput(f"on-demand view {self.name!r}: its function returned {len(out)} rows with columns "

@@ -26,12 +26,13 @@ import os
 import time
 import warnings
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 from .._util import now_ms
 from ..errors import InvalidInput
 from ..store import Store, chosen_store, current_store
-from ..store.records import FeatureViewRecord, OnlineTableRecord
+from ..store.records import OnlineTableRecord
 from .frames import finish, normalize, prepared
 from .historical import record, run_ondemand
 from .plan import resolve
@@ -64,7 +65,7 @@ def materialize_incremental(end: Any = "now", views: list[str] | str | None = No
     return _materialize(_targets(views), start, e)
 
 
-def _targets(views: list[str] | str | None) -> tuple[Store, list[FeatureViewRecord]]:
+def _targets(views: list[str] | str | None) -> tuple[Store, list[dict[str, Any]]]:
     store = current_store(create=False)
     docs = all_docs(store) if store.exists() else []
     if views is None:
@@ -78,12 +79,13 @@ def _targets(views: list[str] | str | None) -> tuple[Store, list[FeatureViewReco
         if doc is None:
             raise InvalidInput(f"unknown feature view {name!r} (views: {names('view', docs)})")
         if not doc["online"]:
-            raise InvalidInput(f"feature view {name!r} is offline only: apply it with online=True (--online) to materialize it")
+            raise InvalidInput(f"feature view {name!r} is offline only: apply it with online=True (--online) "
+                               "to materialize it")
         out.append(doc)
     return store, out
 
 
-def _materialize(targets: tuple[Store, list[FeatureViewRecord]], start_of: Any, end: int) -> list[str]:
+def _materialize(targets: tuple[Store, list[dict[str, Any]]], start_of: Any, end: int) -> list[str]:
     import numpy as np
 
     store, views = targets
@@ -198,7 +200,7 @@ _warned: set[tuple[str, str]] = set()  # (store, view) already warned about in t
 _checked: dict[tuple[str, str], float] = {}  # (store, view) -> monotonic time of the last freshness check
 
 
-def _staleness(doc: FeatureViewRecord, state: OnlineTableRecord | None) -> str | None:
+def _staleness(doc: dict[str, Any], state: OnlineTableRecord | None) -> str | None:
     """Why the online table of a view may miss rows, or None."""
     if state is None or not state.get("sha256"):
         return ("has no online table (never materialized, or cleared by a forced change): online lookups "
@@ -220,7 +222,7 @@ def _staleness(doc: FeatureViewRecord, state: OnlineTableRecord | None) -> str |
     return None
 
 
-def _check_fresh(key: tuple[str, str], doc: FeatureViewRecord, state: OnlineTableRecord | None) -> None:
+def _check_fresh(key: tuple[str, str], doc: dict[str, Any], state: OnlineTableRecord | None) -> None:
     """Warn once per view and process if its online table may miss rows (checked at most once a second)."""
     now = time.monotonic()
     if now - _checked.get(key, -1e9) < 1.0:
@@ -412,7 +414,7 @@ def online_state(view: str) -> OnlineTableRecord | None:
 
 
 def freshness(view: str) -> dict[str, Any]:
-    state = online_state(view) or {}
+    state: Mapping[str, Any] = online_state(view) or {}
     return {"materialized_at": state.get("materialized_at"), "online_rows": state.get("rows"),
             "materialized_to": state.get("end"), "newest_online": state.get("newest"), "now": now_ns()}
 

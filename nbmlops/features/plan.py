@@ -69,7 +69,8 @@ def resolve(features: Any, full_feature_names: bool = False, docs: list[dict[str
         doc = find(("view", "ondemand"), view, docs)
         if doc is None:
             svc_hint = f"; services: {names('service', docs)}" if not sep else ""
-            raise InvalidInput(f"unknown feature view {view!r} in {ref!r} (views: {names(('view', 'ondemand'), docs)}{svc_hint})")
+            raise InvalidInput(f"unknown feature view {view!r} in {ref!r} "
+                               f"(views: {names(('view', 'ondemand'), docs)}{svc_hint})")
         feats = [f["name"] for f in doc["features"]]
         if not sep or feat == "*":
             wanted += [(view, f) for f in feats]
@@ -98,8 +99,9 @@ def resolve(features: Any, full_feature_names: bool = False, docs: list[dict[str
     columns = [c for _, _, c, _ in plan.outputs]
     dup = sorted({c for c in columns if columns.count(c) > 1})
     if dup:
-        raise InvalidInput(f"feature name{'s' if len(dup) > 1 else ''} {', '.join(dup)} appear{'' if len(dup) > 1 else 's'} "
-                           "in more than one view: pass full_feature_names=True (columns become view__feature)")
+        raise InvalidInput(f"feature name{'s' if len(dup) > 1 else ''} {', '.join(dup)} "
+                           f"appear{'' if len(dup) > 1 else 's'} in more than one view: "
+                           "pass full_feature_names=True (columns become view__feature)")
     return plan
 
 

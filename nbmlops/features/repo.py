@@ -16,7 +16,6 @@ from typing import Any
 from .._util import new_id, now_ms
 from ..errors import InvalidInput
 from ..store import Store, current_store
-from ..store.records import EntityRecord, FeatureDefinition
 from .definitions import (
     DataFrameSource,
     Entity,
@@ -30,18 +29,18 @@ from .timeutil import fmt_ttl
 SCHEMA = 1  # of the feature documents
 _KINDS = {"entity": "entity", "view": "feature view", "ondemand": "on-demand view", "service": "feature service"}
 
-def all_docs(store: Store | None = None) -> list[FeatureDefinition]:
-    """Every stored definition (read from a cache while the file is unchanged: do not mutate)."""
+def all_docs(store: Store | None = None) -> list[dict[str, Any]]:
+    """Every stored definition, of every kind (read from a cache while the file is unchanged: do
+    not mutate); ``store.records.FeatureDefinition`` declares them."""
     store = store or current_store(create=False)
-    docs: list[FeatureDefinition] = store.feature_definitions().all()  # type: ignore[assignment]
+    docs = store.feature_definitions().all()
     for d in docs:
         if d.get("schema", 1) > SCHEMA:
             raise InvalidInput(f"feature definitions in {store.root} were written by a newer nbmlops; upgrade it")
     return docs
 
 
-def find(kind: str | tuple[str, ...], name: str, docs: list[FeatureDefinition] | None = None
-         ) -> FeatureDefinition | None:
+def find(kind: str | tuple[str, ...], name: str, docs: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
     kinds = (kind,) if isinstance(kind, str) else kind
     for d in all_docs() if docs is None else docs:
         if d["kind"] in kinds and d["name"] == name:
@@ -54,14 +53,14 @@ def stored_entity(name: str) -> Entity | None:
     if not store.exists():
         return None
     doc = find("entity", name, all_docs(store))
-    return Entity.from_doc(doc) if doc else None  # type: ignore[arg-type]
+    return Entity.from_doc(doc) if doc else None
 
 
-def entities_by_name(docs: list[FeatureDefinition]) -> dict[str, EntityRecord]:
-    return {d["name"]: d for d in docs if d["kind"] == "entity"}  # type: ignore[misc]
+def entities_by_name(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {d["name"]: d for d in docs if d["kind"] == "entity"}
 
 
-def names(kind: str | tuple[str, ...], docs: list[FeatureDefinition]) -> str:
+def names(kind: str | tuple[str, ...], docs: list[dict[str, Any]]) -> str:
     kinds = (kind,) if isinstance(kind, str) else kind
     found = sorted(d["name"] for d in docs if d["kind"] in kinds)
     return ", ".join(found) if found else "none yet"
@@ -148,7 +147,8 @@ def _prepare(objs: list[Any]) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
             cols = list(dict.fromkeys([*o.join_keys, src.timestamp_field,
                                        *([src.created_timestamp_column] if src.created_timestamp_column else []),
                                        *o.features]))
-            snap = DataFrameSource(src.df[cols].reset_index(drop=True), src.timestamp_field, src.created_timestamp_column)
+            snap = DataFrameSource(src.df[cols].reset_index(drop=True), src.timestamp_field,
+                                   src.created_timestamp_column)
             doc = o.to_doc()
             doc["source"] = snap.to_doc()
             doc["source"]["sha256"] = None
@@ -330,5 +330,6 @@ def _ref_problem(ref: str, docs: list[dict[str, Any]], allow_view: bool) -> str 
     if not feat:
         return None if allow_view else f"{ref!r} names no feature"
     if feat not in [f["name"] for f in doc["features"]]:
-        return f"feature view {view!r} has no feature {feat!r} (it has: {', '.join(f['name'] for f in doc['features'])})"
+        has = ", ".join(f["name"] for f in doc["features"])
+        return f"feature view {view!r} has no feature {feat!r} (it has: {has})"
     return None

@@ -54,7 +54,7 @@ def kind_of_pandas(series: Any) -> str:
         return "timestamp"
     if isinstance(t, pd.CategoricalDtype):
         return "string" if all(isinstance(c, str) for c in t.categories) else "other"
-    if pd.api.types.is_string_dtype(t) or t == object:
+    if pd.api.types.is_string_dtype(t) or t == object:  # noqa: E721 (a dtype, compared by equality)
         sample = series.dropna().head(1000)
         if all(isinstance(v, str) for v in sample):
             return "string"
@@ -121,7 +121,8 @@ class Source(ABC):
 
     def check(self) -> dict[str, tuple[str, str]]:
         cols = self.columns()
-        for col, role in ((self.timestamp_field, "event timestamp"), (self.created_timestamp_column, "created timestamp")):
+        for col, role in ((self.timestamp_field, "event timestamp"),
+                          (self.created_timestamp_column, "created timestamp")):
             if col is None:
                 continue
             if col not in cols:
@@ -144,7 +145,8 @@ class DataFrameSource(Source):
 
     def __init__(self, df: Any = None, timestamp_field: str = "event_timestamp",
                  created_timestamp_column: str | None = None, *, sha256: str | None = None,
-                 fingerprint: str | None = None, rows: int | None = None, schema: dict[str, list[str]] | None = None) -> None:
+                 fingerprint: str | None = None, rows: int | None = None,
+                 schema: dict[str, list[str]] | None = None) -> None:
         super().__init__(timestamp_field, created_timestamp_column)
         import pandas as pd
 
@@ -280,7 +282,8 @@ def as_source(source: Any, timestamp_field: str | None = None, created_timestamp
             return CsvSource(source, ts, created_timestamp_column)
         raise InvalidInput(f"cannot tell the format of {os.fspath(source)!r}: use a .parquet or .csv file, "
                            "or ParquetSource(path)/CsvSource(path)")
-    raise InvalidInput(f"a feature source is a DataFrame or the path of a Parquet or CSV file, got {type(source).__name__}")
+    raise InvalidInput("a feature source is a DataFrame or the path of a Parquet or CSV file, "
+                       f"got {type(source).__name__}")
 
 
 def source_from_doc(doc: dict[str, Any]) -> Source:

@@ -207,7 +207,8 @@ def resolve(reference: pd.DataFrame, current: pd.DataFrame, mapping: ColumnMappi
     schema.target, schema.prediction = target, preds
     if mapping.timestamp is not None:
         if mapping.timestamp not in cur_cols:
-            raise InvalidInput(f"time column {mapping.timestamp!r} is not in current (columns: {_short(current.columns)})")
+            raise InvalidInput(f"time column {mapping.timestamp!r} is not in current "
+                               f"(columns: {_short(current.columns)})")
         schema.timestamp = mapping.timestamp
 
     special = {target, *preds, schema.timestamp, *mapping.ids()} - {None}
@@ -266,7 +267,8 @@ def _combine(kr: str, kc: str) -> tuple[str | None, str]:
     if kr == kc:
         if kr in (NUMERIC, CATEGORICAL):
             return kr, ""
-        return None, {DATETIME: "datetime column (use it with by_time)", TEXT: "text (more than half the values distinct)",
+        return None, {DATETIME: "datetime column (use it with by_time)",
+                      TEXT: "text (more than half the values distinct)",
                       UNKNOWN: "values of no supported type (or all missing)"}[kr]
     if {kr, kc} <= {NUMERIC, CATEGORICAL, TEXT}:
         return CATEGORICAL, ""

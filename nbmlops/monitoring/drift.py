@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -132,7 +132,7 @@ def drift_report(reference: Any, current: Any, column_mapping: ColumnMapping | d
                        target=target, prediction=predictions, quality=quality_out, performance=perf,
                        windows=windows_out, skipped={str(k): v for k, v in schema.skipped.items()},
                        notes=notes + (perf or {}).get("notes", []), sources=sources,
-                       created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       created=datetime.now(UTC).isoformat(timespec="seconds"),
                        elapsed=time.perf_counter() - started)
 
 
@@ -254,7 +254,8 @@ def _test_column(name: Any, kind: str, role: str, ref: Any, cur: Any, chooser: _
         cd.note = f"not tested: every value is missing in {side}"
         return cd, q
     test, why, note = chooser.pick(name, pair, role)
-    cd.stattest, cd.stattest_label, cd.score_kind, cd.reason, cd.note = test.name, test.label, test.score_kind, why, note
+    cd.stattest, cd.stattest_label, cd.score_kind = test.name, test.label, test.score_kind
+    cd.reason, cd.note = why, note
     cd.threshold = chooser.threshold_for(name, test) if role == "feature" else test.default_threshold
     problem = test.check(pair)
     if problem is not None:

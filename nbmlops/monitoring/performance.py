@@ -24,7 +24,8 @@ def evaluate(reference: pd.DataFrame, current: pd.DataFrame, target: str | None,
     if target is None or not predictions:
         return None
     task = mapping.task or ("classification" if target_kind == CATEGORICAL else "regression")
-    out: dict[str, Any] = {"task": task, "target": str(target), "prediction": [str(p) for p in predictions], "notes": []}
+    out: dict[str, Any] = {"task": task, "target": str(target), "prediction": [str(p) for p in predictions],
+                           "notes": []}
     for side, df in (("reference", reference), ("current", current)):
         missing = [c for c in (target, *predictions) if c not in df.columns]
         if missing:

@@ -74,7 +74,8 @@ def issues(name: str, q: dict[str, Any]) -> list[dict[str, Any]]:
     if oor and oor["share"] > OUT_OF_RANGE:
         lo, hi = oor["range"]
         out.append(_issue(name, "outside reference range",
-                          f"{oor['share']:.2%} of current ({oor['below']:,} below {lo:.4g}, {oor['above']:,} above {hi:.4g})"))
+                          f"{oor['share']:.2%} of current ({oor['below']:,} below {lo:.4g}, "
+                          f"{oor['above']:,} above {hi:.4g})"))
     new = q.get("new_categories")
     if new:
         ex = ", ".join(k for k, _ in new["examples"][:5])

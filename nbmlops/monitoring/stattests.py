@@ -46,7 +46,8 @@ class StatTest:
         if pair.ref.n == 0 or pair.cur.n == 0:
             side = "reference" if pair.ref.n == 0 else "current"
             return f"all values are missing in {side}"
-        if self.max_values is not None and pair.n_values > self.max_values and (pair.kind == NUMERIC or self.name == "z"):
+        if self.max_values is not None and pair.n_values > self.max_values and \
+                (pair.kind == NUMERIC or self.name == "z"):
             return f"{self.name} needs at most {self.max_values} distinct values; this column has {pair.n_values}"
         return None
 

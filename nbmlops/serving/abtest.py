@@ -7,8 +7,8 @@ import math
 from collections import Counter
 from typing import Any
 
-from ..store import current_store
 from .deployments import Deployment, get_deployment
+from .reqlog import deployment_requests
 
 _Z_ALPHA, _Z_POWER = 1.959964, 0.841621  # 5% two-sided, 80% power
 
@@ -84,7 +84,7 @@ def ab_summary(deployment: Any) -> ABSummary:
     def entry(v: int) -> dict[str, Any]:
         return stats.setdefault(v, {"requests": 0, "lat": [], "preds": Counter(), "labelled": 0, "right": 0})
 
-    for r in current_store().request_log(dep.doc["id"]).read():
+    for r in deployment_requests(dep.doc["id"]):
         if r.get("shadow") or "v" not in r:
             continue
         if "out" in r:

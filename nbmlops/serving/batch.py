@@ -184,7 +184,8 @@ def batch_predict(model_uri: str, input: str | os.PathLike[str], output: str | o
     in_fmt, out_fmt = _format(src, "input"), _format(dst, "output")
     if not src.is_file():
         raise InvalidInput(f"input {str(src)!r} does not exist")
-    for name, value, low in (("parallelism", parallelism, 1), ("chunk_rows", chunk_rows, 1), ("max_retries", max_retries, 0)):
+    for name, value, low in (("parallelism", parallelism, 1), ("chunk_rows", chunk_rows, 1),
+                             ("max_retries", max_retries, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise InvalidInput(f"{name} must be an integer ≥ {low}, got {value!r}")
     version = get_model_version(model_uri)
@@ -192,8 +193,9 @@ def batch_predict(model_uri: str, input: str | os.PathLike[str], output: str | o
     parts = dst.with_name(dst.name + ".parts")
     rejects_path = dst.with_name(dst.stem + ".rejects.parquet")
     stat = src.stat()
-    manifest = {"model": version.name, "version": version.version, "sha256": version.sha256, "input": str(src.resolve()),
-                "input_size": stat.st_size, "input_mtime_ns": stat.st_mtime_ns, "chunk_rows": chunk_rows}
+    manifest = {"model": version.name, "version": version.version, "sha256": version.sha256,
+                "input": str(src.resolve()), "input_size": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
+                "chunk_rows": chunk_rows}
     mfile = parts / "manifest.json"
     if mfile.exists():
         old = json.loads(mfile.read_text())
@@ -337,7 +339,7 @@ def _join(parts: Path, chunks: int, rows: int, dst: Path, fmt: str, rejects_path
 
 class _TextWriter:
     def __init__(self, path: Path, fmt: str) -> None:
-        self.f = open(path, "w")
+        self.f = open(path, "w")  # noqa: SIM115 (closed by close())
         self.fmt = fmt
         self.header = True
 

@@ -32,6 +32,7 @@ from ..registry.uri import check_name, parse
 from ..store import SCHEMA, current_store, pid_alive, proc_start
 from ..store.records import DeploymentRecord, DeploymentSettings
 from ..tracking import environment
+from .reqlog import deployment_requests
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -132,17 +133,12 @@ class Deployment:
 
         if hasattr(X, "to_dict"):
             body: Any = {"inputs": json.loads(X.to_json(orient="records"))}
-        elif isinstance(X, dict):
-            body = {"inputs": X}
-        elif isinstance(X, list) and X and isinstance(X[0], dict):
+        elif isinstance(X, dict) or (isinstance(X, list) and X and isinstance(X[0], dict)):
             body = {"inputs": X}
         else:
             arr = np.asarray(X)
             body = {"features": arr.tolist()} if arr.ndim == 1 else {"instances": arr.tolist()}
-        status, answer = self.request("POST", "/predict", body)
-        if status >= 400:
-            raise ServingError(f"{self.name} answered {status}: {answer.get('error') if isinstance(answer, dict) else answer}")
-        return answer
+        return self._ok(*self.request("POST", "/predict", body))
 
     def feedback(self, request_id: str, label: Any = None, labels: list[Any] | None = None) -> dict[str, Any]:
         """The true label of an earlier request (``labels``: one per row, ``None`` for rows not known
@@ -169,7 +165,8 @@ class Deployment:
 
     def _ok(self, status: int, answer: Any) -> Any:
         if status >= 400:
-            raise ServingError(f"{self.name} answered {status}: {answer.get('error') if isinstance(answer, dict) else answer}")
+            error = answer.get("error") if isinstance(answer, dict) else answer
+            raise ServingError(f"{self.name} answered {status}: {error}")
         return answer
 
     def routing(self) -> dict[str, Any]:
@@ -186,7 +183,7 @@ class Deployment:
         features, prediction), oldest first; ``shadow=True`` gives the shadow version's answers."""
         from ..monitoring.traffic import requests_frame  # monitoring loads pandas: not in the server process
 
-        return requests_frame(self.doc, current_store().request_log(self.doc["id"]).read(), shadow)
+        return requests_frame(self.doc, deployment_requests(self.doc["id"]), shadow)
 
     def logs(self, tail: int = 200) -> str:
         """The server process's own output (last ``tail`` lines)."""
@@ -218,7 +215,8 @@ class Deployment:
 
     def __repr__(self) -> str:
         d = self.doc
-        return f"<Deployment {self.name} {d['model_uri']} (v{d.get('version')}) {d['status']} {self.url} pid {self.pid}>"
+        return (f"<Deployment {self.name} {d['model_uri']} (v{d.get('version')}) {d['status']} {self.url} "
+                f"pid {self.pid}>")
 
     def _repr_html_(self) -> str:
         from ..display.serving import deployment_card  # display: the one-line _repr_html_ delegation
@@ -381,7 +379,8 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
         "detach": detach, "auth": token is not None, "batching": batching, "log_requests": log_requests,
         "settings": settings, "admin_token": secrets.token_urlsafe(24)}
     cmd = [sys.executable, "-m", "nbmlops.serving", "--store", str(store.root), "--model", model_uri,
-           "--deployment", doc["id"], "--host", host, "--port", str(port), "--parent", "0" if detach else str(os.getpid()),
+           "--deployment", doc["id"], "--host", host, "--port", str(port),
+           "--parent", "0" if detach else str(os.getpid()),
            "--max-batch-size", str(max_batch_size), "--max-latency-ms", str(max_latency_ms),
            "--max-queue", str(max_queue), "--feedback-mb", str(feedback_mb)]
     if weights:

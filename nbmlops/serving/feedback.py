@@ -74,7 +74,7 @@ class FeedbackCache:
         entry = _Entry(version, kind, classes if kind == "c" else None, packed, len(predictions))
         entry.size += sys.getsizeof(request_id) + _ENTRY_OVERHEAD
         old = self.entries.pop(request_id, None)
-        if old is not None:  # a client-chosen id (V2 "id") used twice: label neither, so no client labels another's rows
+        if old is not None:  # a client-chosen id (V2 "id") used twice: label neither (no client labels another's rows)
             self.bytes -= old.size
             entry = _Entry(version, "x", None, b"", 0)
             entry.size = sys.getsizeof(request_id) + _ENTRY_OVERHEAD

@@ -103,7 +103,8 @@ def parse_predict(body: Any, schema: Schema) -> tuple[list[list[Any]], bool]:
 def parse_mlflow(body: Any, schema: Schema) -> list[list[Any]]:
     """MLflow's ``/invocations``: dataframe_split, dataframe_records, instances or inputs."""
     if not isinstance(body, dict):
-        raise PayloadError("the body must be a JSON object with dataframe_split, dataframe_records, instances or inputs")
+        raise PayloadError("the body must be a JSON object with dataframe_split, dataframe_records, "
+                           "instances or inputs")
     if "dataframe_split" in body:
         split = body["dataframe_split"]
         if not isinstance(split, dict) or not isinstance(split.get("data"), list):

@@ -11,7 +11,7 @@ import threading
 from collections import deque
 from pathlib import Path
 
-from ..store import RotatingLog
+from ..store import RotatingLog, current_store
 from ..store.records import RequestRecord
 
 STEM = "requests"  # requests-NNNNNN.jsonl, as Store.request_log names them
@@ -59,7 +59,11 @@ class RequestLog:
         self.flush()
 
 
+def deployment_requests(deployment_id: str) -> list[RequestRecord]:
+    """Every request a deployment logged, oldest first (lines cut by a crash are skipped)."""
+    return current_store().request_log(deployment_id).read()  # type: ignore[return-value]
+
+
 def read_requests(folder: Path) -> list[RequestRecord]:
-    """Every request logged in ``folder``, oldest first (lines cut by a crash are skipped);
-    for a deployment, ``store.request_log(id).read()``."""
+    """Every request logged in ``folder`` (a request log outside a store), oldest first."""
     return RotatingLog(folder, STEM).read()  # type: ignore[return-value]

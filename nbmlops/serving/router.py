@@ -149,7 +149,7 @@ class Router:
                 self.load_error = f"cannot resolve {self.uri}: {exc}"
                 continue
             current = next(iter(self.weights))
-            if target == current or target == failed:
+            if target in (current, failed):
                 continue
             try:
                 model = await loop.run_in_executor(None, ServedModel, f"{self.ref.name}/{target}")

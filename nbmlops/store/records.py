@@ -283,37 +283,23 @@ class DeploymentRecord(TypedDict):
     stopped: NotRequired[int]
 
 
-class ScoredRecord(TypedDict):
-    """A request log line for one scored request (or its shadow copy: ``shadow``, and ``error`` if
-    the shadow failed, which then has no rows, out nor lat)."""
-    t: int
-    id: str
-    v: int
+class RequestRecord(TypedDict):
+    """logs/serving/<deployment>/requests-NNNNNN.jsonl: one line each, of three kinds told apart by
+    their keys: a scored request (id, v, lat, rows, out; a shadow copy also ``shadow``, and only
+    ``error`` instead of rows, out and lat if it failed), the labels of an earlier request's rows
+    (feedback: its id, v, rows, labels, correct) or a routing event (event)."""
+    t: int                              # ms
+    id: NotRequired[str]
+    v: NotRequired[int]
     lat: NotRequired[float]
-    rows: NotRequired[list[list[Any]]]
+    rows: NotRequired[list[Any]]        # scored: the input rows; feedback: their indexes
     out: NotRequired[list[Any]]
     shadow: NotRequired[bool]
     error: NotRequired[str]
-
-
-class FeedbackRecord(TypedDict):
-    """A request log line for the labels of an earlier request's rows."""
-    t: int
-    feedback: str                       # the request id
-    v: int
-    rows: list[int]
-    labels: list[Any]
-    correct: list[bool]
-
-
-class EventRecord(TypedDict):
-    """A request log line for a routing event (an alias switch, new weights, a failed switch)."""
-    t: int
-    event: dict[str, Any]
-
-
-RequestRecord = ScoredRecord | FeedbackRecord | EventRecord
-"""logs/serving/<deployment>/requests-NNNNNN.jsonl: one line each."""
+    feedback: NotRequired[str]          # the id of the labelled request
+    labels: NotRequired[list[Any]]
+    correct: NotRequired[list[bool]]
+    event: NotRequired[dict[str, Any]]  # an alias switch, new weights, a failed switch
 
 
 class BlobRef(TypedDict):
