@@ -194,10 +194,9 @@ def test_an_emptied_experiments_file_is_refused(store):
 
 def test_an_emptied_drift_month_file_is_refused_for_writes_and_named_in_listings(store):
     from nbmlops._util import now_ms
-    from nbmlops.monitoring import log as drift_log
 
     store.ensure()
-    month = drift_log._file(store, now_ms())
+    month = store.drift_summaries(now_ms())
     with month.table() as t:
         t.insert({"schema": 1, "id": "a" * 32, "time": now_ms(), "model": None, "summary": {}, "sources": {}})
     _empty(month.path)
