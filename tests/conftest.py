@@ -1,8 +1,12 @@
-"""Shared fixtures: a fresh store per test, and a real IPython shell with nbmlops loaded."""
+"""Shared fixtures: a fresh store per test, and a real IPython shell with nbmlops loaded; the ``process``
+marker for tests that start processes (the quick lane, ``bash scripts/test --quick``, leaves them out)."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import os
+import re
 
 import pytest
 
@@ -106,3 +110,68 @@ def no_orphan_servers(tmp_path_factory):
         except OSError:
             pass
     assert not left, f"model servers left running after the tests: {left}"
+
+
+# A test is marked ``process`` when it uses a fixture that starts a process (model or mlflow server, worker
+# scripts), directly or through another fixture, or when its body, or a function of its module that it calls,
+# starts one (PROCESS_CALL). Files whose tests all start processes say ``pytestmark = pytest.mark.process``.
+PROCESS_FIXTURES = {"served", "dash", "mlflow_server", "procs"}
+PROCESS_CALL = re.compile(
+    r"\bsubprocess\b|\bPopen\(|\bmultiprocessing\b|\bmp\.(Process|get_context|Pool)\b|\bos\.fork\("
+    r"|\bnbmlops\.(serve|get_deployment)\(|\bparallelism=[2-9]"  # model servers, batch scoring workers
+    r"|\bstart_new_kernel\b|\bNotebookClient\b|\bexecute_notebook\b"  # Jupyter kernels
+)
+# Fixtures that take long to build (a store of thousands of runs): a test using one is marked ``slow``.
+SLOW_FIXTURES = {"many"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        func = getattr(item, "function", None)
+        if PROCESS_FIXTURES.intersection(item.fixturenames) or (func and _starts_process(func, item.module, set())):
+            item.add_marker(pytest.mark.process)
+        if SLOW_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
+
+def _starts_process(func, module, seen: set) -> bool:
+    """Whether ``func``'s source, or that of a function of ``module`` it calls by name, matches PROCESS_CALL."""
+    seen.add(func)
+    try:
+        source = inspect.getsource(func)
+    except (OSError, TypeError):
+        return False
+    if PROCESS_CALL.search(source):
+        return True
+    for name in set(re.findall(r"\b(\w+)\(", source)):
+        helper = getattr(module, name, None)
+        if (inspect.isfunction(helper) and helper not in seen and helper.__module__ == module.__name__
+                and _starts_process(helper, module, seen)):
+            return True
+    return False
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Under ``-m "not A and not B ..."``, a test file whose module ``pytestmark`` names A or B is not even
+    imported: all its tests would be deselected, and importing feast, playwright or schemathesis takes seconds."""
+    expr = (config.getoption("markexpr", "") or "").strip()
+    if collection_path.suffix != ".py" or not re.fullmatch(r"not \w+( and not \w+)*", expr):
+        return None
+    excluded = set(re.findall(r"not (\w+)", expr))
+    return True if excluded & _module_marks(collection_path) else None
+
+
+def _module_marks(path) -> set[str]:
+    """Marker names in the top-level ``pytestmark = ...`` of a test file (``pytest.mark.NAME``), read, not run."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return set()
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets):
+            for sub in ast.walk(node.value):
+                if (isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Attribute)
+                        and sub.value.attr == "mark"):
+                    names.add(sub.attr)
+    return names

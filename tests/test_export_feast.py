@@ -16,6 +16,8 @@ import nbmlops
 from nbmlops.errors import InvalidInput
 
 pytest.importorskip("feast")
+
+pytestmark = pytest.mark.process  # feast apply/materialize run as subprocesses
 T0 = pd.Timestamp("2024-03-01", tz="UTC")
 
 

@@ -23,6 +23,8 @@ from nbmlops.errors import IntegrityError, InvalidInput, NotFound
 kserve = pytest.importorskip("kserve")
 yaml = pytest.importorskip("yaml")
 
+pytestmark = pytest.mark.process  # KServe's model server
+
 
 @pytest.fixture
 def cancer(store):

@@ -22,6 +22,9 @@ from nbmlops.errors import InvalidInput, NotFound
 from mlflow_support import mlflow_server
 
 pytest.importorskip("mlflow")
+
+pytestmark = pytest.mark.process  # a real mlflow server
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 T = 1_700_000_000_000  # explicit metric timestamps (ms)
 

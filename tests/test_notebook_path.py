@@ -13,6 +13,8 @@ import pytest
 
 from nbmlops.tracking import environment
 
+pytestmark = pytest.mark.process  # a real Jupyter server
+
 
 @pytest.fixture
 def jupyter_server(tmp_path):

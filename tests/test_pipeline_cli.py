@@ -12,6 +12,8 @@ import pytest
 import _pipeline_steps as steps
 import nbmlops
 
+pytestmark = pytest.mark.process  # the command line runs as a subprocess
+
 STEPS = '''
 import pandas as pd
 import nbmlops

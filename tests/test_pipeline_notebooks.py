@@ -14,6 +14,8 @@ import nbmlops
 from nbmlops import InvalidInput
 from nbmlops.pipelines import StepFailed
 
+pytestmark = pytest.mark.process  # notebook steps run in Jupyter kernels
+
 
 def notebook(path: Path, *cells: str, params: str | None = None) -> Path:
     nb = nbformat.v4.new_notebook()

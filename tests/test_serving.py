@@ -19,6 +19,8 @@ import pytest
 import nbmlops
 from nbmlops import InvalidInput, NotFound, ServingError
 
+pytestmark = pytest.mark.process  # model servers
+
 
 def call(dep, method, path, body=None, headers=None, raw=None):
     conn = http.client.HTTPConnection("127.0.0.1", dep.port, timeout=30)
