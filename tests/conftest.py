@@ -102,8 +102,10 @@ def no_orphan_servers(tmp_path_factory):
 
     base = str(tmp_path_factory.getbasetemp())
     yield
-    time.sleep(1)  # servers of a just-finished test may still be shutting down
     left = {pid: cmd for pid, cmd in _servers().items() if base in cmd}
+    if left:
+        time.sleep(1)  # servers of a just-finished test may still be shutting down
+        left = {pid: cmd for pid, cmd in _servers().items() if base in cmd}
     for pid in left:
         try:
             os.killpg(pid, signal.SIGKILL)
