@@ -150,7 +150,7 @@ def _pipeline_progress() -> None:
     global _picked
     _picked = True
     from .display.pipelines import auto_progress  # noqa: I001 (display loads pipelines: only when they are used)
-    from .pipelines.progress import set_default_progress
+    from .pipelines.progress import set_default_progress  # lazy: only once pipelines are used
 
     set_default_progress(auto_progress)
 
@@ -160,7 +160,7 @@ def __dir__() -> list[str]:
 
 
 def _run() -> Any:
-    from .tracking.session import require_active
+    from .tracking.session import require_active  # lazy: `import nbmlops` stays light
 
     return require_active()
 
@@ -218,23 +218,23 @@ def log_dataset(data: Any, name: str, role: str | None = None, snapshot: bool = 
     ``snapshot=True`` stores the data itself (Parquet, content-addressed) as the next version of
     dataset ``name`` (``load_dataset("name@N")``), also outside a run, and returns that version."""
     if snapshot:
-        from .tracking.datasets import log_version
+        from .tracking.datasets import log_version  # lazy: `import nbmlops` stays light
 
         return log_version(data, name, role=role, max_bytes=max_bytes)
-    from .tracking.session import require_active
+    from .tracking.session import require_active  # lazy: `import nbmlops` stays light
 
     return require_active("; log_dataset(df, name, snapshot=True) works without one: it stores the data as "
                           "a dataset version").log_dataset(data, name, role)
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    from .magics import load
+    from .magics import load  # lazy: IPython loads only with the extension
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from .magics import unload
+    from .magics import unload  # lazy: IPython loads only with the extension
 
     unload(ipython)
 

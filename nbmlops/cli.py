@@ -8,6 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import nbmlops
+
+from .cli_pipeline import add_parsers as _pipeline_parsers, main as pipeline_main
+from .store import locate
+
 AUTOLOAD_DIR = Path(sys.prefix) / "etc" / "ipython"
 AUTOLOAD_FILES = ("ipython_kernel_config.json", "ipython_config.json")
 
@@ -29,8 +34,6 @@ def autoload(state: str, directory: Path = AUTOLOAD_DIR) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import nbmlops
-
     parser = argparse.ArgumentParser(prog="nbmlops", description="The MLOps lifecycle in the notebook.")
     parser.add_argument("--store", help="store folder (default: .nbmlops found like git, or $NBMLOPS_STORE)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,8 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     auto.add_argument("--dir", type=Path, default=AUTOLOAD_DIR,
                       help="IPython config folder (default: this environment's, %(default)s)")
     _export_parsers(sub)
-    from .cli_pipeline import add_parsers as _pipeline_parsers
-
     _pipeline_parsers(sub)
     args = parser.parse_args(argv)
     try:
@@ -65,8 +66,6 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command in ("export", "import"):
             print(repr(_export(nbmlops, args)))
         elif args.command == "pipeline":
-            from .cli_pipeline import main as pipeline_main
-
             return pipeline_main(nbmlops, args)
     except nbmlops.NbmlopsError as exc:
         print(f"nbmlops: {exc}", file=sys.stderr)
@@ -76,8 +75,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def dashboard_hint() -> str:
     """Where the dashboard is served (running Jupyter servers of this machine) and how to start one."""
-    from .store import locate
-
     lines = [f"store: {locate()}"]
     try:
         from jupyter_server.serverapp import list_running_servers

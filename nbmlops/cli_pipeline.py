@@ -7,6 +7,8 @@ import ast
 import sys
 from typing import Any
 
+from .errors import InvalidInput
+
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     pipe = sub.add_parser("pipeline", help="run pipelines of notebooks (cached steps), list runs, export to Kubeflow")
@@ -33,7 +35,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _params(items: list[str]) -> dict[str, Any]:
-    from .errors import InvalidInput
 
     out: dict[str, Any] = {}
     for item in items:
@@ -49,7 +50,7 @@ def _params(items: list[str]) -> dict[str, Any]:
 
 def main(nbmlops: Any, args: argparse.Namespace) -> int:
     if args.action == "run":
-        from .pipelines import StepFailed
+        from .pipelines import StepFailed  # lazy: the pipelines package loads only for `nbmlops pipeline`
 
         pipe = nbmlops.get_pipeline(args.name)
         try:

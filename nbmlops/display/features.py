@@ -6,6 +6,7 @@ from html import escape
 from typing import Any
 
 from .._util import fmt_duration, fmt_time
+from ..features.timeutil import fmt_ns, fmt_ttl
 from .style import AMBER, BOX, CELL, GREEN, MUTED_CSS, RED, RULE, TABLE
 
 _MUTED = MUTED_CSS
@@ -15,8 +16,6 @@ def _num(v: Any, dtype: str) -> str:
     if v is None:
         return "—"
     if dtype == "timestamp":
-        from ..features.timeutil import fmt_ns
-
         return fmt_ns(v)
     if isinstance(v, float):
         return f"{v:.6g}"
@@ -36,8 +35,6 @@ def _distinct(n: int | None) -> str:
 
 
 def view_card(view: Any, stats: dict[str, Any]) -> str:
-    from ..features.timeutil import fmt_ns, fmt_ttl
-
     version = f' <span style="{_MUTED}">v{view.version}</span>' if view.version else " (not applied)"
     head = (f'<b>feature view {escape(view.name)}</b>{version} · '
             f'keys {escape(", ".join(f"{k}:{t}" for k, t in view.key_types.items()))} · '
@@ -79,8 +76,6 @@ def service_card(service: Any) -> str:
 
 def definitions_table(docs: list[dict[str, Any]], online: dict[str, dict[str, Any]]) -> str:
     """``%features list``: every entity, view, on-demand view and service of the store."""
-    from ..features.timeutil import fmt_ns, fmt_ttl
-
     if not docs:
         return (f'<div style="{BOX}">no feature definitions yet: '
                 "<code>%features apply DF --name VIEW --entity KEY</code></div>")

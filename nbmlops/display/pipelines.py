@@ -11,7 +11,7 @@ from typing import Any
 
 from .._util import fmt_duration, fmt_time
 from ..pipelines.definition import order, producers_of
-from ..pipelines.pipeline import describe_step
+from ..pipelines.pipeline import defined_pipeline, describe_step
 from ..pipelines.progress import Progress, TerminalProgress
 from .html import badge
 from .style import (
@@ -224,9 +224,7 @@ def run_card(run: Any, pipeline: Any = None) -> str:
             f"{' · params ' + params if params else ''}</div>")
     svg = ""
     if pipeline is None:
-        from ..pipelines.pipeline import _defined
-
-        pipeline = _defined.get(d["pipeline"])
+        pipeline = defined_pipeline(d["pipeline"])
     names = {s.name for s in pipeline.steps} if pipeline is not None else set()
     if names and set(d["order"]) == names:
         svg = f"<div>{dag_svg(pipeline, run)}</div>"

@@ -19,6 +19,10 @@ from typing import Any
 from traitlets import Unicode
 from traitlets.config import Configurable
 
+import nbmlops
+
+from . import stores
+
 __all__ = ["NbmlopsDashboard", "store_path"]
 
 
@@ -36,16 +40,11 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 def store_path(configured: str, root_dir: str | os.PathLike[str]) -> Path:
     """The store the dashboard uses (see the module doc)."""
-    from . import stores
-
     return stores.resolve(configured, root_dir)[0]
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    import nbmlops
-
-    from . import stores
-    from .handlers import handlers
+    from .handlers import handlers  # lazy: tornado handlers load only when the server loads the extension
 
     settings = NbmlopsDashboard(parent=serverapp)
     path, source = stores.resolve(settings.store, serverapp.root_dir)
@@ -63,8 +62,6 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 
 
 def _warm() -> None:
-    import nbmlops
-
     try:
         nbmlops.list_experiments()
     except Exception:  # noqa: BLE001 - best effort: the real request reports any problem itself

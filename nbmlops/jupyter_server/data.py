@@ -8,6 +8,10 @@ from typing import Any
 
 import nbmlops
 
+from ..errors import NotFound
+from ..registry.uri import check_name
+from ..store import current_store
+
 MAX_RESULTS = 1000
 
 
@@ -42,8 +46,6 @@ def _ms(value: Any) -> int | None:
 
 
 def store() -> dict[str, Any]:
-    from ..store import current_store
-
     s = current_store(create=False)
     return {"path": str(s.root), "exists": s.exists()}
 
@@ -104,16 +106,12 @@ def metric_history(run_id: str, key: str | None = None) -> dict[str, Any]:
         c["timestamp"].append(_ms(ts))
         c["value"].append(_clean(value))
     if key is not None and key not in curves:
-        from ..errors import NotFound
-
         have = ", ".join(sorted(r.metrics)) or "none"
         raise NotFound(f"run {r.name} has no metric {key!r} (metrics: {have})")
     return {"run_id": r.id, "metrics": curves}
 
 
 def _model(name: str, latest: int | None = None, description: Any = None, updated: Any = None) -> dict[str, Any]:
-    from ..errors import NotFound
-
     versions = []
     for row in _records(nbmlops.list_versions(name)):
         metrics = {k.split(".", 1)[1]: v for k, v in row.items() if k.startswith("metrics.") and v is not None}
@@ -125,7 +123,9 @@ def _model(name: str, latest: int | None = None, description: Any = None, update
         aliases = dict(nbmlops.get_model_version(name).model_doc["aliases"])
     except NotFound:  # no live versions left
         aliases = {}
-    return {"name": name, "latest_version": latest if latest is not None else (versions[-1]["version"] if versions else None),
+    if latest is None and versions:
+        latest = versions[-1]["version"]
+    return {"name": name, "latest_version": latest,
             "aliases": aliases, "versions": versions, "description": description, "updated": updated}
 
 
@@ -135,8 +135,6 @@ def models() -> list[dict[str, Any]]:
 
 
 def model(name: str) -> dict[str, Any]:
-    from ..registry.uri import check_name
-
     out = _model(check_name(name))
     out["history"] = _records(nbmlops.model_history(name))
     return out
@@ -174,8 +172,6 @@ def deployments(include_stopped: bool = True, live: bool = True) -> list[dict[st
 
 
 def stop_deployment(name: str) -> dict[str, Any]:
-    from ..registry.uri import check_name
-
     dep = nbmlops.get_deployment(check_name(name))
     dep.stop()
     return {"name": dep.name, "status": dep.doc["status"]}
@@ -192,6 +188,6 @@ def drift_reports(model: str | None, limit: int) -> list[dict[str, Any]]:
 
 
 def drift_report_html(drift_id: str) -> str:
-    from ..monitoring.log import report_html
+    from ..monitoring.log import report_html  # lazy: loads pandas; the extension warms it in a thread
 
     return report_html(drift_id)

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nbmlops
+
 from ..errors import InvalidInput
-from ..store import DIRNAME, MARKER, resolve_named, locate
+from ..store import DIRNAME, MARKER, locate, resolve_named
 
 MAX_DEPTH = 3  # root/.nbmlops is depth 0, root/a/b/c/.nbmlops depth 3
 MAX_DIRS = 3000  # folders looked into, at most: the scan stays in milliseconds on a big home folder
@@ -28,7 +30,7 @@ SKIP = {"node_modules", "__pycache__", "site-packages", "build", "dist"}
 class Stores:
     """The server's root, the store its kernels are handed and how it was chosen, and what the dashboard shows."""
 
-    root: Path
+    root_dir: Path
     kernels: Path
     source: str  # "option" | "environment" | "found" | "new"
     shown: Path | None = None
@@ -78,7 +80,7 @@ def scan(root: Path, depth: int = MAX_DEPTH, max_dirs: int = MAX_DIRS) -> list[P
 def describe(stores: Stores) -> dict[str, Any]:
     """What ``GET /nbmlops/api/store`` answers: the store shown, whether it exists, the kernels' store,
     the stores found below the root, and, when the shown store does not exist yet, what to do."""
-    stores.found = scan(stores.root)
+    stores.found = scan(stores.root_dir)
     active = stores.active
     listed = list(dict.fromkeys([stores.kernels, *stores.found]))
     exists = (active / MARKER).exists()
@@ -88,22 +90,21 @@ def describe(stores: Stores) -> dict[str, Any]:
         hint = (f"no store at {active} yet. Notebooks this server starts write there (their kernels get "
                 f"NBMLOPS_STORE={stores.kernels}). To show another store, start the server with "
                 "--NbmlopsDashboard.store=PATH (or NBMLOPS_STORE=PATH)"
-                + (f", or pick a store found below {stores.root} ({len(others)} in the menu)" if others else "") + ".")
+                + (f", or pick a store found below {stores.root_dir} ({len(others)} in the menu)" if others else "")
+                + ".")
     return {"path": str(active), "exists": exists, "kernels": str(stores.kernels), "source": stores.source,
-            "root": str(stores.root), "hint": hint,
-            "stores": [{"path": str(p), "relative": _relative(p, stores.root), "exists": (p / MARKER).exists(),
+            "root": str(stores.root_dir), "hint": hint,
+            "stores": [{"path": str(p), "relative": _relative(p, stores.root_dir), "exists": (p / MARKER).exists(),
                         "kernels": p == stores.kernels, "shown": p == active} for p in listed]}
 
 
 def switch(stores: Stores, path: str) -> Path:
     """Show ``path`` in the dashboard: the kernels' store, or one of the stores the scan finds below the root."""
-    import nbmlops
-
-    wanted = resolve_named(Path(path)) if Path(path).is_absolute() else resolve_named(stores.root / path)
-    allowed = [stores.kernels, *scan(stores.root)]
+    wanted = resolve_named(Path(path)) if Path(path).is_absolute() else resolve_named(stores.root_dir / path)
+    allowed = [stores.kernels, *scan(stores.root_dir)]
     if wanted not in allowed:
         raise InvalidInput(f"{path!r} is not a store the dashboard knows: give the kernels' store "
-                           f"{stores.kernels} or one found below {stores.root} (GET nbmlops/api/store lists them)")
+                           f"{stores.kernels} or one found below {stores.root_dir} (GET nbmlops/api/store lists them)")
     stores.shown = None if wanted == stores.kernels else wanted
     nbmlops.set_store(wanted)
     return wanted

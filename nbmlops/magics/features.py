@@ -115,7 +115,7 @@ class Features(Magics):
     def _list(self, args: Any) -> None:
         if args.args:
             raise UsageError("usage: %features list")
-        from ..features.catalog import feature_catalog
+        from ..features.catalog import feature_catalog  # lazy: %load_ext stays fast
 
         display(feature_catalog())
 
@@ -123,7 +123,7 @@ class Features(Magics):
         if len(args.args) != 1:
             raise UsageError("usage: %features show VIEW")
         name = args.args[0] or ""
-        from ..features.repo import find
+        from ..features.repo import find  # lazy: %load_ext stays fast
 
         if find("service", name) is not None:
             display(nbmlops.get_feature_service(name))
@@ -158,7 +158,7 @@ class Features(Magics):
         print("\n".join(lines))
 
     def _online(self, args: Any) -> Any:
-        from ..features.online import entity_rows_from_text
+        from ..features.online import entity_rows_from_text  # lazy: %load_ext stays fast
 
         refs = _refs(args.args)
         if not refs or not args.entity:

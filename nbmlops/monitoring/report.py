@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._util import json_ready as clean
 from ..errors import InvalidInput
 from .log import log_report
 
@@ -184,7 +185,7 @@ class DriftReport:
 
     # -- faces ---------------------------------------------------------------------
     def html(self, full_page: bool = False) -> str:
-        from ..display.drift import render_page, render_report
+        from ..display.drift import render_page, render_report  # display delegation (listed in pyproject)
 
         if self._html is None:
             self._html = render_report(self)
@@ -236,22 +237,3 @@ def _brief(c: ColumnDrift | None) -> dict[str, Any] | None:
 
 def _scalars(d: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (d or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-
-
-def clean(value: Any) -> Any:
-    """JSON-ready: numpy scalars to Python, NaN and infinities to None, keys to strings."""
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return clean(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)

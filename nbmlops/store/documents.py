@@ -60,7 +60,8 @@ class AtomicJSONStorage(Storage):
         except FileNotFoundError:
             return None  # not written yet: legitimately empty
         except OSError as exc:  # a folder where the file should be, no permission...
-            raise StoreError(f"{self.path} cannot be read ({exc.strerror}); it is not a document file of nbmlops") from None
+            raise StoreError(f"{self.path} cannot be read ({exc.strerror}); "
+                             "it is not a document file of nbmlops") from None
         if not raw:
             self._empty()  # raises, unless the file is a rebuildable index
             return None

@@ -65,6 +65,5 @@ def pid_alive(pid: int, start: str | None) -> bool:
         return True  # no /proc (not Linux): the signal check is all there is
     if fields[0] in (b"Z", b"X"):
         return False  # exited, not yet collected by its parent
-    if start is not None and fields[19].decode() != start:
-        return False  # the pid now belongs to another process
-    return True
+    # with a start tick, the pid must still belong to the process that wrote it (not a reused pid)
+    return start is None or fields[19].decode() == start

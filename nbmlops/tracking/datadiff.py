@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .._util import json_ready
 from ..errors import InvalidInput
 from ..store import current_store
 from . import datasets as ds
@@ -161,9 +162,7 @@ class DatasetDiff:
         self.changed = changed[[*k, *[f"{c}_{s}" for c in common for s in ("a", "b")]]].reset_index(drop=True)
 
     def to_dict(self) -> dict[str, Any]:
-        from ..monitoring.report import clean
-
-        return clean({"a": self.a, "b": self.b, "identical": self.identical, "rows": list(self.rows),
+        return json_ready({"a": self.a, "b": self.b, "identical": self.identical, "rows": list(self.rows),
                       "schema": self.schema, "changed_columns": self.changed_columns,
                       "columns": {c: {k: list(v) if isinstance(v, tuple) else v for k, v in sh.items()}
                                   for c, sh in self.columns.items()},
@@ -194,8 +193,9 @@ class DatasetDiff:
                 continue
             parts = []
             if "mean" in sh and sh["mean"][0] != sh["mean"][1] and None not in sh["mean"]:
+                sd = sh.get("mean_shift_sd")
                 parts.append(f"mean {sh['mean'][0]:.4g} → {sh['mean'][1]:.4g}"
-                             + (f" ({sh['mean_shift_sd']:+.2f} sd)" if sh.get("mean_shift_sd") not in (None, math.inf) else ""))
+                             + (f" ({sd:+.2f} sd)" if sd not in (None, math.inf) else ""))
             if sh.get("new_values"):
                 parts.append(f"new values {', '.join(map(str, sh['new_values'][:5]))}")
             if sh.get("gone_values"):
@@ -214,6 +214,6 @@ class DatasetDiff:
         return "\n".join(self.lines())
 
     def _repr_html_(self) -> str:
-        from ..display.datasets import diff_card
+        from ..display.datasets import diff_card  # display delegation (listed in pyproject)
 
         return diff_card(self)

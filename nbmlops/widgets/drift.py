@@ -15,6 +15,8 @@ import nbmlops
 
 from ..display.style import AMBER, RED
 from ..errors import NbmlopsError
+from ..monitoring.sources import load
+from ..monitoring.stattests import STATTESTS
 from ._static import StaticFallback
 
 DEFAULT = "default (Evidently's choice)"
@@ -24,9 +26,6 @@ class DriftWidget(StaticFallback, w.VBox):
     """Controls over one reference/current pair; ``.report`` is the report shown."""
 
     def __init__(self, reference: Any, current: Any, **kwargs: Any) -> None:
-        from ..monitoring.sources import load
-        from ..monitoring.stattests import STATTESTS
-
         self.kwargs = dict(kwargs)
         self._sources = (load(reference, "reference"), load(current, "current"))
         self.report = self._compute(self.kwargs)  # mistakes reach the caller, before any control exists
@@ -43,7 +42,8 @@ class DriftWidget(StaticFallback, w.VBox):
         given_t = self.kwargs.pop("threshold", None)
         self.threshold = w.Text(value="" if not isinstance(given_t, (int, float)) else str(given_t),
                                 placeholder="test's default", description="threshold", continuous_update=False)
-        self.correction = w.Dropdown(options=[("none", None), ("Bonferroni", "bonferroni"), ("Benjamini-Hochberg", "bh")],
+        corrections = [("none", None), ("Bonferroni", "bonferroni"), ("Benjamini-Hochberg", "bh")]
+        self.correction = w.Dropdown(options=corrections,
                                      value=self.kwargs.pop("correction", None), description="correction")
         self.status = w.HTML()
         self.view = w.HTML(self.report._repr_html_())

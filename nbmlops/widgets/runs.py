@@ -57,7 +57,8 @@ class RunsBrowser(StaticFallback, w.VBox):
         self._names: dict[str, str] = {}  # run id -> name, of runs the picker has listed
         self._busy = False
         names = [str(n) for n in nbmlops.list_experiments()["name"]]
-        self.experiment = w.Dropdown(description="experiment", options=[("all experiments", _ALL), *((n, n) for n in names)],
+        self.experiment = w.Dropdown(description="experiment",
+                                     options=[("all experiments", _ALL), *((n, n) for n in names)],
                                      value=self.listing.experiment or _ALL)
         self.query = w.Text(placeholder="filter: metrics.acc > 0.9 and params.model = 'rf' — or words in names/tags",
                             continuous_update=False, layout=w.Layout(width="60%"))

@@ -11,6 +11,7 @@ import ipywidgets as w
 
 import nbmlops
 
+from ..display.serving import deployment_card
 from ..display.style import CELL, RED, TABLE
 from ..errors import NbmlopsError
 from ._static import StaticFallback
@@ -71,8 +72,6 @@ class ServingWidget(StaticFallback, w.VBox):
 
     def refresh(self, rebuild: bool = False) -> None:
         status = self.dep.status()
-        from ..display.serving import deployment_card
-
         self.card.value = deployment_card(self.dep, status)
         running = status["status"] == "running"
         self.stop_button.disabled, self.start_button.disabled, self.apply.disabled = not running, running, not running
@@ -89,7 +88,8 @@ class ServingWidget(StaticFallback, w.VBox):
         error = f'<div style="color:{RED}">{escape(routing["load_error"])}</div>' if routing.get("load_error") else ""
         head = "".join(f'<th style="{CELL}">{h}</th>' for h in ("version", "weight", "requests", "mean latency"))
         self.counters.value = (f'<table style="{TABLE}"><tr>{head}</tr>'
-                               f"{rows}</table><div>{'follows ' + escape(routing['uri']) if routing['follows_alias'] else ''}"
+                               f"{rows}</table><div>"
+                               f"{'follows ' + escape(routing['uri']) if routing['follows_alias'] else ''}"
                                f"{shadow}</div>{error}")
         if rebuild or set(routing["versions"]) != {s.description.lstrip("v") for s in self.sliders.children}:
             self.sliders.children = [w.FloatSlider(value=weight, min=0, max=1, step=0.05, description=f"v{v}")
