@@ -12,6 +12,8 @@ import pytest
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 
+pytestmark = pytest.mark.process  # notebooks execute in Jupyter kernels
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # bash scripts/test installs Debian's chromium
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("[0-9]*.ipynb"))
 
