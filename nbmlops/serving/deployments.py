@@ -397,7 +397,7 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
                                f"(pid {rival['pid'] or 'starting'}): reuse it (get_deployment({name!r})) or stop it "
                                f"(%serve --stop {name})")
         docs.insert(doc)  # type: ignore[arg-type]
-    with open(store.server_log(doc["id"]), "ab") as out:
+    with store.open_server_log(doc["id"]) as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                 start_new_session=True)
     _children[proc.pid] = proc

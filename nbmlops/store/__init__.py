@@ -26,7 +26,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import InvalidInput, StoreError
 from .blobs import BlobStore
@@ -233,13 +233,17 @@ class Store:
         return self._doc("deployments.json")
 
     def deployment_dir(self, deployment_id: str) -> Path:
-        """The folder of a deployment's request log and ``server.log`` (made when asked for)."""
-        d = self.root / "logs" / "serving" / check_id("deployment", deployment_id)
-        d.mkdir(parents=True, exist_ok=True)
-        return d
+        """The folder of a deployment's request log and ``server.log`` (made by their writers)."""
+        return self.root / "logs" / "serving" / check_id("deployment", deployment_id)
 
     def server_log(self, deployment_id: str) -> Path:
         return self.deployment_dir(deployment_id) / "server.log"
+
+    def open_server_log(self, deployment_id: str) -> BinaryIO:
+        """``server.log`` opened for appending (the server process's output goes there)."""
+        path = self.server_log(deployment_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "ab")
 
     def request_log(self, deployment_id: str, max_bytes: int = 64 << 20, keep: int = 8) -> RotatingLog:
         return RotatingLog(self.deployment_dir(deployment_id), "requests", max_bytes, keep)

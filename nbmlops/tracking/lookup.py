@@ -9,9 +9,10 @@ from typing import Any
 from .._util import check_key
 from ..errors import InvalidInput, NotFound, StoreError
 from ..store import DamagedFile, Store, current_store
-from ..store.records import RunRecord
-from .runs import Run
+from ..store.records import ArtifactEntry, RunRecord
+from .runs import Run, run_identity
 from .session import active_runs
+from .stale import metric_summaries
 
 
 def get_run(run_id: str) -> Run:
@@ -87,3 +88,36 @@ def _set_deleted(run_id: str, deleted: bool) -> None:
         raise InvalidInput(f"run {doc['name']} is active in this process; end it before deleting it")
     with store.run_file(doc["experiment_id"], doc["id"]).edit() as docs:
         docs.update({"deleted": deleted}, id=doc["id"])
+
+
+# -- edits of a run by the code that ran it elsewhere (a pipeline's runner, an import) ------------
+def fail_run(store: Store, run_id: str, error: str) -> None:
+    """End a run FAILED that its process left RUNNING (a cell raised, a kernel died): its metric
+    summaries are rebuilt from its log. A FINISHED run becomes FAILED with ``error`` (it ran to the
+    end but did not give what was asked of it); a run already FAILED or KILLED stays as it is."""
+    doc = find_run_doc(store, run_id)
+    if doc["status"] == "FINISHED":
+        with store.run_file(doc["experiment_id"], run_id).edit() as docs:
+            docs.update({"status": "FAILED", "error": error}, id=run_id, status="FINISHED")
+        return
+    if doc["status"] != "RUNNING":
+        return
+    doc["metrics"] = {**doc["metrics"], **metric_summaries(store, run_id)}
+    Run(store, doc, owned=True).end("FAILED", error)
+
+
+def add_run_artifacts(store: Store, run_id: str, entries: list[ArtifactEntry]) -> None:
+    """Add artifact entries (blobs already in the store) to a run, replacing same-named ones, after
+    its own process ended it."""
+    doc = find_run_doc(store, run_id)
+    names = {e["name"] for e in entries}
+    with store.run_file(doc["experiment_id"], run_id).edit() as docs:
+        current = docs.find(id=run_id)[0]
+        docs.update({"artifacts": [a for a in current["artifacts"] if a["name"] not in names] + entries}, id=run_id)
+
+
+def insert_run(store: Store, doc: RunRecord) -> None:
+    """Store a whole run document made elsewhere (an import from MLflow), with its identity."""
+    doc["identity"] = run_identity(doc)
+    with store.run_file(doc["experiment_id"], doc["id"]).edit() as docs:
+        docs.insert(dict(doc))
