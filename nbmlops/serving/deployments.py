@@ -196,7 +196,11 @@ class Deployment:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        if _alive(doc):
+        deadline = time.time() + timeout
+        while doc.get("pid") is None and _alive(doc) and time.time() < deadline:
+            time.sleep(0.05)  # another process is starting it: its pid is on the way
+            doc = self._reload()
+        if doc.get("pid") is not None and _alive(doc):
             try:
                 os.killpg(doc["pid"], signal.SIGTERM)
             except ProcessLookupError:
@@ -209,7 +213,8 @@ class Deployment:
                 time.sleep(0.05)
             if (child is None or child.poll() is None) and pid_alive(doc["pid"], doc.get("pid_start")):
                 os.killpg(doc["pid"], signal.SIGKILL)
-        _reap(doc["pid"])
+        if doc.get("pid") is not None:
+            _reap(doc["pid"])
         update(doc["id"], status="stopped", stopped=now_ms())
         self.doc = {**doc, "status": "stopped"}  # type: ignore[typeddict-item]
 
