@@ -40,7 +40,7 @@ from ..store import SCHEMA, AppendLog, Store, current_store
 from ..store.blobs import HashingWriter
 from ..store.records import ArtifactEntry, ExperimentRecord, MetricSummary, RunRecord
 from ..tracking import experiments as exps
-from ..tracking.runs import run_identity
+from ..tracking.lookup import insert_run
 from . import Summary
 from .mlflow import TAG_IMPORTED, TAG_RUN, _check_uri, _mlflow
 
@@ -273,9 +273,7 @@ def _import_run(store: Store, client: Any, mlflow: Any, exp: ExperimentRecord, r
         "git_commit": data.tags.get("mlflow.source.git.commit"), "notebook": None, "cell_key": None,
         "previous_run": None, "same_as": None, "error": None, "parent_run": None, "deleted": False,
     }
-    doc["identity"] = run_identity(doc)
-    with store.run_file(exp["id"], run_id).edit() as docs:
-        docs.insert(dict(doc))
+    insert_run(store, doc)  # with its identity
     summary.add("runs_imported")
     summary.add("metric_points", points)
     summary.add("artifacts", len(artifacts))

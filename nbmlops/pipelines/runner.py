@@ -33,13 +33,19 @@ from ..errors import InvalidInput, NbmlopsError, NotFound
 from ..registry.models import resolve as resolve_model
 from ..registry.uri import parse
 from ..store import SCHEMA, Store, current_store, own_start, pid_alive
-from ..store.records import DatasetVersionRecord, PipelineRunRecord, PipelineStepRecord, StepRef, StepReport
+from ..store.records import (
+    ArtifactEntry,
+    DatasetVersionRecord,
+    PipelineRunRecord,
+    PipelineStepRecord,
+    StepRef,
+    StepReport,
+)
 from ..tracking import environment
 from ..tracking.datasets import DatasetVersion, log_version, record_on_run, resolve
-from ..tracking.lookup import find_run_doc
+from ..tracking.lookup import add_run_artifacts, fail_run, find_run_doc
 from ..tracking.runs import Run, start_run
 from ..tracking.session import pop_run, push_run, tracking_store
-from ..tracking.stale import metric_summaries
 from . import context, notebook, records
 from .definition import CACHE_VERSION, Port, Step, check_params, order, producers_of, upstream
 
@@ -476,26 +482,16 @@ def collect_outputs(store: Store, s: Step, run_id: str) -> tuple[dict[str, StepR
 
 
 def end_failed(store: Store, run_id: str, error: str) -> None:
-    """End the step's run FAILED if its process left it RUNNING (a cell raised, the kernel died)."""
-    doc = find_run_doc(store, run_id)
-    if doc["status"] != "RUNNING":
-        if doc["status"] == "FINISHED":  # ran to the end but its outputs were missing
-            with store.run_file(doc["experiment_id"], run_id).edit() as docs:
-                docs.update({"status": "FAILED", "error": error}, id=run_id)
-        return
-    doc["metrics"] = {**doc["metrics"], **metric_summaries(store, run_id)}
+    """End the step's run FAILED if its process left it RUNNING (a cell raised, the kernel died), or
+    if it ran to the end without its outputs."""
     with _tracking:
-        Run(store, doc, owned=True).end("FAILED", error)
+        fail_run(store, run_id, error)
 
 
 def _attach(store: Store, run_id: str, files: list[tuple[str, Path]]) -> None:
     """Add files to a run's artifacts after its own process ended it (the step's report)."""
-    entries = []
+    entries: list[ArtifactEntry] = []
     for name, path in files:
         sha, size = store.blobs.put_file(path)
         entries.append({"name": name, "sha256": sha, "size": size, "kind": "report"})
-    doc = find_run_doc(store, run_id)
-    with store.run_file(doc["experiment_id"], run_id).edit() as docs:
-        current = docs.find(id=run_id)[0]
-        names = {e["name"] for e in entries}
-        docs.update({"artifacts": [a for a in current["artifacts"] if a["name"] not in names] + entries}, id=run_id)
+    add_run_artifacts(store, run_id, entries)
