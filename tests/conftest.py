@@ -19,16 +19,16 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 def store(tmp_path, monkeypatch):
     """A fresh, empty store for this test (also seen by subprocesses through NBMLOPS_STORE)."""
     import nbmlops
-    from nbmlops.tracking import runs
+    from nbmlops.tracking import session
 
     path = tmp_path / ".nbmlops"
     monkeypatch.setenv("NBMLOPS_STORE", str(path))
     monkeypatch.chdir(tmp_path)
     nbmlops.set_store(path)
     yield nbmlops.store.current_store(create=False)
-    for run in list(runs._active):
+    for run in session.active_runs():
         run.end("KILLED")
-        runs._pop(run)
+        session.pop_run(run)
     nbmlops.set_store(None)
 
 

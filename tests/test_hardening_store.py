@@ -168,7 +168,7 @@ def test_an_emptied_models_file_is_refused_not_read_as_no_models(logged_model, s
 def test_an_emptied_versions_file_is_refused_and_listing_names_it(logged_model, store):
     nbmlops.register_model(logged_model, "m", alias="prod")
     nbmlops.register_model(logged_model, "other")
-    models = {d["name"]: d["id"] for d in nbmlops.registry.models.models_file(store).all()}
+    models = {d["name"]: d["id"] for d in store.models().all()}
     versions = store.root / "db" / "models" / f"{models['m']}.json"
     _empty(versions)
     with pytest.raises(StoreError, match="is empty"):

@@ -342,7 +342,7 @@ def test_search_runs_with_a_running_run_never_raises(store, monkeypatch):
         assert df["end_time"].isna().sum() == 1
     finally:
         run.end()
-        session_mod._pop(run)
+        session_mod.pop_run(run)
 
 
 # -- appends cut mid-line -------------------------------------------------------------------
@@ -469,10 +469,10 @@ def test_an_exited_process_not_yet_collected_is_not_alive():
     import subprocess
     import time
 
-    from nbmlops.tracking.stale import _proc_start, pid_alive
+    from nbmlops.store import pid_alive, proc_start
 
     child = subprocess.Popen(["sleep", "0.1"])
-    start = _proc_start(child.pid)
+    start = proc_start(child.pid)
     assert pid_alive(child.pid, start)
     deadline = time.time() + 10
     while time.time() < deadline and pid_alive(child.pid, start):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .._util import check_key, new_id, now_ms
 from ..errors import InvalidInput, NotFound, StoreError
-from ..store import SCHEMA, DamagedFile, DocFile, Store, current_store
+from ..store import SCHEMA, DamagedFile, Store, current_store
 from ..store.records import ModelHistoryEntry, ModelVersionRecord, RegisteredModelRecord
 from ..tracking import environment, modelfiles, signature as sig
 from ..tracking.lookup import find_run_doc
@@ -24,11 +24,6 @@ from .uri import ModelRef, check_alias, check_name, parse
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-def models_file(store: Store) -> DocFile:
-    """Old name of ``store.models()``, until tests/test_hardening_store.py uses that."""
-    return store.models()
 
 
 def _model_doc(store: Store, name: str, fresh: bool = False) -> RegisteredModelRecord:

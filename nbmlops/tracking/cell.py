@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import NbmlopsError
 from .environment import papermill_params
 from .runs import Run, start_run
-from .session import _pop
+from .session import pop_run
 
 
 @dataclass
@@ -69,7 +69,7 @@ def track_cell(run: Run, run_cell: Callable[[], BaseException | None], namespace
         run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", repr(exc))
         raise
     finally:
-        _pop(run)
+        pop_run(run)
     return result
 
 

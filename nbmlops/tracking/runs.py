@@ -24,7 +24,7 @@ from .._util import check_key, fmt_duration, new_id, now_ms
 from ..errors import InvalidInput, NotFound
 from ..store import SCHEMA, AppendLog, Store
 from ..store.records import ArtifactEntry, MetricSummary, ModelEntry, RunDataset, RunRecord
-from . import environment, experiments, modelfiles, session
+from . import environment, experiments, modelfiles
 from .autolog import Autolog
 from .datasets import log_version
 from .entities import RunData, RunInfo
@@ -34,7 +34,6 @@ from .session import active_run, pop_run, push_run, tracking_store
 from .stale import metric_points, metric_summaries, register_active, unregister_active
 
 # old names, until tests/conftest.py uses session's public ones
-_active, _pop = session._active, pop_run
 
 STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
 _MISSING = object()

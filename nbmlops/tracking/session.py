@@ -67,9 +67,6 @@ def active_runs() -> list[Run]:
     return list(_active)
 
 
-_pop = pop_run  # old name, until tracking/cell.py uses pop_run
-
-
 def active_run() -> Run | None:
     """The innermost run in progress in this process, or None."""
     return _active[-1] if _active else None

@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
-from ..store import SCHEMA, DamagedFile, Store, own_start, pid_alive, pid_space, proc_start, read_lines
+from ..store import SCHEMA, DamagedFile, Store, own_start, pid_alive, pid_space, read_lines
 from ..store.records import ActiveRecord, MetricSummary, RunRecord
 from . import environment
 
 __all__ = ["register_active", "unregister_active", "sweep_stale_runs", "metric_summaries", "metric_points"]
 
-_proc_start = proc_start  # old name, until tests/test_store_crash.py imports it from nbmlops.store
 
 
 def register_active(store: Store, doc: RunRecord) -> None:
