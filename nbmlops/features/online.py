@@ -110,7 +110,7 @@ def _materialize(targets: tuple[Store, list[dict[str, Any]]], start_of: Any, end
                 "rows": table.num_rows, "start": start, "end": end, "intervals": intervals[-20:],
                 "materialized_at": now_ms(), "newest": max(newest) if newest else None,
                 "source_newest": prep.time_range[1]}
-            docs.upsert(entry, view=doc["name"])  # type: ignore[arg-type]
+            docs.upsert(entry, view=doc["name"])
         since = fmt_ns(start) if start is not None else "the beginning"
         report.append(f"materialized {doc['name']}: {len(rows):,} entities from {since} to {fmt_ns(end)}; "
                       f"online table holds {table.num_rows:,}")
@@ -410,7 +410,7 @@ def online_state(view: str) -> OnlineTableRecord | None:
     store = current_store(create=False)
     if not store.exists():
         return None
-    return store.online_tables().get("view", view)  # type: ignore[return-value]
+    return store.online_tables().get("view", view)
 
 
 def freshness(view: str) -> dict[str, Any]:

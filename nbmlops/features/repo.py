@@ -67,7 +67,7 @@ def names(kind: str | tuple[str, ...], docs: list[dict[str, Any]]) -> str:
 
 
 # -- apply ------------------------------------------------------------------------------
-class Changes(list):  # type: ignore[type-arg]
+class Changes(list):
     """What ``apply`` did, one line per object ('created view x', 'unchanged entity y', …)."""
 
     def __repr__(self) -> str:

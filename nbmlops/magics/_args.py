@@ -66,5 +66,5 @@ def parse_tags(items: list[str]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"-t takes KEY=VALUE, got {item!r}")
-        tags[key.strip()] = unquote(value)  # type: ignore[assignment]
+        tags[key.strip()] = unquote(value)
     return tags

@@ -49,7 +49,7 @@ def log_report(report: Any, model: str | None = None) -> DriftSummaryRecord:
         run.log_text(json.dumps(summary, indent=1), "drift_summary.json")
         run.log_text(page, "drift_report.html")
     with store.drift_summaries(doc["time"]).edit() as docs:
-        docs.insert(doc)  # type: ignore[arg-type]
+        docs.insert(doc)
     if model:
         record_drift_summary(model, {"drift_id": doc["id"], **summary})
     return doc
@@ -64,7 +64,7 @@ def _name(model: str | None) -> str | None:
 
 def _docs(store: Store) -> list[DriftSummaryRecord]:
     """Every summary, newest month first (a damaged month is reported and left out)."""
-    return readable_docs(store.drift_summary_files())  # type: ignore[return-value]
+    return readable_docs(store.drift_summary_files())
 
 
 def get_summary(drift_id: str) -> DriftSummaryRecord:

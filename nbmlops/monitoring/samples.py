@@ -213,15 +213,15 @@ class Pair:
     def union_counts(self) -> tuple[list[Any], np.ndarray, np.ndarray]:
         """Every distinct value of either side, with its count in reference and in current."""
         if self.kind == NUMERIC:
-            (rk, rc), (ck, cc) = self.ref.counts(), self.cur.counts()  # type: ignore[union-attr]
+            (rk, rc), (ck, cc) = self.ref.counts(), self.cur.counts()
             keys = np.union1d(rk, ck)
             ref = np.zeros(len(keys), np.int64)
             cur = np.zeros(len(keys), np.int64)
             ref[np.searchsorted(keys, rk)] = rc
             cur[np.searchsorted(keys, ck)] = cc
             return keys.tolist(), ref, cur
-        rk, rc = self.ref.counts()  # type: ignore[assignment]
-        ck, cc = self.cur.counts()  # type: ignore[assignment]
+        rk, rc = self.ref.counts()
+        ck, cc = self.cur.counts()
         index = {k: i for i, k in enumerate(rk)}
         keys = list(rk)
         for k in ck:

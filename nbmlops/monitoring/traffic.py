@@ -24,7 +24,7 @@ def deployment_named(store: Store, name: str) -> DeploymentRecord:
     docs = [d for d in store.deployments().all() if d["name"] == name]
     if not docs:
         raise NotFound(f"no deployment named {name!r}")
-    return max(docs, key=lambda d: d["started"])  # type: ignore[return-value]
+    return max(docs, key=lambda d: d["started"])
 
 
 def requests_frame(deployment: DeploymentRecord, records: Iterable[RequestRecord], shadow: bool = False

@@ -149,7 +149,7 @@ def notebook_parameters(nb: Any) -> dict[str, Any]:
                 for t in targets:
                     if isinstance(t, ast.Name):
                         try:
-                            out[t.id] = ast.literal_eval(node.value)  # type: ignore[union-attr]
+                            out[t.id] = ast.literal_eval(node.value)
                         except (ValueError, SyntaxError):
                             out[t.id] = None
             return out

@@ -82,7 +82,7 @@ def run_step(spec: dict[str, Any], params: dict[str, Any], inputs: dict[str, Any
         ctx = scratch / "context.json"
         ctx.write_text(json.dumps(data))
         out = scratch / "executed.ipynb"
-        error = notebook.execute(s.notebook, out, ctx, params, step=s.name, pipeline=spec["pipeline"],  # type: ignore[arg-type]
+        error = notebook.execute(s.notebook, out, ctx, params, step=s.name, pipeline=spec["pipeline"],
                                  kernel=s.kernel, timeout=s.timeout)
         if report is not None and out.exists():
             html = notebook.html_report(out, scratch / "executed.html")

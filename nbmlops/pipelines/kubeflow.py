@@ -117,7 +117,7 @@ def generate(plan: Any, *, base_image: str = DEFAULT_IMAGE, packages: list[str] 
         }
         if s.kind == "notebook":
             sig.append("report: Output[HTML]")
-            spec.update(notebook_name=s.notebook.name, code=pack(s.notebook.read_text()),  # type: ignore[union-attr]
+            spec.update(notebook_name=s.notebook.name, code=pack(s.notebook.read_text()),
                         kernel=s.kernel, timeout=s.timeout)
         else:
             code, qual, source_file = _function_code(s.function)

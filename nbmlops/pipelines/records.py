@@ -26,7 +26,7 @@ _R = TypeVar("_R")
 
 
 def _copy(doc: _R) -> _R:
-    return json.loads(json.dumps(doc))  # type: ignore[no-any-return]
+    return json.loads(json.dumps(doc))
 
 
 # -- definitions -------------------------------------------------------------------------------
@@ -71,26 +71,26 @@ def update_run(store: Store, run_id: str, fields: dict[str, Any] | None = None,
 def get_run(store: Store, run_id: str) -> PipelineRunRecord | None:
     for doc in store.pipeline_runs(run_id).all():
         if doc["id"] == run_id:
-            return _copy(doc)  # type: ignore[return-value]
+            return _copy(doc)
     return None
 
 
 def find_run(store: Store, prefix: str) -> list[PipelineRunRecord]:
     if len(prefix) < 2:
         return []
-    return [_copy(d) for d in store.pipeline_runs(prefix[:2] + "0" * 30).all()  # type: ignore[misc]
+    return [_copy(d) for d in store.pipeline_runs(prefix[:2] + "0" * 30).all()
             if d["id"].startswith(prefix)]
 
 
 def list_runs(store: Store, pipeline: str | None = None) -> list[PipelineRunRecord]:
     """Pipeline runs, newest first."""
     docs = [d for f in store.pipeline_run_files() for d in f.all() if pipeline is None or d["pipeline"] == pipeline]
-    return sorted((_copy(d) for d in docs), key=lambda d: d["start_time"], reverse=True)  # type: ignore[misc]
+    return sorted((_copy(d) for d in docs), key=lambda d: d["start_time"], reverse=True)
 
 
 # -- cache -------------------------------------------------------------------------------------
 def cache_get(store: Store, key: str) -> CacheEntryRecord | None:
-    return store.pipeline_cache(key).get("key", key)  # type: ignore[return-value]
+    return store.pipeline_cache(key).get("key", key)
 
 
 def cache_put(store: Store, entry: dict[str, Any]) -> None:

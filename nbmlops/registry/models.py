@@ -41,7 +41,7 @@ def model_versions_of(store: Store, model: RegisteredModelRecord, deleted: bool 
     read from the file now, not from the cache)."""
     vfile = store.model_versions(model["id"])
     docs = vfile.fresh() if fresh else vfile.all()
-    return sorted((d for d in docs if deleted or not d.get("deleted")), key=lambda d: d["version"])  # type: ignore[misc]
+    return sorted((d for d in docs if deleted or not d.get("deleted")), key=lambda d: d["version"])
 
 
 
@@ -278,7 +278,7 @@ def list_models() -> pd.DataFrame:
     rows = []
     for m in sorted(store.models().all(), key=lambda d: d["name"]):
         try:
-            live = model_versions_of(store, m)  # type: ignore[arg-type]
+            live = model_versions_of(store, m)
         except StoreError as exc:  # one damaged versions file: name it, list the other models
             warnings.warn(f"left out of the listing: {exc}", DamagedFile, stacklevel=2)
             live = None

@@ -69,7 +69,7 @@ def _rival(docs: list[DeploymentRecord], name: str) -> DeploymentRecord | None:
 def _refresh(doc: DeploymentRecord) -> DeploymentRecord:
     if doc["status"] in ("starting", "running") and not _alive(doc):
         update(doc["id"], status="dead")
-        doc = {**doc, "status": "dead"}  # type: ignore[typeddict-item]
+        doc = {**doc, "status": "dead"}
     return doc
 
 
@@ -99,7 +99,7 @@ class Deployment:
     def _reload(self) -> DeploymentRecord:
         doc = current_store().deployments().get("id", self.doc["id"])
         if doc is not None:
-            self.doc = _refresh(doc)  # type: ignore[arg-type]
+            self.doc = _refresh(doc)
         return self.doc
 
     def request(self, method: str, path: str, body: Any = None, timeout: float = 30) -> tuple[int, Any]:
@@ -216,7 +216,7 @@ class Deployment:
         if doc.get("pid") is not None:
             _reap(doc["pid"])
         update(doc["id"], status="stopped", stopped=now_ms())
-        self.doc = {**doc, "status": "stopped"}  # type: ignore[typeddict-item]
+        self.doc = {**doc, "status": "stopped"}
 
     def __repr__(self) -> str:
         d = self.doc
@@ -243,7 +243,7 @@ def _reap(pid: int) -> None:
 
 def _find(name: str) -> DeploymentRecord | None:
     docs: list[DeploymentRecord] = [
-        d for d in current_store().deployments().all() if d["name"] == name]  # type: ignore[misc]
+        d for d in current_store().deployments().all() if d["name"] == name]
     return _refresh(max(docs, key=lambda d: d["started"])) if docs else None
 
 
@@ -269,7 +269,7 @@ def list_deployments(all: bool = False) -> pd.DataFrame:
     import pandas as pd
 
     store = current_store(create=False)
-    docs = [_refresh(d) for d in store.deployments().all()] if store.exists() else []  # type: ignore[arg-type]
+    docs = [_refresh(d) for d in store.deployments().all()] if store.exists() else []
     docs = sorted((d for d in docs if all or d["status"] in ("starting", "running")), key=lambda d: -d["started"])
     rows = [{"name": d["name"], "model": d["model_uri"], "version": d.get("version"), "status": d["status"],
              "url": Deployment(d).url if d.get("port") else None, "pid": d["pid"],
@@ -396,12 +396,12 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
     cmd += [] if log_requests else ["--no-log"]
     env = {**os.environ, "NBMLOPS_SERVE_TOKEN": token or "", "NBMLOPS_SERVE_ADMIN_TOKEN": doc["admin_token"]}
     with store.deployments().edit() as docs:  # the check that no other process started this name is under the same lock
-        rival = _rival(docs.all(), name)  # type: ignore[arg-type]
+        rival = _rival(docs.all(), name)
         if rival is not None:
             raise InvalidInput(f"deployment {name!r} ({rival['model_uri']}) was started meanwhile by another process "
                                f"(pid {rival['pid'] or 'starting'}): reuse it (get_deployment({name!r})) or stop it "
                                f"(%serve --stop {name})")
-        docs.insert(doc)  # type: ignore[arg-type]
+        docs.insert(doc)
     with store.open_server_log(doc["id"]) as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                 start_new_session=True)

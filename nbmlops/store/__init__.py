@@ -33,6 +33,20 @@ from .blobs import BlobStore
 from .documents import DamagedFile, DocFile, Docs, atomic_write, readable_docs
 from .logs import AppendLog, RotatingLog, read_lines
 from .procs import own_start, pid_alive, pid_space, proc_start
+from .records import (
+    CacheEntryRecord,
+    DatasetRecord,
+    DatasetVersionRecord,
+    DeploymentRecord,
+    DriftSummaryRecord,
+    ModelVersionRecord,
+    OnlineTableRecord,
+    PipelineDefinitionRecord,
+    PipelineRunRecord,
+    RegisteredModelRecord,
+    RetrainDecisionRecord,
+    RunRecord,
+)
 
 __all__ = ["Store", "DocFile", "Docs", "DamagedFile", "readable_docs", "AppendLog", "RotatingLog", "read_lines",
            "SCHEMA", "current_store", "set_store", "locate", "check_id", "resolve_named", "pid_alive", "pid_space",
@@ -150,23 +164,23 @@ class Store:
     def runs_dir(self, experiment_id: str) -> Path:
         return self.root / "db" / "runs" / check_id("experiment", experiment_id)
 
-    def run_file(self, experiment_id: str, run_id: str) -> DocFile:
+    def run_file(self, experiment_id: str, run_id: str) -> DocFile[RunRecord]:
         return DocFile(self.runs_dir(experiment_id) / f"{check_id('run', run_id)[:2]}.json")
 
-    def run_files(self, experiment_id: str) -> list[DocFile]:
+    def run_files(self, experiment_id: str) -> list[DocFile[RunRecord]]:
         d = self.runs_dir(experiment_id)
         if not d.exists():
             return []
         return [DocFile(p) for p in sorted(d.glob("??.json"))]
 
-    def run_docs(self, experiment_id: str) -> list[dict[str, Any]]:
+    def run_docs(self, experiment_id: str) -> list[RunRecord]:
         """Every run document of an experiment; a damaged shard is reported and left out."""
         return readable_docs(self.run_files(experiment_id))
 
     def metric_log(self, run_id: str) -> Path:
         return self.root / "logs" / "metrics" / f"{check_id('run', run_id)}.jsonl"
 
-    def _doc(self, *parts: str) -> DocFile:
+    def _doc(self, *parts: str) -> DocFile[Any]:
         """One document file under ``db/``, built once (a DocFile makes a FileLock, which is not free)."""
         path = self.root.joinpath("db", *parts)
         f = self._files.get(path)
@@ -174,62 +188,62 @@ class Store:
             f = self._files[path] = DocFile(path)
         return f
 
-    def _docs_in(self, folder: str, pattern: str = "*.json", newest_first: bool = False) -> list[DocFile]:
+    def _docs_in(self, folder: str, pattern: str = "*.json", newest_first: bool = False) -> list[DocFile[Any]]:
         d = self.root / "db" / folder
         if not d.exists():
             return []
         return [self._doc(folder, p.name) for p in sorted(d.glob(pattern), reverse=newest_first)]
 
     # registry
-    def models(self) -> DocFile:
+    def models(self) -> DocFile[RegisteredModelRecord]:
         return self._doc("models.json")
 
-    def model_versions(self, model_id: str) -> DocFile:
+    def model_versions(self, model_id: str) -> DocFile[ModelVersionRecord]:
         return self._doc("models", f"{check_id('model', model_id)}.json")
 
     # datasets
-    def datasets(self) -> DocFile:
+    def datasets(self) -> DocFile[DatasetRecord]:
         return self._doc("datasets.json")
 
-    def dataset_versions(self, dataset_id: str) -> DocFile:
+    def dataset_versions(self, dataset_id: str) -> DocFile[DatasetVersionRecord]:
         return self._doc("datasets", f"{check_id('dataset', dataset_id)}.json")
 
     # features
     def feature_definitions(self) -> DocFile:
         return self._doc("features.json")
 
-    def online_tables(self) -> DocFile:
+    def online_tables(self) -> DocFile[OnlineTableRecord]:
         return self._doc("online.json")
 
     # drift summaries: one file per month
-    def drift_summaries(self, when_ms: int) -> DocFile:
+    def drift_summaries(self, when_ms: int) -> DocFile[DriftSummaryRecord]:
         return self._doc("drift", f"{_month(when_ms)}.json")
 
-    def drift_summary_files(self) -> list[DocFile]:
+    def drift_summary_files(self) -> list[DocFile[DriftSummaryRecord]]:
         """Newest month first."""
         return self._docs_in("drift", newest_first=True)
 
     # pipelines
-    def pipeline_definitions(self) -> DocFile:
+    def pipeline_definitions(self) -> DocFile[PipelineDefinitionRecord]:
         return self._doc("pipelines", "definitions.json")
 
-    def pipeline_runs(self, run_id: str) -> DocFile:
+    def pipeline_runs(self, run_id: str) -> DocFile[PipelineRunRecord]:
         return self._doc("pipelines", "runs", f"{check_id('pipeline run', run_id)[:2]}.json")
 
-    def pipeline_run_files(self) -> list[DocFile]:
+    def pipeline_run_files(self) -> list[DocFile[PipelineRunRecord]]:
         return self._docs_in("pipelines/runs", "??.json")
 
-    def pipeline_cache(self, key: str) -> DocFile:
+    def pipeline_cache(self, key: str) -> DocFile[CacheEntryRecord]:
         return self._doc("pipelines", "cache", f"{check_id('cache key', key[:32])[:2]}.json")
 
-    def pipeline_decisions(self, when_ms: int) -> DocFile:
+    def pipeline_decisions(self, when_ms: int) -> DocFile[RetrainDecisionRecord]:
         return self._doc("pipelines", "decisions", f"{_month(when_ms)}.json")
 
-    def pipeline_decision_files(self) -> list[DocFile]:
+    def pipeline_decision_files(self) -> list[DocFile[RetrainDecisionRecord]]:
         return self._docs_in("pipelines/decisions")
 
     # serving
-    def deployments(self) -> DocFile:
+    def deployments(self) -> DocFile[DeploymentRecord]:
         return self._doc("deployments.json")
 
     def deployment_dir(self, deployment_id: str) -> Path:

@@ -13,10 +13,10 @@ import json
 import os
 import threading
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from filelock import FileLock
 from tinydb import TinyDB, where
@@ -28,6 +28,7 @@ from ..errors import StoreError
 from .procs import pid_space
 
 _TABLE = "docs"
+D = TypeVar("D", bound=Mapping[str, object])  # the record type of a file's documents (nbmlops.store.records)
 
 
 def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
@@ -114,7 +115,7 @@ _cache: dict[Path, tuple[tuple[int, int, int], list[dict[str, Any]]]] = {}
 _cache_lock = threading.Lock()
 
 
-class DocFile:
+class DocFile(Generic[D]):
     """One small TinyDB file of documents, with a lock and a read cache.
 
     >>> f = DocFile(tmp / "runs.json")
@@ -142,13 +143,13 @@ class DocFile:
                 db.close()
 
     @contextmanager
-    def edit(self, durable: bool | None = None) -> Iterator[Docs]:
+    def edit(self, durable: bool | None = None) -> Iterator[Docs[D]]:
         """The file's documents for one read-modify-write, under the cross-process lock: every
         check that guards the write belongs inside this block. ``durable=False`` skips the fsync."""
         with self.table(durable) as t:
             yield Docs(t)
 
-    def all(self) -> list[dict[str, Any]]:
+    def all(self) -> list[D]:
         """Every document, from a cache refreshed when the file changes. Do not mutate them."""
         try:
             st = os.stat(self.path)
@@ -158,28 +159,28 @@ class DocFile:
         with _cache_lock:
             hit = _cache.get(self.path)
         if hit is not None and hit[0] == key:
-            return hit[1]
+            return cast(list[D], hit[1])
         data = AtomicJSONStorage(self.path, rebuildable=self.rebuildable).read() or {}
         docs = list(data.get(_TABLE, {}).values())
         with _cache_lock:
             _cache[self.path] = (key, docs)
-        return docs
+        return cast(list[D], docs)
 
-    def fresh(self) -> list[dict[str, Any]]:
+    def fresh(self) -> list[D]:
         """Every document, read from the file now (no cache): for checks made under the lock, where
         a reused inode with the same size and time stamp must not pass for the old file."""
         data = AtomicJSONStorage(self.path, rebuildable=self.rebuildable).read() or {}
-        return list(data.get(_TABLE, {}).values())
+        return cast(list[D], list(data.get(_TABLE, {}).values()))
 
-    def get(self, field: str, value: Any) -> dict[str, Any] | None:
+    def get(self, field: str, value: Any) -> D | None:
         """The first document whose ``field`` equals ``value`` (a copy), or None."""
         for doc in self.all():
             if doc.get(field) == value:
-                return json.loads(json.dumps(doc))
+                return cast(D, json.loads(json.dumps(doc)))
         return None
 
 
-class Docs:
+class Docs(Generic[D]):
     """The documents of one file inside ``DocFile.edit()``, matched by field values, so that no
     code outside the store needs TinyDB's queries.
 
@@ -190,26 +191,26 @@ class Docs:
     def __init__(self, table: Table) -> None:
         self._t = table
 
-    def all(self) -> list[dict[str, Any]]:
-        return [dict(d) for d in self._t.all()]
+    def all(self) -> list[D]:
+        return [cast(D, dict(d)) for d in self._t.all()]
 
-    def find(self, **match: Any) -> list[dict[str, Any]]:
+    def find(self, **match: Any) -> list[D]:
         """Every document whose fields equal ``match`` (copies: change them, then ``update``)."""
-        return [dict(d) for d in self._t.search(_query(match))]
+        return [cast(D, dict(d)) for d in self._t.search(_query(match))]
 
-    def get(self, **match: Any) -> dict[str, Any] | None:
+    def get(self, **match: Any) -> D | None:
         """The first document matching, or None."""
         found = self.find(**match)
         return found[0] if found else None
 
-    def insert(self, doc: dict[str, Any]) -> None:
+    def insert(self, doc: D) -> None:
         self._t.insert(doc)
 
     def update(self, fields: dict[str, Any], **match: Any) -> int:
         """Set ``fields`` on every document matching; how many were changed."""
         return len(self._t.update(fields, _query(match)))
 
-    def upsert(self, doc: dict[str, Any], **match: Any) -> None:
+    def upsert(self, doc: D | dict[str, Any], **match: Any) -> None:
         """Replace the fields of the document matching, or insert ``doc``."""
         self._t.upsert(doc, _query(match))
 
@@ -236,10 +237,10 @@ class DamagedFile(UserWarning):
     """A document file that cannot be read was left out of a listing."""
 
 
-def readable_docs(files: Iterable[DocFile]) -> list[dict[str, Any]]:
+def readable_docs(files: Iterable[DocFile[D]]) -> list[D]:
     """The documents of several files, for a listing: a damaged file is reported (a ``DamagedFile``
     warning naming it) and left out, so damage in one place does not hide everything else."""
-    out: list[dict[str, Any]] = []
+    out: list[D] = []
     for f in files:
         try:
             out.extend(f.all())

@@ -139,7 +139,7 @@ def _patch_sklearn() -> None:
             super(BaseEstimator, cls).__init_subclass__(**kwargs)
         _patch_class(cls)
 
-    BaseEstimator.__init_subclass__ = classmethod(__init_subclass__)  # type: ignore[assignment]
+    BaseEstimator.__init_subclass__ = classmethod(__init_subclass__)
     _patched = True
 
 

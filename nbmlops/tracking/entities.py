@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-class RunInfo(dict):  # type: ignore[type-arg]
+class RunInfo(dict):
     """The run document (a copy) with MLflow's ``RunInfo`` attributes."""
 
     @property
