@@ -75,3 +75,16 @@ def test_accessors_name_files_inside_the_store_without_writing(store, accessor):
     f = getattr(store, accessor)()
     assert f.path.is_relative_to(store.root / "db") and not f.path.exists()
     assert getattr(store, accessor)() is f  # built once
+
+
+def test_the_request_log_rotates_through_the_stores_one_append_log(store):
+    log = store.request_log(new_id(), max_bytes=40, keep=2)
+    log.append(b'{"t": 1, "x": "cut')  # a line a killed writer left unfinished
+    log.close()
+    for i in range(2, 8):
+        log.append(b'{"t": %d}\n' % i)
+    log.close()
+    files = log.files()
+    assert len(files) == 2 and files[-1].name.startswith("requests-")
+    seen = [r["t"] for r in log.read()]
+    assert seen == sorted(seen) and seen[-1] == 7 and 1 not in seen

@@ -57,6 +57,7 @@ class RequestLog:
         self._stop.set()
         self._thread.join(timeout=2)
         self.flush()
+        self.log.close()
 
 
 def deployment_requests(deployment_id: str) -> list[RequestRecord]:

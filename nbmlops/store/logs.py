@@ -26,7 +26,14 @@ class AppendLog:
 
     def write(self, line: str) -> None:
         """Append one record; ``line`` must end with a newline."""
-        os.write(self._fd, line.encode())  # type: ignore[arg-type]
+        self.write_bytes(line.encode())
+
+    def write_bytes(self, lines: bytes) -> None:
+        """Append whole lines (each ending with a newline) in one write."""
+        os.write(self._fd, lines)  # type: ignore[arg-type]
+
+    def size(self) -> int:
+        return os.fstat(self._fd).st_size  # type: ignore[arg-type]
 
     def close(self) -> None:
         if self._fd is not None:
@@ -59,36 +66,44 @@ def read_lines(path: Path, counts: dict[str, int] | None = None) -> Iterator[Any
 
 
 class RotatingLog:
-    """Append-only JSON Lines split over numbered files (``<stem>-000001.jsonl``, …): a new file
-    starts when the last reaches ``max_bytes`` and at most ``keep`` files stay, so the log is
-    bounded. One writer (a process's flush thread); any number of readers."""
+    """Append-only JSON Lines split over numbered files (``<stem>-000001.jsonl``, …), each an
+    ``AppendLog``: a new file starts when the last reaches ``max_bytes`` and at most ``keep`` files
+    stay, so the log is bounded. One writer (a process's flush thread); any number of readers."""
 
     def __init__(self, folder: Path, stem: str, max_bytes: int = 64 << 20, keep: int = 8) -> None:
         self.folder = folder
         self.stem = stem
         self.max_bytes = max_bytes
         self.keep = keep
+        self._log: AppendLog | None = None
 
     def files(self) -> list[Path]:
         return sorted(self.folder.glob(f"{self.stem}-*.jsonl"))
 
-    def _current(self) -> Path:
+    def _current(self) -> AppendLog:
+        if self._log is not None and self._log.path.exists() and self._log.size() < self.max_bytes:
+            return self._log
+        if self._log is not None:
+            self._log.close()
         files = self.files()
         if files and files[-1].stat().st_size < self.max_bytes:
-            return files[-1]
-        n = int(files[-1].stem.rsplit("-", 1)[1]) + 1 if files else 1
-        for old in files[: max(0, len(files) + 1 - self.keep)]:
-            old.unlink(missing_ok=True)
-        return self.folder / f"{self.stem}-{n:06d}.jsonl"
+            path = files[-1]
+        else:
+            n = int(files[-1].stem.rsplit("-", 1)[1]) + 1 if files else 1
+            for old in files[: max(0, len(files) + 1 - self.keep)]:
+                old.unlink(missing_ok=True)
+            path = self.folder / f"{self.stem}-{n:06d}.jsonl"
+        self._log = AppendLog(path)
+        return self._log
 
     def append(self, lines: bytes) -> None:
         """Append whole lines (each ending with a newline) in one write."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._current(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, lines)
-        finally:
-            os.close(fd)
+        self._current().write_bytes(lines)
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def read(self) -> list[dict[str, Any]]:
         """Every record, oldest first (lines cut by a crash are skipped)."""
