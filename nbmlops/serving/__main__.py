@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 import time
+from typing import Any
 
 from ..store import current_store, pid_alive, set_store
 from . import deployments, serverlog
@@ -44,8 +45,7 @@ def _fixed_mmap_threshold(size: int = 128 << 10) -> None:
         pass
 
 
-def main(argv: list[str] | None = None) -> int:
-    _fixed_mmap_threshold()
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m nbmlops.serving")
     p.add_argument("--store", required=True)
     p.add_argument("--model", required=True)
@@ -61,9 +61,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ab", help='A/B weights by version, as JSON: {"2": 0.9, "3": 0.1}')
     p.add_argument("--shadow", type=int, help="a version that scores a copy of every request, logged only")
     p.add_argument("--feedback-mb", type=int, default=32, help="memory kept for /feedback, in MiB")
-    args = p.parse_args(argv)
+    return p
 
+
+def _listen(args: argparse.Namespace) -> socket.socket:
+    """The server's socket, bound (OSError if the address is taken or not ours)."""
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(2048)
+    return sock
+
+
+def _server(app: object) -> object:
     import uvicorn
+
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:
+        loop = "asyncio"
+    config = uvicorn.Config(app, log_level="warning", access_log=False, loop=loop, http="auto", log_config=None,
+                            lifespan="on", timeout_graceful_shutdown=3, backlog=2048)
+    return uvicorn.Server(config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _fixed_mmap_threshold()
+    args = _parser().parse_args(argv)
 
     set_store(args.store)
     store = current_store()
@@ -104,29 +131,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nbmlops serving: cannot load {args.model}: {exc}", file=sys.stderr, flush=True)
         deployments.update(args.deployment, status="failed", error=str(exc))
         return 2
-    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((args.host, args.port))
+        sock = _listen(args)
     except OSError as exc:
         print(f"nbmlops serving: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr, flush=True)
         deployments.update(args.deployment, status="failed", error=f"port {args.port}: {exc.strerror}")
         return 3
-    sock.listen(2048)
     port = sock.getsockname()[1]
     app = create_app(router, metrics, token=os.environ.pop("NBMLOPS_SERVE_TOKEN", None) or None,
                      loopback=args.host in LOOPBACK, log=log, deployment=args.deployment, admin_token=admin_token,
                      feedback_bytes=args.feedback_mb << 20)
-    try:
-        import uvloop  # noqa: F401
-
-        loop = "uvloop"
-    except ImportError:
-        loop = "asyncio"
-    config = uvicorn.Config(app, log_level="warning", access_log=False, loop=loop, http="auto", log_config=None,
-                            lifespan="on", timeout_graceful_shutdown=3, backlog=2048)
-    server = uvicorn.Server(config)
+    server: Any = _server(app)
     if args.parent:
         threading.Thread(target=_watch_parent, args=(args.parent, server), daemon=True).start()
     info = router.info()
