@@ -6,7 +6,7 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..store import current_store
-from .definitions import Entity, FeatureService, FeatureView, OnDemandFeatureView
+from .definitions import FeatureService, FeatureView, OnDemandFeatureView
 from .ondemand import _UDFS
 from .repo import Changes, all_docs, apply, entities_by_name, find, names
 
@@ -52,10 +52,6 @@ def get_feature_view(name: str) -> FeatureView | OnDemandFeatureView:
 
 def get_feature_service(name: str) -> FeatureService:
     return FeatureService.from_doc(_stored("service", name, "feature service", "services", _docs()))
-
-
-def get_entity(name: str) -> Entity:
-    return Entity.from_doc(_stored("entity", name, "entity", "entities", _docs()))
 
 
 def list_feature_views() -> list[FeatureView | OnDemandFeatureView]:

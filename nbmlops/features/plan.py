@@ -110,12 +110,3 @@ def _need(plan: Plan, doc: dict[str, Any], feat: str) -> None:
     feats = plan.view_features.setdefault(doc["name"], [])
     if feat not in feats:
         feats.append(feat)
-
-
-def view_doc_for(name: str) -> dict[str, Any]:
-    store = current_store(create=False)
-    docs = all_docs(store) if store.exists() else []
-    doc = find("view", name, docs)
-    if doc is None:
-        raise InvalidInput(f"unknown feature view {name!r} (views: {names('view', docs)})")
-    return doc

@@ -6,7 +6,6 @@ another default (the IPython extension sets the notebook's live table, ``display
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -57,16 +56,3 @@ def set_default_progress(factory: Callable[[], Progress] | None) -> None:
 def default_progress() -> Progress:
     """A new callback of the default kind (see ``set_default_progress``)."""
     return _default()
-
-
-class Throttle:
-    """Call ``fn`` at most every ``every`` seconds, and always for the final state."""
-
-    def __init__(self, fn: Callable[[Any], None], every: float = 0.3) -> None:
-        self.fn, self.every, self.at = fn, every, 0.0
-
-    def __call__(self, run: Any) -> None:
-        now = time.monotonic()
-        if run.status != "RUNNING" or now - self.at >= self.every:
-            self.at = now
-            self.fn(run)

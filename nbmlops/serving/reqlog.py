@@ -26,6 +26,7 @@ class RequestLog:
         self.log.folder.mkdir(parents=True, exist_ok=True)
         self.pending: deque[RequestRecord] = deque()
         self._stop = threading.Event()
+        self._writing = threading.Lock()  # the flush thread and close() share the log's open file
         self._thread = threading.Thread(target=self._run, name="nbmlops-request-log", daemon=True)
         self._thread.start()
 
@@ -44,7 +45,8 @@ class RequestLog:
             except (TypeError, orjson.JSONEncodeError):  # one record that cannot be written costs only itself
                 continue
         if chunks:
-            self.log.append(b"".join(chunks))
+            with self._writing:
+                self.log.append(b"".join(chunks))
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
@@ -57,7 +59,8 @@ class RequestLog:
         self._stop.set()
         self._thread.join(timeout=2)
         self.flush()
-        self.log.close()
+        with self._writing:
+            self.log.close()
 
 
 def deployment_requests(deployment_id: str) -> list[RequestRecord]:

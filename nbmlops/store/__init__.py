@@ -50,7 +50,7 @@ from .records import (
 
 __all__ = ["Store", "DocFile", "Docs", "DamagedFile", "readable_docs", "AppendLog", "RotatingLog", "read_lines",
            "SCHEMA", "current_store", "set_store", "locate", "check_id", "resolve_named", "pid_alive", "pid_space",
-           "proc_start", "own_start"]
+           "proc_start", "own_start", "chosen_store"]
 
 SCHEMA = 1
 MARKER = "STORE.json"
