@@ -80,7 +80,7 @@ class Store:
         self.active = DocFile(self.root / "db" / "active.json", durable=False, rebuildable=True)
         self.cells = DocFile(self.root / "db" / "cells.json", durable=False, rebuildable=True)
         self._checked = False
-        self._files: dict[Path, DocFile] = {}
+        self._files: dict[tuple[str, ...], DocFile] = {}  # by the parts under db/: no Path built per lookup
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -182,10 +182,9 @@ class Store:
 
     def _doc(self, *parts: str) -> DocFile[Any]:
         """One document file under ``db/``, built once (a DocFile makes a FileLock, which is not free)."""
-        path = self.root.joinpath("db", *parts)
-        f = self._files.get(path)
+        f = self._files.get(parts)
         if f is None:
-            f = self._files[path] = DocFile(path)
+            f = self._files[parts] = DocFile(self.root.joinpath("db", *parts))
         return f
 
     def _docs_in(self, folder: str, pattern: str = "*.json", newest_first: bool = False) -> list[DocFile[Any]]:
