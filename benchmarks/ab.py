@@ -480,13 +480,16 @@ def ab_dashboard(trees: dict[str, Path], work: Path, args: argparse.Namespace) -
 def gist(key: str, answer: Any) -> Any:
     """What two stores built alike must agree on (ids and times differ): the runs' names, params and metrics,
     a history's values, the models' names and versions."""
+    def values(metrics: Any) -> Any:
+        return {k: v.get("value") for k, v in (metrics or {}).items()}
+
     if "runs" in answer:
-        return [(r.get("name"), r.get("params"), r.get("metrics")) for r in answer["runs"]]
+        return [(r.get("name"), r.get("params"), values(r.get("metrics"))) for r in answer["runs"]]
     if key == "history":
-        return answer.get("metrics")
+        return values(answer.get("metrics"))
     if key == "models":
         return sorted((m.get("name"), m.get("latest_version")) for m in answer.get("models", []))
-    return (answer.get("name"), answer.get("params"), answer.get("metrics")) if key == "run" else None
+    return (answer.get("name"), answer.get("params"), values(answer.get("metrics"))) if key == "run" else None
 
 
 def ab_serving(trees: dict[str, Path], work: Path, args: argparse.Namespace) -> dict[str, list[Metrics]]:
@@ -564,13 +567,14 @@ def ab_serving(trees: dict[str, Path], work: Path, args: argparse.Namespace) -> 
             except subprocess.TimeoutExpired:
                 p.kill()
     out: dict[str, list[Metrics]] = {}
-    for side in ("old", "new"):
-        m = {k: [statistics.median(v), "/s" if k.endswith("throughput") else "s"] for k, v in samples[side].items()}
+    for side in ("old", "new"):  # one Metrics per round
+        n = max(len(v) for v in samples[side].values())
+        out[side] = [{k: [v[i], "/s" if k.endswith("throughput") else "s"] for k, v in samples[side].items()
+                      if i < len(v)} for i in range(n)]
         probe = info[side]["probe"]
         if probe:
-            m["request log in-process: add, per record"] = [probe["add"], "s"]
-            m["request log in-process: flush, per record"] = [probe["flush"], "s"]
-        out[side] = [m]
+            out[side][0]["request log in-process: add, per record"] = [probe["add"], "s"]
+            out[side][0]["request log in-process: flush, per record"] = [probe["flush"], "s"]
     return out
 
 
