@@ -191,7 +191,8 @@ class Store:
         d = self.root / "db" / folder
         if not d.exists():
             return []
-        return [self._doc(folder, p.name) for p in sorted(d.glob(pattern), reverse=newest_first)]
+        parts = tuple(folder.split("/"))  # the same cache key as the accessor of one file there
+        return [self._doc(*parts, p.name) for p in sorted(d.glob(pattern), reverse=newest_first)]
 
     # registry
     def models(self) -> DocFile[RegisteredModelRecord]:
