@@ -1,0 +1,113 @@
+"""What the HTTP routes share: JSON answers, OpenAPI body schemas and reading a request body
+(size-capped, gzip/deflate inflated within the same cap)."""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from typing import Any
+
+import orjson
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from .payloads import PayloadError
+
+log_ = logging.getLogger("nbmlops.serving")
+_ROWS = {"type": "array", "items": {"type": "array", "items": {}}}
+_SCHEMAS = {
+    "predict": {"type": "object", "properties": {"features": {"type": "array", "items": {}}, "instances": _ROWS,
+                                                 "inputs": {}}},
+    "feedback": {"type": "object", "required": ["request_id"],
+                 "properties": {"request_id": {"type": "string"}, "label": {}, "labels": {"type": "array"}}},
+    "v1": {"type": "object", "required": ["instances"], "properties": {"instances": _ROWS}},
+    "v2": {"type": "object", "required": ["inputs"], "properties": {"id": {"type": "string"}, "inputs": {
+        "type": "array", "items": {"type": "object", "required": ["name", "shape", "datatype"],
+                                   "properties": {"name": {"type": "string"},
+                                                  "shape": {"type": "array", "items": {"type": "integer"}},
+                                                  "datatype": {"type": "string"}, "data": {"type": "array"}}}}}},
+    "weights": {"type": "object", "required": ["weights"],
+                "properties": {"weights": {"type": "object", "additionalProperties": {"type": "number"}}}},
+    "mlflow": {"type": "object", "properties": {"dataframe_split": {"type": "object"},
+                                                "dataframe_records": {"type": "array"}, "instances": {}, "inputs": {},
+                                                "params": {"type": "object"}}},
+}
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS), status,
+                    headers=headers, media_type="application/json")
+
+
+def body_schema(schema: str, *others: str) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` of a route: the JSON schema, and the other media types it takes."""
+    content: dict[str, Any] = {"application/json": {"schema": _SCHEMAS[schema]}}
+    for media in others:
+        content[media] = {"schema": {"type": "string", "format": "binary"}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+def check_name(asked: str, name: str) -> None:
+    if asked != name:
+        raise PayloadError(f"no such model here; this server serves {name!r}", 404, "unknown_model")
+
+
+class Reader:
+    """Reads request bodies of at most ``max_body`` bytes, on the wire and once inflated.
+
+    ``await read_json(request)`` parses JSON; ``await read_json.raw(request)`` gives the bytes,
+    inflated when the client sent ``Content-Encoding: gzip`` or ``deflate``."""
+
+    def __init__(self, max_body: int) -> None:
+        self.max_body = max_body
+
+    async def raw(self, request: Request) -> bytes:
+        max_body = self.max_body
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_body:
+                    raise PayloadError(f"request bodies are limited to {max_body} bytes", 413, "body_too_large")
+                chunks.append(chunk)
+        except ClientDisconnect:  # one line, not a traceback: a client that goes away is no server error
+            log_.warning("aborted: %s %s, the client went away after %d bytes of the body", request.method,
+                         request.url.path, size)
+            raise PayloadError("the client disconnected before the body was complete", 400,
+                               "client_disconnected") from None
+        body = b"".join(chunks)
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding in ("identity", ""):
+            return body
+        if encoding not in ("gzip", "deflate"):
+            raise PayloadError(f"Content-Encoding {encoding[:40]!r} is not supported (gzip, deflate or none)", 415,
+                               "unsupported_encoding")
+        return self._inflate(body, encoding)
+
+    def _inflate(self, body: bytes, encoding: str) -> bytes:
+        """``body`` inflated, refusing more than ``max_body`` bytes out (a small bomb stays small)."""
+        # gzip: a gzip header; deflate: zlib-wrapped as HTTP says, raw deflate as some clients send
+        wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else (zlib.MAX_WBITS if body[:1] == b"\x78" else -15)
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(body, self.max_body + 1)
+        except zlib.error:
+            raise PayloadError(f"the body is not valid {encoding} data", 400, "bad_encoding") from None
+        if len(out) > self.max_body or inflater.unconsumed_tail:
+            raise PayloadError(f"request bodies are limited to {self.max_body} bytes once inflated", 413,
+                               "body_too_large")
+        if not inflater.eof:
+            raise PayloadError(f"the {encoding} body is truncated", 400, "bad_encoding")
+        return out
+
+    async def __call__(self, request: Request) -> Any:
+        body = await self.raw(request)
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise PayloadError("the body is not valid JSON", 400, "malformed_json") from None
+
+
+def reader(max_body: int) -> Reader:
+    return Reader(max_body)
