@@ -15,9 +15,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._util import VERSION as __version__
 from .errors import IntegrityError, InvalidInput, NbmlopsError, NotFound, ServingError, StoreError
-
-__version__ = "0.1.0"
 
 # The public API, in one list: each name and the module (relative to this package) that defines it.
 # ``__all__``, ``dir(nbmlops)`` and the lazy ``__getattr__`` come from this table; _HERE marks the

@@ -10,6 +10,7 @@ from typing import Any
 
 from .errors import InvalidInput
 
+VERSION = "0.1.0"  # nbmlops.__version__ (pyproject.toml says it too)
 _KEY = re.compile(r"^[A-Za-z0-9_\-. /:]{1,250}$")
 
 

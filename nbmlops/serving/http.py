@@ -39,6 +39,26 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
                     headers=headers, media_type="application/json")
 
 
+MLFLOW_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "ENDPOINT_NOT_FOUND",
+                413: "RESOURCE_LIMIT_EXCEEDED", 415: "BAD_REQUEST", 500: "INTERNAL_ERROR",
+                503: "TEMPORARILY_UNAVAILABLE"}
+
+
+def error_body(path: str, status: int, message: str) -> tuple[int, bytes]:
+    """Status and JSON body of an error on ``path``: ``{"error": message}`` as the Open Inference
+    Protocol and KServe V1 say, except on MLflow's ``/invocations``, where MLflow's clients read
+    ``{"error_code", "message"}`` and an input the model refuses is a 400, as MLflow answers it."""
+    if path == "/invocations":
+        status = 400 if status == 422 else status
+        return status, orjson.dumps({"error_code": MLFLOW_CODES.get(status, "BAD_REQUEST"), "message": message})
+    return status, orjson.dumps({"error": message})
+
+
+def error_response(path: str, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    status, body = error_body(path, status, message)
+    return Response(body, status, headers=headers, media_type="application/json")
+
+
 def body_schema(schema: str, *others: str) -> dict[str, Any]:
     """OpenAPI ``requestBody`` of a route: the JSON schema, and the other media types it takes."""
     content: dict[str, Any] = {"application/json": {"schema": _SCHEMAS[schema]}}

@@ -7,6 +7,8 @@ with a message naming the problem (never echoing the payload).
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from typing import Any
 
@@ -101,92 +103,114 @@ def parse_predict(body: Any, schema: Schema) -> tuple[list[list[Any]], bool]:
 
 
 def parse_mlflow(body: Any, schema: Schema) -> list[list[Any]]:
-    """MLflow's ``/invocations``: dataframe_split, dataframe_records, instances or inputs."""
+    """MLflow's ``/invocations`` JSON: dataframe_split, dataframe_records, instances or inputs (rows,
+    records, one record, or a dict of columns), and optional ``params`` (an object; a scikit-learn
+    model takes none, so they are checked and set aside)."""
     if not isinstance(body, dict):
         raise PayloadError("the body must be a JSON object with dataframe_split, dataframe_records, "
-                           "instances or inputs")
-    if "dataframe_split" in body:
-        split = body["dataframe_split"]
-        if not isinstance(split, dict) or not isinstance(split.get("data"), list):
-            raise PayloadError('dataframe_split must be {"columns": [...], "data": [[...], ...]}')
-        columns = split.get("columns")
-        if columns is not None:
-            if not isinstance(columns, list):
-                raise PayloadError("dataframe_split.columns must be a list")
-            return schema.rows([dict(zip(columns, r)) if isinstance(r, list) else r for r in split["data"]],
-                               "dataframe_split.data")
-        return schema.rows(split["data"], "dataframe_split.data")
-    if "dataframe_records" in body:
-        return schema.rows(body["dataframe_records"], "dataframe_records")
-    for key in ("instances", "inputs"):
-        if key in body:
-            value = body[key]
-            return schema.rows([value] if isinstance(value, dict) else value, key)
-    raise PayloadError("the body needs dataframe_split, dataframe_records, instances or inputs")
+                           "instances or inputs", 400)
+    if "params" in body and not isinstance(body["params"], dict):
+        raise PayloadError("params must be an object of parameter name → value", 400)
+    formats = [k for k in ("dataframe_split", "dataframe_records", "instances", "inputs") if k in body]
+    if len(formats) != 1:
+        raise PayloadError("the body needs exactly one of dataframe_split, dataframe_records, instances or inputs"
+                           + (f"; it has {', '.join(formats)}" if formats else ""), 400)
+    key = formats[0]
+    value = body[key]
+    if key == "dataframe_split":
+        if not isinstance(value, dict) or not isinstance(value.get("data"), list):
+            raise PayloadError('dataframe_split must be {"columns": [...], "data": [[...], ...]}', 400)
+        columns = value.get("columns")
+        if columns is None:
+            return schema.rows(value["data"], "dataframe_split.data")
+        if not isinstance(columns, list):
+            raise PayloadError("dataframe_split.columns must be a list", 400)
+        return schema.rows([dict(zip(columns, r)) if isinstance(r, list) else r for r in value["data"]],
+                           "dataframe_split.data")
+    if isinstance(value, dict):
+        return schema.rows(_columns(value, key), key)
+    return schema.rows(value, key)
 
 
-_V2_TYPES = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32",
-             "FP64", "BYTES"}
+def _columns(value: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    """A dict of columns (``{"a": [1, 2], "b": [3, 4]}``) as records; a dict of scalars is one record."""
+    lists = [isinstance(v, list) for v in value.values()]
+    if not any(lists):
+        return [value]
+    if not all(lists):
+        raise PayloadError(f"{where} as an object must map every feature to a list of values (columns) or "
+                           "every feature to one value (a row)", 400)
+    lengths = {len(v) for v in value.values()}
+    if len(lengths) != 1:
+        raise PayloadError(f"{where}: the columns have different lengths ({', '.join(map(str, sorted(lengths)))})",
+                           400)
+    names = list(value)
+    return [dict(zip(names, r)) for r in zip(*value.values())]
 
 
-def parse_v2(body: Any, schema: Schema) -> tuple[list[list[Any]], str | None]:
-    """Open Inference Protocol (KServe V2) ``infer``: one tensor of shape [rows, features], or one
-    tensor per feature (named like the features, shape [rows] or [rows, 1])."""
-    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
-        raise PayloadError('the body must be {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
-    tensors = []
-    for i, t in enumerate(body["inputs"]):
-        if not isinstance(t, dict) or not isinstance(t.get("shape"), list) or not isinstance(t.get("data"), list):
-            raise PayloadError(f"inputs[{i}] needs name, shape, datatype and data")
-        if t.get("datatype") not in _V2_TYPES:
-            raise PayloadError(f"inputs[{i}].datatype must be one of {', '.join(sorted(_V2_TYPES))}")
-        data = _flatten(t["data"], f"inputs[{i}].data")
-        shape = t["shape"]
-        if not all(isinstance(s, int) and s >= 0 for s in shape) or math.prod(shape) != len(data):
-            raise PayloadError(f"inputs[{i}]: shape {shape} does not match {len(data)} values")
-        tensors.append((t.get("name"), shape, data))
-    request_id = body.get("id") if isinstance(body.get("id"), str) else None
-    if len(tensors) == 1:
-        _, shape, data = tensors[0]
-        width = shape[-1] if len(shape) == 2 else (schema.n or len(data))
-        if not width or len(data) % width:
-            raise PayloadError("the input tensor must have shape [rows, features]")
-        return schema.rows([data[k:k + width] for k in range(0, len(data), width)], "inputs[0]"), request_id
-    records: dict[str, list[Any]] = {str(name): data for name, _, data in tensors}
-    n = len(tensors[0][2])
-    if any(len(d) != n for d in records.values()):
-        raise PayloadError("per-feature input tensors must all have the same number of rows")
-    return schema.rows([{k: v[r] for k, v in records.items()} for r in range(n)], "inputs"), request_id
+def parse_csv(raw: bytes, schema: Schema) -> list[list[Any]]:
+    """A CSV body, with a header row (the feature names, in any order) or without one (values in the
+    model's feature order). Empty cells are missing values; cells of numeric features must be numbers."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        raise PayloadError("the CSV body is not UTF-8 text", 400) from None
+    try:
+        table = [r for r in csv.reader(io.StringIO(text)) if r]
+    except csv.Error as exc:
+        raise PayloadError(f"the body is not valid CSV ({exc})", 400) from None
+    if not table:
+        raise PayloadError("the CSV body has no rows", 400)
+    features = schema.features
+    first = table[0]
+    if features and set(first) == set(features) and len(first) == len(features):
+        order = [first.index(f) for f in features]
+        table = [[r[i] for i in order] if len(r) == len(first) else r for r in table[1:]]
+    elif not features and not all(_is_number(c) for c in first):
+        table = table[1:]
+    if not table:
+        raise PayloadError("the CSV body has a header but no rows", 400)
+    numeric = schema.numeric
+    out = []
+    for i, r in enumerate(table):
+        if schema.n is not None and len(r) != schema.n:
+            raise PayloadError(f"CSV row {i + 1} has {len(r)} columns; the model expects {schema.n}", 400)
+        out.append([_cell(c, numeric is None or numeric[j], i, j, schema) for j, c in enumerate(r)])
+    return schema.rows(out, "csv")
 
 
-MAX_DIMS = 32
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
-def _flatten(data: list[Any], where: str = "data") -> list[Any]:
-    """The values of a nested list, row-major, without recursion; tensors deeper than ``MAX_DIMS`` are refused."""
-    if not data or not isinstance(data[0], list):
-        return data
-    out: list[Any] = []
-    stack = [(iter(data), 1)]
-    while stack:
-        items, depth = stack[-1]
-        for d in items:
-            if isinstance(d, list):
-                if depth >= MAX_DIMS:
-                    raise PayloadError(f"{where} is nested more than {MAX_DIMS} levels deep")
-                stack.append((iter(d), depth + 1))
-                break
-            out.append(d)
-        else:
-            stack.pop()
-    return out
+def _cell(cell: str, numeric: bool, i: int, j: int, schema: Schema) -> Any:
+    if cell == "":
+        return None  # missing: a model that takes no missing values is answered so by Schema.row
+    if not numeric:
+        return cell
+    try:
+        return float(cell)
+    except ValueError:
+        raise PayloadError(f"CSV row {i + 1}, column {schema._name(j)}: {cell[:30]!r} is not a number", 400) from None
 
 
-def v2_datatype(values: list[Any]) -> str:
-    if all(isinstance(v, bool) for v in values):
-        return "BOOL"
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return "INT64"
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return "FP64"
-    return "BYTES"
+def parse_parquet(raw: bytes, schema: Schema) -> list[list[Any]]:
+    """A Parquet body: its columns by feature name (a model without names takes them in order)."""
+    import pyarrow as pa  # only for Parquet bodies: a server's start does not pay for pyarrow
+    import pyarrow.parquet as pq  # (the same)
+
+    try:
+        table = pq.read_table(io.BytesIO(raw))
+    except (pa.ArrowException, OSError, ValueError):
+        raise PayloadError("the body is not a Parquet file", 400) from None
+    if table.num_rows > schema.max_batch:
+        raise PayloadError(f"the Parquet body has {table.num_rows} rows; the limit per request is "
+                           f"{schema.max_batch}", 413, "batch_too_large")
+    columns = table.to_pydict()
+    if schema.features:
+        return schema.rows([dict(zip(columns, r)) for r in zip(*columns.values())], "parquet")
+    return schema.rows([list(r) for r in zip(*columns.values())], "parquet")
