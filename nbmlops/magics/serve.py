@@ -10,11 +10,13 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 from .. import serving
+from ..serving.metrics import ACCURACY_WINDOW
 from ._args import parse, usage_errors
 from ._progress import WidgetProgress
 
 USAGE = ("usage: %serve NAME[@ALIAS|/VERSION] [--port P] [--token T] [--name D] [--detach] "
-         "[--ab V=W,V=W] [--shadow V] [--restart] | %serve --list | %serve --stop D | %serve --logs D | "
+         "[--ab V=W,V=W] [--shadow V] [--restart] [--accuracy-window N] [--prometheus DIR] | "
+         "%serve --list | %serve --stop D | %serve --logs D | "
          "%serve --batch MODEL INPUT OUTPUT [--parallelism N]")
 
 
@@ -52,6 +54,10 @@ class Serve(Magics):
     @argument("--ab", metavar="V=W,V=W", help="split traffic between versions by weight, e.g. 2=0.9,3=0.1")
     @argument("--shadow", type=int, metavar="VERSION",
               help="score a copy of every request with this version (logged only)")
+    @argument("--accuracy-window", type=int, default=ACCURACY_WINDOW, metavar="N",
+              help=f"labels behind model_accuracy_windowed (default {ACCURACY_WINDOW})")
+    @argument("--prometheus", metavar="DIR", help="write a Prometheus scrape config and alerting rules for "
+              "this deployment into DIR (then: prometheus --config.file=DIR/prometheus.yml)")
     @argument("--batch", nargs=3, metavar=("MODEL", "INPUT", "OUTPUT"), help="score a file (CSV, Parquet, JSON Lines)")
     @argument("--parallelism", type=int, default=1, help="with --batch: worker processes")
     @line_magic
@@ -79,7 +85,12 @@ class Serve(Magics):
             ab = _parse_ab(args.ab) if args.ab else None
             dep = serving.serve(args.model, port=args.port, host=args.host, token=args.token,
                                 name=args.name, detach=args.detach, batching=not args.no_batching,
-                                log_requests=not args.no_log, ab=ab, shadow=args.shadow, restart=args.restart)
+                                log_requests=not args.no_log, ab=ab, shadow=args.shadow, restart=args.restart,
+                                accuracy_window=args.accuracy_window)
+            if args.prometheus:
+                config = dep.prometheus_config(args.prometheus)
+                print(f"wrote a Prometheus config and alerting rules for {dep.name}: "
+                      f"prometheus --config.file={config}")
         display(dep)
         return None
 

@@ -20,7 +20,7 @@ from ..store import current_store, pid_alive, set_store
 from . import deployments, serverlog
 from .app import LOOPBACK, create_app
 from .batching import Batcher
-from .metrics import Metrics
+from .metrics import ACCURACY_WINDOW, Metrics
 from .reqlog import RequestLog
 from .router import Router
 
@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ab", help='A/B weights by version, as JSON: {"2": 0.9, "3": 0.1}')
     p.add_argument("--shadow", type=int, help="a version that scores a copy of every request, logged only")
     p.add_argument("--feedback-mb", type=int, default=32, help="memory kept for /feedback, in MiB")
+    p.add_argument("--accuracy-window", type=int, default=ACCURACY_WINDOW,
+                   help="labels behind model_accuracy_windowed (the last N with feedback)")
     return p
 
 
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         admin_token = secrets.token_urlsafe(24)
         deployments.update(args.deployment, admin_token=admin_token)
     log = None if args.no_log else RequestLog(store.request_log(args.deployment))
-    metrics = Metrics(args.model.split("@")[0].split("/")[0])
+    metrics = Metrics(args.model.split("@")[0].split("/")[0], args.accuracy_window)
 
     def make_batcher(model: object) -> Batcher:
         batcher = Batcher(model.predict, args.max_batch_size, args.max_latency_ms,  # type: ignore[attr-defined]

@@ -7,13 +7,19 @@ send (CSV and Parquet to ``/invocations``, the binary tensors of the Open Infere
 which also come with their ``Inference-Header-Content-Length`` header), 415 otherwise; a
 request whose ``Origin`` is not this server's own is refused (403), and the admin
 routes (``/admin/*``) and ``/feedback`` need the admin token ``serve()`` always creates,
-even when prediction is open.
+even when prediction is open. Liveness and readiness probes need no token, on every protocol
+(:data:`OPEN`); ``/metrics`` takes the prediction token like prediction does.
+
+Every request, refused ones included, is counted and timed by its route's template
+(:class:`HttpMetrics`, outside the :class:`Guard`).
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,16 +32,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from .batching import Overloaded
-from .http import Reader, body_schema, json_response, reader
-from .metrics import Metrics
+from .http import Reader, body_schema, error_response, json_response, reader
+from .metrics import UNMATCHED, Metrics
 from .payloads import PayloadError, parse_predict
 from .protocols import protocol_routes
 from .reqlog import RequestLog
 from .router import Router
-from .session import ServingSession
+from .session import ModelError, ServingSession
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
-OPEN = ("/health", "/v2/health/live", "/ping")  # liveness: no token asked
+# liveness and readiness, the same on every protocol: no token asked (probes rarely carry one)
+OPEN = frozenset({"/", "/health", "/ready", "/ping", "/v2/health/live", "/v2/health/ready"})
+OPEN_MODEL = re.compile(r"/v2/models/[^/]+(?:/versions/[^/]+)?/ready|/v1/models/[^/:]+")  # a model's readiness
 ADMIN = ("/admin/", "/feedback")  # the admin token only
 log_ = logging.getLogger("nbmlops.serving")
 JSON = b"application/json"
@@ -97,7 +105,7 @@ class Guard:
 
     def _auth(self, path: str, given: bytes) -> str | None:
         """Why the Authorization header does not open ``path`` (None when it does)."""
-        if path in OPEN:
+        if path in OPEN or OPEN_MODEL.fullmatch(path):
             return None
         admin_ok = self.admin is not None and hmac.compare_digest(given, self.admin)
         if path.startswith(ADMIN):
@@ -109,11 +117,47 @@ class Guard:
         return None
 
     async def _deny(self, send: Any, status: int, reason: str, message: str) -> None:
-        self.metrics.errors.labels(reason=reason).inc()
+        self.metrics.count_error(reason)
         body = orjson.dumps({"error": message})
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+
+
+class HttpMetrics:
+    """ASGI middleware outside the :class:`Guard`: counts and times every request by its route's
+    template, method and status (``model_http_requests_total``, ``model_http_request_duration_seconds``),
+    refused ones too. A path no route matches counts as one route, ``unmatched``."""
+
+    def __init__(self, app: Any, routes: list[Any], metrics: Metrics) -> None:
+        self.app, self.routes, self.metrics = app, routes, metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        status = 500  # unless the app answers: an exception before any answer is a 500 from the server
+
+        async def send_status(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")  # set by the router on the requests that reached it
+            template = route.path if route is not None else self._template(scope["path"])
+            self.metrics.http(template, scope["method"], status, time.perf_counter() - start)
+
+    def _template(self, path: str) -> str:
+        """The template of the route ``path`` matches, for requests refused before routing."""
+        for route in self.routes:
+            regex = getattr(route, "path_regex", None)
+            if regex is not None and regex.match(path):
+                return route.path
+        return UNMATCHED
 
 
 def create_app(router: Router, metrics: Metrics, *, token: str | None = None, loopback: bool = True,
@@ -139,7 +183,7 @@ def create_app(router: Router, metrics: Metrics, *, token: str | None = None, lo
     app.state.router = router
     app.state.feedback = session.recent
     app.state.session = session
-    return Guard(app, loopback, token, max_body, metrics, admin_token)
+    return HttpMetrics(Guard(app, loopback, token, max_body, metrics, admin_token), app.routes, metrics)
 
 
 def _error_handlers(app: Any, metrics: Metrics) -> None:
@@ -147,29 +191,29 @@ def _error_handlers(app: Any, metrics: Metrics) -> None:
 
     @app.exception_handler(PayloadError)
     async def _payload_error(request: Request, exc: PayloadError) -> Response:
-        metrics.errors.labels(reason=exc.reason).inc()
-        return json_response({"error": str(exc)}, exc.status)
+        metrics.count_error(exc.reason, exc.version if isinstance(exc, ModelError) else None)
+        return error_response(request.url.path, exc.status, str(exc))
 
     @app.exception_handler(Overloaded)
     async def _overloaded(request: Request, exc: Overloaded) -> Response:
-        return json_response({"error": "the server is busy; retry shortly"}, 503, {"Retry-After": "1"})
+        return error_response(request.url.path, 503, "the server is busy; retry shortly", {"Retry-After": "1"})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        metrics.errors.labels(reason=f"http_{exc.status_code}").inc()
+        metrics.count_error(f"http_{exc.status_code}")
         message = {404: f"no route {request.url.path}", 405: f"{request.method} is not allowed on {request.url.path}"}
-        return json_response({"error": message.get(exc.status_code, str(exc.detail))}, exc.status_code)
+        return error_response(request.url.path, exc.status_code, message.get(exc.status_code, str(exc.detail)))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-        metrics.errors.labels(reason="invalid_input").inc()
+        metrics.count_error("invalid_input")
         why = "; ".join(str(e.get("msg")) for e in exc.errors()[:3])
-        return json_response({"error": f"invalid request: {why}"}, 422)
+        return error_response(request.url.path, 422, f"invalid request: {why}")
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> Response:
-        metrics.errors.labels(reason="internal").inc()
-        return json_response({"error": f"internal error ({type(exc).__name__})"}, 500)
+        metrics.count_error("internal")
+        return error_response(request.url.path, 500, f"internal error ({type(exc).__name__})")
 
 
 def _info_routes(app: Any, session: ServingSession, read_json: Reader, deployment: str | None) -> None:

@@ -32,6 +32,8 @@ from ..registry.uri import check_name, parse
 from ..store import SCHEMA, current_store, pid_alive, proc_start
 from ..store.records import DeploymentRecord, DeploymentSettings
 from ..tracking import environment
+from .metrics import ACCURACY_WINDOW
+from .promconfig import Target, alert_rules, scrape_config
 from .reqlog import deployment_requests
 
 if TYPE_CHECKING:
@@ -185,6 +187,40 @@ class Deployment:
 
         return requests_frame(self.doc, deployment_requests(self.doc["id"]), shadow)
 
+    def prometheus_config(self, directory: str | os.PathLike[str], scrape_interval: float = 15.0,
+                          **thresholds: float) -> Path:
+        """Write a ready Prometheus setup for this deployment into ``directory``: ``prometheus.yml``
+        (scrapes it, loads the rules), ``nbmlops-NAME.rules.yml`` (alerts: down, error rate, p99
+        latency, accuracy drop) and, when prediction needs a token, ``nbmlops-NAME.token`` (mode
+        0600; the prediction token, not the admin one). ``thresholds``: ``error_ratio`` (0.05),
+        ``p99_seconds`` (0.5), ``accuracy_drop`` (0.05). Returns the config's path:
+        ``prometheus --config.file=PATH``."""
+        doc = self._reload()
+        if doc["status"] != "running" or not self.port:
+            raise ServingError(f"deployment {self.name} is {doc['status']}: Prometheus would scrape a port no "
+                               "server listens on; start it first")
+        if doc["auth"] and not self.token:
+            raise InvalidInput(f"deployment {self.name} needs its prediction token to be scraped: "
+                               f"get_deployment({self.name!r}, token=...) (the admin token is not given out)")
+        unknown = set(thresholds) - {"error_ratio", "p99_seconds", "accuracy_drop"}
+        if unknown:
+            raise InvalidInput(f"unknown threshold(s) {sorted(unknown)}: error_ratio, p99_seconds, accuracy_drop")
+        if isinstance(scrape_interval, bool) or not isinstance(scrape_interval, (int, float)) or \
+                not 0.001 <= scrape_interval <= 3600:
+            raise InvalidInput(f"scrape_interval is in seconds, from 0.001 to 3600, got {scrape_interval!r}")
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        token_file = f"nbmlops-{self.name}.token" if doc["auth"] else None
+        window = doc.get("settings", {}).get("accuracy_window") or ACCURACY_WINDOW
+        target = Target(self.name, self.url.split("//", 1)[1], token_file, scrape_interval=float(scrape_interval),
+                        accuracy_window=window, **thresholds)
+        if token_file:
+            _write_private(folder / token_file, str(self.token))
+        (folder / target.rule_file).write_text(alert_rules(target))
+        config = folder / "prometheus.yml"
+        config.write_text(scrape_config(target))
+        return config
+
     def logs(self, tail: int = 200) -> str:
         """The server process's own output (last ``tail`` lines)."""
         path = current_store().server_log(self.doc["id"])
@@ -227,6 +263,15 @@ class Deployment:
         from ..display.serving import deployment_card  # display: the one-line _repr_html_ delegation
 
         return deployment_card(self, self.status())
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``, readable by its owner only from the start (mode 0600)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.replace(tmp, path)
 
 
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -298,16 +343,18 @@ def _ab_weights(model_name: str, ab: dict[Any, float]) -> dict[int, float]:
 
 def _settings(model_uri: str, token: str | None, weights: dict[int, float] | None, shadow: int | None, host: str,
               port: int, batching: bool, max_batch_size: int, max_latency_ms: float, max_queue: int,
-              log_requests: bool) -> DeploymentSettings:
+              log_requests: bool, accuracy_window: int) -> DeploymentSettings:
     """What a running deployment must have been started with to be reused (the token as a hash)."""
     return {"model_uri": model_uri, "token_sha256": hashlib.sha256(token.encode()).hexdigest() if token else None,
             "ab": {str(v): w for v, w in weights.items()} if weights else None, "shadow": shadow, "host": host,
             "port": port, "batching": batching, "max_batch_size": max_batch_size,
-            "max_latency_ms": float(max_latency_ms), "max_queue": max_queue, "log_requests": log_requests}
+            "max_latency_ms": float(max_latency_ms), "max_queue": max_queue, "log_requests": log_requests,
+            "accuracy_window": accuracy_window}
 
 
 _WORDS = {"token_sha256": "token", "ab": "A/B weights", "max_batch_size": "max_batch_size",
-          "max_latency_ms": "max_latency_ms", "max_queue": "max_queue", "log_requests": "request logging"}
+          "max_latency_ms": "max_latency_ms", "max_queue": "max_queue", "log_requests": "request logging",
+          "accuracy_window": "accuracy_window"}
 
 
 def _differences(doc: DeploymentRecord, asked: DeploymentSettings) -> list[str]:
@@ -328,14 +375,16 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
           log_requests: bool = True, name: str | None = None, detach: bool = False, batching: bool = True,
           max_batch_size: int = 64, max_latency_ms: float = 2.0, max_queue: int = 1024,
           ab: dict[Any, float] | None = None, shadow: int | str | None = None, timeout: float = 60,
-          restart: bool = False, feedback_mb: int = 32) -> Deployment:
+          restart: bool = False, feedback_mb: int = 32, accuracy_window: int = ACCURACY_WINDOW) -> Deployment:
     """Serve a registered model from a background process; returns once it answers ``/health``.
     ``NAME@ALIAS`` follows the alias as it moves; ``ab={"churn/2": 0.9, "churn/3": 0.1}`` splits
     traffic (sticky by ``X-Request-Key``); ``shadow=3`` scores a copy of each request with version 3.
     ``token`` guards prediction; the admin routes always need ``Deployment.admin_token``, made here.
     A deployment of that name already running is reused if started with the same settings, else
     refused; ``restart=True`` stops it and starts this one. ``/feedback`` can label requests whose
-    predictions fit in ``feedback_mb`` MiB (packed: about 1 byte a row for classifiers).
+    predictions fit in ``feedback_mb`` MiB (packed: about 1 byte a row for classifiers);
+    ``model_accuracy_windowed`` is the accuracy over the last ``accuracy_window`` labels.
+    ``Deployment.prometheus_config(DIR)`` writes a Prometheus setup that scrapes it.
 
     >>> dep = nbmlops.serve("churn@production")
     >>> dep.predict(X_test.head(3))
@@ -348,6 +397,9 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
         raise InvalidInput("token must be a printable string of at least 8 characters")
     if isinstance(feedback_mb, bool) or not isinstance(feedback_mb, int) or not 1 <= feedback_mb <= 65536:
         raise InvalidInput(f"feedback_mb must be a number of MiB from 1 to 65536, got {feedback_mb!r}")
+    if isinstance(accuracy_window, bool) or not isinstance(accuracy_window, int) or \
+            not 1 <= accuracy_window <= 10_000_000:
+        raise InvalidInput(f"accuracy_window must be a number of labels from 1 to 10,000,000, got {accuracy_window!r}")
     version = get_model_version(model_uri)
     weights = _ab_weights(version.name, ab) if ab is not None else None
     shadow_version = None
@@ -355,7 +407,7 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
         shadow_version = get_model_version(f"{version.name}/{shadow}" if str(shadow).isdigit() else str(shadow)).version
     name = check_name(name or version.name)
     settings = _settings(model_uri, token, weights, shadow_version, host, port, batching, max_batch_size,
-                         max_latency_ms, max_queue, log_requests)
+                         max_latency_ms, max_queue, log_requests, accuracy_window)
     existing = _wait_started(_find(name), timeout)
     if existing is not None and existing["status"] in ("starting", "running"):
         running = Deployment(existing, token)
@@ -387,7 +439,8 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
            "--deployment", doc["id"], "--host", host, "--port", str(port),
            "--parent", "0" if detach else str(os.getpid()),
            "--max-batch-size", str(max_batch_size), "--max-latency-ms", str(max_latency_ms),
-           "--max-queue", str(max_queue), "--feedback-mb", str(feedback_mb)]
+           "--max-queue", str(max_queue), "--feedback-mb", str(feedback_mb),
+           "--accuracy-window", str(accuracy_window)]
     if weights:
         cmd += ["--ab", json.dumps({str(v): w for v, w in weights.items()})]
     if shadow_version is not None:

@@ -1,53 +1,92 @@
-"""Prometheus metrics owned by one server (its own CollectorRegistry, never the global one)."""
+"""Prometheus metrics owned by one server (its own CollectorRegistry, never the global one).
+
+Names follow Prometheus' naming guide: the ``model_`` prefix, base units (seconds), ``_total``
+on counters (added by prometheus_client), and labels of bounded cardinality only: a route's
+template, never its raw path; a classifier's classes, never predicted values.
+"""
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = tuple(float(2 ** i) for i in range(14))  # 1, 2, 4, ... 8192 rows (a request takes 10,000 at most)
 _DECADES = (0.01, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6)
 VALUE_BUCKETS = (*(-d for d in reversed(_DECADES)), 0.0, *_DECADES)  # regressors' predictions, sign and decade
 MAX_CLASS_LABELS = 256  # a classifier's classes beyond this count as prediction_class="other"
+ACCURACY_WINDOW = 1000  # labels behind model_accuracy_windowed, unless serve(accuracy_window=N)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # others count as "other"
+UNMATCHED = "unmatched"  # the route label of a path no route matches
 
 
 class Metrics:
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, accuracy_window: int = ACCURACY_WINDOW) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-        self.model = model
-        self.registry = CollectorRegistry(auto_describe=True)
+        if isinstance(accuracy_window, bool) or not isinstance(accuracy_window, int) or accuracy_window < 1:
+            raise ValueError(f"accuracy_window must be a number of labels >= 1, got {accuracy_window!r}")
+        self.model, self.accuracy_window = model, accuracy_window
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        mv = ["model_name", "model_version"]
+        self.requests = Counter("model_http_requests", "HTTP requests answered, by route template, method and "
+                                "status (those the server refused at the door too)", ["route", "method", "status"],
+                                registry=registry)
+        self.request_latency = Histogram("model_http_request_duration_seconds", "Whole-request time, from the "
+                                         "request's arrival to the last byte of the answer (HTTP, parsing, queue, "
+                                         "model, JSON)", ["route", "method", "status"], buckets=BUCKETS,
+                                         registry=registry)
         self.predictions = Counter("model_predictions", "Predictions served, by version and, for classifiers, "
-                                   "predicted class (one of the model's classes_)",
-                                   ["model_name", "model_version", "prediction_class"], registry=self.registry)
-        self.values = Histogram("model_prediction_value", "Predicted values of regressors", ["model_name",
-                                "model_version"], buckets=VALUE_BUCKETS, registry=self.registry)
-        self.latency = Histogram("model_prediction_latency_seconds", "Time to answer a prediction request",
-                                 ["model_name", "model_version"], buckets=BUCKETS, registry=self.registry)
-        self.errors = Counter("model_request_errors", "Requests answered with an error, by reason", ["reason"],
-                              registry=self.registry)
-        self.in_flight = Gauge("model_requests_in_flight", "Prediction requests being answered",
-                               registry=self.registry)
-        self.accuracy = Gauge("model_accuracy", "Share of correct predictions among those with feedback",
-                              ["model_name", "model_version"], registry=self.registry)
+                                   "predicted class (one of the model's classes_)", [*mv, "prediction_class"],
+                                   registry=registry)
+        self.values = Histogram("model_prediction_value", "Predicted values of regressors", mv,
+                                buckets=VALUE_BUCKETS, registry=registry)
+        self.latency = Histogram("model_prediction_latency_seconds", "Model time of a prediction request: its "
+                                 "rows' wait in the batching queue and the model call", mv, buckets=BUCKETS,
+                                 registry=registry)
+        self.errors = Counter("model_request_errors", "Requests answered with an error, by reason (model_version "
+                              "is empty when the error came before a version was chosen)", [*mv, "reason"],
+                              registry=registry)
+        self.in_flight = Gauge("model_requests_in_flight", "Prediction requests being answered", registry=registry)
+        self.accuracy = Gauge("model_accuracy", "Share of correct predictions among all those with feedback",
+                              mv, registry=registry)
+        self.windowed = Gauge("model_accuracy_windowed", f"Share of correct predictions among the last "
+                              f"{accuracy_window} with feedback", mv, registry=registry)
+        self.window_size = Gauge("model_accuracy_window_predictions", "Labelled predictions behind "
+                                 f"model_accuracy_windowed (at most {accuracy_window})", mv, registry=registry)
         self.feedback = Counter("model_feedback", "Labels received through /feedback, by correctness",
-                                ["model_name", "model_version", "correct"], registry=self.registry)
-        self.batch_size = Histogram("model_batch_size", "Rows per vectorized model call",
-                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024), registry=self.registry)
-        self.weight = Gauge("model_traffic_weight", "Share of traffic routed to each version",
-                            ["model_name", "model_version"], registry=self.registry)
+                                [*mv, "correct"], registry=registry)
+        self.batch_size = Histogram("model_batch_size", "Rows per vectorized model call", buckets=BATCH_BUCKETS,
+                                    registry=registry)
+        self.weight = Gauge("model_traffic_weight", "Share of traffic routed to each version", mv,
+                            registry=registry)
         self._children: dict[tuple[str, str, str | None], Any] = {}
-        self._scores: dict[int, list[int]] = {}
+        self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._scores: dict[int, _Score] = {}
         self._classes: dict[int, frozenset[str]] = {}
 
-    def _child(self, metric: Any, version: int, cls: str | None = None) -> Any:
-        key = (metric._name, str(version), cls)
+    def _child(self, metric: Any, version: int | str, third: str | None = None) -> Any:
+        """The series of ``metric`` for this model, ``version`` and the value of its third label if any."""
+        key = (metric._name, str(version), third)
         child = self._children.get(key)
         if child is None:
-            labels = {"model_name": self.model, "model_version": str(version)}
-            if cls is not None:
-                labels["prediction_class"] = cls
-            child = self._children[key] = metric.labels(**labels)
+            values = (self.model, str(version)) if third is None else (self.model, str(version), third)
+            child = self._children[key] = metric.labels(*values)
         return child
+
+    def http(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One answered HTTP request: ``route`` is its template (``/v2/models/{model_name}/infer``)."""
+        key = (route, method, status)
+        children = self._http.get(key)
+        if children is None:
+            labels = (route, method if method in METHODS else "other", str(status))
+            children = self._http[key] = (self.requests.labels(*labels), self.request_latency.labels(*labels))
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def count_error(self, reason: str, version: int | None = None) -> None:
+        """One request answered with an error; ``version`` when one had been chosen."""
+        self._child(self.errors, "" if version is None else version, reason).inc()
 
     def observe(self, version: int, seconds: float, predictions: list[Any], classes: list[Any] | None) -> None:
         """Latency, and the predictions: counted by class for a classifier (labels bounded by its
@@ -69,20 +108,60 @@ class Metrics:
             self._child(self.predictions, version, cls if cls in known else "other").inc(n)
 
     def set_weights(self, weights: dict[int, float]) -> None:
+        """The versions' traffic shares. A version's model time and its errors an alert watches exist
+        from then on at 0, so that ``rate()`` sees their first increase (a new series' first value is not one)."""
         for version, w in weights.items():
             self._child(self.weight, version).set(w)
+            self._child(self.latency, version)
+            for reason in ("model_error", "overloaded"):
+                self._child(self.errors, version, reason)
 
     def record_feedback(self, version: int, correct: bool) -> float:
-        right_total = self._scores.setdefault(version, [0, 0])
-        right_total[0] += int(correct)
-        right_total[1] += 1
-        labels = {"model_name": self.model, "model_version": str(version)}
-        self.feedback.labels(correct=str(correct).lower(), **labels).inc()
-        value = right_total[0] / right_total[1]
-        self.accuracy.labels(**labels).set(value)
-        return value
+        """Count one labelled prediction; returns the lifetime accuracy of ``version``."""
+        score = self._scores.get(version)
+        if score is None:
+            score = self._scores[version] = _Score(self.accuracy_window)
+        score.add(correct)
+        self._child(self.feedback, version, "true" if correct else "false").inc()
+        self._child(self.accuracy, version).set(score.right / score.total)
+        self._child(self.windowed, version).set(score.window_right / len(score.window))
+        self._child(self.window_size, version).set(len(score.window))
+        return score.right / score.total
 
     def render(self) -> bytes:
+        """The text exposition, without ``_created`` series: filtered here, for this registry only
+        (``disable_created_metrics()`` would change every registry of the process)."""
         from prometheus_client import generate_latest
 
-        return generate_latest(self.registry)
+        return generate_latest(_WithoutCreated(self.registry))  # type: ignore[arg-type]
+
+
+class _Score:
+    """One version's labelled predictions: right and total over its lifetime and over its last N."""
+
+    __slots__ = ("right", "total", "window", "window_right")
+
+    def __init__(self, n: int) -> None:
+        self.right = self.total = self.window_right = 0
+        self.window: deque[bool] = deque(maxlen=n)
+
+    def add(self, correct: bool) -> None:
+        self.right += correct
+        self.total += 1
+        if len(self.window) == self.window.maxlen:
+            self.window_right -= self.window[0]
+        self.window.append(correct)
+        self.window_right += correct
+
+
+class _WithoutCreated:
+    """A registry's families minus their ``_created`` samples (the time each series was created)."""
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+
+    def collect(self) -> Any:
+        for family in self.registry.collect():
+            created = family.name + "_created"
+            family.samples = [s for s in family.samples if s.name != created]
+            yield family

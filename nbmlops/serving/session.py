@@ -21,6 +21,14 @@ from .router import Route, Router
 log_ = logging.getLogger("nbmlops.serving")
 
 
+class ModelError(PayloadError):
+    """The model refused an input that passed validation (422); ``version`` is the one that refused it."""
+
+    def __init__(self, message: str, version: int) -> None:
+        super().__init__(message, 422, "model_error")
+        self.version = version
+
+
 class ServingSession:
     """The served model(s) of one server: score, take feedback, change weights, report."""
 
@@ -60,15 +68,15 @@ class ServingSession:
         try:
             out = await route.batcher.submit(rows)
         except Overloaded:
-            metrics.errors.labels(reason="overloaded").inc()
+            metrics.count_error("overloaded", version)
             raise
         except PayloadError:
             raise
         except Exception as exc:  # the message may quote the input: it goes to the server log only
             log_.warning("model error in request %r (version %s): %s: %r", request_id[:64], version,
                          type(exc).__name__, str(exc)[:200])
-            raise PayloadError(f"the model could not score this input ({type(exc).__name__}): {_hint(exc)}; "
-                               "the server log has the model's own message", 422, "model_error") from None
+            raise ModelError(f"the model could not score this input ({type(exc).__name__}): {_hint(exc)}; "
+                             "the server log has the model's own message", version) from None
         finally:
             metrics.in_flight.dec()
         seconds = time.perf_counter() - start
