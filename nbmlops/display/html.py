@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from html import escape
 from typing import Any
 
@@ -13,6 +14,41 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
+
+
+# (below this many seconds, count in units of this many seconds, the unit's name), after "yesterday"
+_SPANS = ((14 * 86_400, 86_400, "day"), (60 * 86_400, 7 * 86_400, "week"), (365 * 86_400, 30.44 * 86_400, "month"))
+
+
+def _plural(n: int, unit: str) -> str:
+    return f"{n} {unit}{'s' if n != 1 else ''} ago"
+
+
+def ago(ms: float | None, now: float | None = None) -> str:
+    """How long ago a millisecond timestamp was, as people say it: 'just now', '42 s ago',
+    '5 min ago', '3 h ago', 'yesterday', '3 days ago', '2 weeks ago', '4 months ago', '2 years ago'."""
+    if ms is None:
+        return "—"
+    s = ((time.time() * 1000 if now is None else now) - ms) / 1000
+    if s < 1:  # or a clock a little ahead of this one
+        return "just now"
+    if s < 60:
+        return f"{int(s)} s ago"
+    if s < 3600:
+        return f"{int(s // 60)} min ago"
+    if s < 86_400:
+        return f"{int(s // 3600)} h ago"
+    if s < 2 * 86_400:
+        return "yesterday"
+    for below, unit, name in _SPANS:
+        if s < below:
+            return _plural(int(s // unit), name)
+    return _plural(int(s // (365.25 * 86_400)), "year")
+
+
+def ago_html(ms: float | None) -> str:
+    """``ago(ms)`` with the local time to the second as its tooltip."""
+    return f'<span title="{escape(fmt_time(ms))}" style="white-space:nowrap">{escape(ago(ms))}</span>'
 
 
 def badge(text: str, color: str) -> str:

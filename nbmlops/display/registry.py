@@ -5,14 +5,40 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from .._util import fmt_time
-from .html import _fmt, kv_table
+from .html import _fmt, ago_html, kv_table
 from .style import BOX, CELL, MUTED, PURPLE, TABLE
+
+_NOWRAP = f"{CELL};white-space:nowrap"
 
 
 def _badges(aliases: list[str]) -> str:
     return " ".join(f'<span style="background:{PURPLE};color:white;border-radius:10px;padding:1px 8px;'
                     f'font-size:11px">@{escape(a)}</span>' for a in aliases)
+
+
+def _version_cell(col: str, value: Any) -> str:
+    if value is None or value != value or value == "":  # None, NaN, NaT, no alias
+        return ""
+    if col == "aliases":
+        return _badges(str(value).split(", "))
+    if col == "created":
+        return ago_html(value.timestamp() * 1000 if hasattr(value, "timestamp") else value)
+    if col == "sha256":
+        return f'<code style="color:{MUTED}">{escape(str(value))}</code>'
+    return escape(_fmt(value))
+
+
+def versions_table(df: Any) -> str:
+    """A model's versions (``list_versions``) as a table whose headers sit over their cells: one
+    alignment and padding for both, each value in its own padded cell, times relative."""
+    if not len(df):
+        return f'<div style="color:{MUTED}">no versions yet</div>'
+    cols = list(df.columns)
+    head = "".join(f'<th style="{_NOWRAP}">{escape(c.removeprefix("metrics."))}</th>' for c in cols)
+    rows = "".join("<tr>" + "".join(f'<td style="{_NOWRAP}">{_version_cell(c, row[c])}</td>' for c in cols) + "</tr>"
+                   for row in df.to_dict("records"))
+    return (f'<div style="font-family:system-ui,sans-serif;overflow-x:auto"><table style="{TABLE}">'
+            f'<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
 
 
 def version_card(v: Any) -> str:
@@ -31,7 +57,7 @@ def version_card(v: Any) -> str:
     ref = doc.get("reference")
     return (f'<div style="{BOX}"><div><b>{escape(v.name)}</b> version <b>{v.version}</b> {_badges(v.aliases)} '
             f'<span style="color:{MUTED}">{escape(doc["class"].rsplit(".", 1)[-1])} · registered '
-            f'{fmt_time(doc["created"])} by {escape(doc["user"])} · '
+            f'{ago_html(doc["created"])} by {escape(doc["user"])} · '
             f'sha256 <code>{doc["sha256"][:12]}</code></span></div>'
             f'<div style="display:flex;gap:24px;flex-wrap:wrap">{kv_table("signature", sig_items)}'
             f'{kv_table("metrics", metrics)}</div>'

@@ -9,12 +9,12 @@ from __future__ import annotations
 import base64
 import io
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from html import escape
 from typing import Any
 
 from .._util import fmt_duration
-from .html import _fmt, status_badge
+from .html import _fmt, ago_html, status_badge
 from .style import AMBER_BG, BLUE_BG, CELL, FAINT, MUTED_CSS, RED, TABLE
 
 LABELS = {"run_name": "name", "run_id": "id", "start_time": "start", "end_time": "end"}
@@ -22,14 +22,39 @@ _PREFIXES = ("params.", "metrics.", "tags.")
 _SELECTED = f"background:{BLUE_BG}"
 _DIFFERS = f"background:{AMBER_BG}"
 _MUTED = MUTED_CSS
+_LONGEST = 40  # characters of a param or tag value shown in a cell (the whole value in its tooltip)
 
 
-def default_columns(columns: Iterable[str]) -> list[str]:
-    """The columns a runs table shows of a ``search_runs`` frame: name, status, start, duration,
-    (experiment when there are several), then params, metrics and tags."""
+def _same_key(value: Any) -> str:
+    return "None" if _missing(value) else repr(value)
+
+
+def runs_columns(columns: Iterable[str], values: Callable[[str], Sequence[Any]], *, first: str | None = None,
+                 all_params: bool = False) -> tuple[list[str], dict[str, Any]]:
+    """The columns a runs table shows, out of ``columns`` (a listing's or a ``search_runs`` frame's),
+    so that what tells runs apart fits a notebook cell: name, status, (experiment), the metrics
+    (``first`` leading when it is one), the params and tags whose value differs between the listed
+    runs (``values(column)`` gives one value per listed run; None where a run has none, which
+    counts as a value),
+    then start and duration. Params and tags the same in every listed run (the defaults nobody set,
+    mostly) are folded away, returned as {column: value}, unless ``all_params``; ``first`` always shows."""
     cols = list(columns)
-    return [c for c in ("run_name", "status", "start_time", "duration") if c in cols] + \
-        [c for p in _PREFIXES for c in cols if c.startswith(p)]
+    metrics = [c for c in cols if c.startswith("metrics.")]
+    if first in metrics:
+        metrics = [first, *(m for m in metrics if m != first)]
+    shown, folded = [], {}
+    for c in cols:
+        if not c.startswith(("params.", "tags.")):
+            continue
+        seen = values(c)
+        if all_params or c == first or len({_same_key(v) for v in seen}) > 1:
+            shown.append(c)
+        else:
+            folded[c] = seen[0] if len(seen) else None
+    params = [c for c in shown if c.startswith("params.")]
+    tags = [c for c in shown if c.startswith("tags.")]
+    return ([c for c in ("run_name", "status", "experiment") if c in cols] + metrics + params +
+            [c for c in ("start_time", "duration") if c in cols] + tags), folded
 
 
 def _header(col: str, sort: str | None, descending: bool) -> str:
@@ -61,21 +86,39 @@ def _cell(col: str, value: Any, row: Any) -> str:
     elif col == "status":
         text = status_badge(str(value))
     elif col in ("start_time", "end_time"):
-        text = escape(value.strftime("%Y-%m-%d %H:%M:%S") if hasattr(value, "strftime") else str(value))
+        text = ago_html(value.timestamp() * 1000 if hasattr(value, "timestamp") else value)
     elif col == "duration":
         text = escape(fmt_duration(float(value)))
     else:
-        text = escape(_fmt(value))
-        if len(text) > 80:
-            text = text[:79] + "…"
+        full = _fmt(value)
+        if len(full) > _LONGEST:
+            return f'<td style="{CELL};white-space:nowrap" title="{escape(full)}">{escape(full[:_LONGEST - 1])}…</td>'
+        text = escape(full)
     return f'<td style="{CELL};white-space:nowrap">{text}</td>'
 
 
+def _fold(folded: dict[str, Any]) -> str:
+    """The params and tags left out of the table, as a line that opens to their values."""
+    params = sum(1 for c in folded if c.startswith("params."))
+    tags = len(folded) - params
+    what = " and ".join(f"{n} {kind}{'s' if n != 1 else ''}" for n, kind in ((params, "param"), (tags, "tag")) if n)
+    items = " · ".join(f'<span style="white-space:nowrap"><span style="{_MUTED}">{escape(c)}</span> = '
+                       f'{"—" if _missing(v) else escape(_fmt(v))}</span>' for c, v in folded.items())
+    return (f'<details style="margin:2px 0"><summary style="cursor:pointer;{_MUTED}">+{what} the same in every '
+            f'listed run</summary><div style="padding:2px 0 4px 14px;line-height:1.6">{items}</div></details>')
+
+
 def runs_table(df: Any, *, columns: Sequence[str] | None = None, total: int | None = None, offset: int = 0,
-               sort: str | None = None, descending: bool = False, selected: Iterable[str] = ()) -> str:
+               sort: str | None = None, descending: bool = False, selected: Iterable[str] = (),
+               folded: dict[str, Any] | None = None) -> str:
     """A page of runs (a ``search_runs``-style DataFrame) as an HTML table, with a caption
-    "runs A–B of TOTAL"; the ``sort`` column is marked ▲/▼ and ``selected`` run ids are highlighted."""
-    cols = list(columns) if columns is not None else default_columns(df.columns)
+    "runs A–B of TOTAL"; the ``sort`` column is marked ▲/▼ and ``selected`` run ids are highlighted.
+    ``columns`` default to ``runs_columns`` over this page; ``folded`` params and tags (those
+    ``runs_columns`` left out) show as one line that opens to their values."""
+    if columns is None:
+        cols, folded = runs_columns(df.columns, lambda c: list(df[c]), first=sort)
+    else:
+        cols = list(columns)
     total = len(df) if total is None else total
     chosen = set(selected)
     if not len(df):
@@ -88,8 +131,8 @@ def runs_table(df: Any, *, columns: Sequence[str] | None = None, total: int | No
         rows.append(f"<tr{style}>" + "".join(_cell(c, row.get(c), row) for c in cols) + "</tr>")
     caption = f"runs {offset + 1:,}–{offset + len(df):,} of {total:,}"
     return (f'<div style="font-family:system-ui,sans-serif;font-size:12px;overflow-x:auto">'
-            f'<div style="{_MUTED}">{caption}</div><table style="{TABLE}"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div>')
+            f'<div style="{_MUTED}">{caption}</div>{_fold(folded) if folded else ""}'
+            f'<table style="{TABLE}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def params_diff(runs: Sequence[Any]) -> str:

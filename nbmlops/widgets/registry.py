@@ -9,6 +9,7 @@ import ipywidgets as w
 
 import nbmlops
 
+from ..display.registry import versions_table
 from ..display.style import BOX, RED
 from ..errors import NbmlopsError
 from ._static import StaticFallback
@@ -23,16 +24,18 @@ class RegistryWidget(StaticFallback, w.VBox):
         self.alias = w.Combobox(description="alias", placeholder="production", ensure_option=False,
                                 options=["production", "staging"], value="production")
         self.version = w.Dropdown(description="version", options=[])
-        self.move = w.Button(description="Move alias", button_style="primary", icon="arrow-right")
+        self.move = w.Button(description="Move alias", button_style="primary", icon="arrow-right",
+                             layout=w.Layout(width="auto", flex="0 0 auto"))
         self.status = w.HTML()
         self.lineage = w.HTML()
-        self.refresh_button = w.Button(description="Refresh", icon="refresh")
+        self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="auto", flex="0 0 auto"))
         self.model.observe(lambda _: self.refresh(), names="value")
         self.version.observe(lambda _: self._show_version(), names="value")
         self.move.on_click(lambda _: self.move_alias())
         self.refresh_button.on_click(lambda _: self.refresh(models=True))
-        super().__init__([w.HBox([self.model, self.refresh_button]), self.versions,
-                          w.HBox([self.alias, self.version, self.move]), self.status, self.lineage])
+        wrap = w.Layout(flex_flow="row wrap", align_items="center")  # a narrow cell wraps controls, never cuts them
+        super().__init__([w.HBox([self.model, self.refresh_button], layout=wrap), self.versions,
+                          w.HBox([self.alias, self.version, self.move], layout=wrap), self.status, self.lineage])
         self.refresh(models=True, select=name)
 
     def refresh(self, models: bool = False, select: str | None = None) -> None:
@@ -47,7 +50,7 @@ class RegistryWidget(StaticFallback, w.VBox):
             self.versions.value = "<i>no registered models yet</i>"
             return
         df = nbmlops.list_versions(name)
-        self.versions.value = df.to_html(index=False, border=0, escape=True, na_rep="")
+        self.versions.value = versions_table(df)
         keep = self.version.value
         self.version.options = [int(v) for v in df["version"]][::-1]
         if keep in self.version.options:

@@ -18,10 +18,10 @@ import nbmlops
 
 from ..display.runs import (
     LABELS,
-    default_columns,
     metric_curves_png,
     params_diff,
     png_img,
+    runs_columns,
     runs_table,
     scatter_png,
 )
@@ -35,6 +35,17 @@ _ALL = ""  # the experiment dropdown's value for "all experiments"
 _ERROR = f'<span style="color:{RED}">{{}}</span>'
 _OK = f'<span style="color:{GREEN}">{{}}</span>'
 _NOTE = f'<span style="color:{MUTED}">{{}}</span>'
+_LABELS = {"description_width": "initial"}  # a control's label whole, not cut to the default 80 px
+
+
+def _button(description: str, icon: str, **kwargs: Any) -> w.Button:
+    """A button as wide as its label, that a narrow cell wraps to the next line rather than cuts."""
+    return w.Button(description=description, icon=icon, layout=w.Layout(width="auto", flex="0 0 auto"), **kwargs)
+
+
+def _row(*children: w.Widget) -> w.HBox:
+    """Controls side by side, wrapping onto a second line when the cell is too narrow for them."""
+    return w.HBox(list(children), layout=w.Layout(flex_flow="row wrap", align_items="center"))
 
 
 def _label(column: str) -> str:
@@ -57,43 +68,50 @@ class RunsBrowser(StaticFallback, w.VBox):
         self._names: dict[str, str] = {}  # run id -> name, of runs the picker has listed
         self._busy = False
         names = [str(n) for n in nbmlops.list_experiments()["name"]]
-        self.experiment = w.Dropdown(description="experiment",
+        self.experiment = w.Dropdown(description="experiment", style=_LABELS, layout=w.Layout(width="260px"),
                                      options=[("all experiments", _ALL), *((n, n) for n in names)],
                                      value=self.listing.experiment or _ALL)
         self.query = w.Text(placeholder="filter: metrics.acc > 0.9 and params.model = 'rf' — or words in names/tags",
-                            continuous_update=False, layout=w.Layout(width="60%"))
-        self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="auto"))
-        self.sort = w.Dropdown(description="sort by", options=[])
+                            continuous_update=False, layout=w.Layout(flex="1 1 300px", width="auto"))
+        self.refresh_button = _button("Refresh", "refresh")
+        self.sort = w.Dropdown(description="sort by", options=[], style=_LABELS, layout=w.Layout(width="240px"))
         self.descending = w.ToggleButtons(options=[("desc", True), ("asc", False)], value=True,
-                                          style={"button_width": "52px"})
-        self.page_size = w.Dropdown(description="rows", options=PAGE_SIZES,
-                                    value=page_size if page_size in PAGE_SIZES else 50, layout=w.Layout(width="140px"))
-        self.prev_button = w.Button(description="◀", layout=w.Layout(width="40px"), tooltip="previous page")
-        self.next_button = w.Button(description="▶", layout=w.Layout(width="40px"), tooltip="next page")
+                                          style={"button_width": "52px"}, layout=w.Layout(width="auto"))
+        self.page_size = w.Dropdown(description="rows", options=PAGE_SIZES, style=_LABELS,
+                                    value=page_size if page_size in PAGE_SIZES else 50, layout=w.Layout(width="110px"))
+        self.prev_button = w.Button(description="◀", layout=w.Layout(width="40px", flex="0 0 auto"),
+                                    tooltip="previous page")
+        self.next_button = w.Button(description="▶", layout=w.Layout(width="40px", flex="0 0 auto"),
+                                    tooltip="next page")
         self.page_label = w.HTML()
+        self.all_params = w.Checkbox(description="every param", indent=False, layout=w.Layout(width="auto"),
+                                     tooltip="also the params and tags that are the same in every listed run")
         self.message = w.HTML()
-        self.table = w.HTML()
-        self.runs = w.SelectMultiple(description="selected", options=[], rows=6, layout=w.Layout(width="60%"))
+        self.table = w.HTML(layout=w.Layout(width="100%", min_width="0"))  # wide tables scroll inside the cell
+        self.runs = w.SelectMultiple(description="selected", options=[], rows=6,
+                                     layout=w.Layout(width="auto", min_width="50%", max_width="100%"))
         # actions
         self.tag_key = w.Text(placeholder="key", layout=w.Layout(width="120px"))
         self.tag_value = w.Text(placeholder="value", layout=w.Layout(width="160px"))
-        self.tag_button = w.Button(description="Tag", icon="tag", layout=w.Layout(width="auto"))
-        self.note = w.Text(placeholder="a note on the selected runs", layout=w.Layout(width="300px"))
-        self.note_button = w.Button(description="Add note", icon="sticky-note", layout=w.Layout(width="auto"))
-        self.delete_button = w.Button(description="Delete", icon="trash", button_style="danger",
-                                      layout=w.Layout(width="auto"))
+        self.tag_button = _button("Tag", "tag")
+        self.note = w.Text(placeholder="a note on the selected runs", layout=w.Layout(width="260px"))
+        self.note_button = _button("Add note", "sticky-note")
+        self.delete_button = _button("Delete", "trash", button_style="danger")
         self.model_name = w.Text(placeholder="registered model name", layout=w.Layout(width="180px"))
         self.run_model = w.Dropdown(options=[], layout=w.Layout(width="180px"))
-        self.register_button = w.Button(description="Register", icon="archive", button_style="primary",
-                                        layout=w.Layout(width="auto"))
+        self.register_button = _button("Register", "archive", button_style="primary")
         self.result = w.HTML()
         # comparison
-        self.curve_metric = w.Dropdown(description="curves of", options=[])
-        self.scatter_param = w.Dropdown(description="param", options=[])
-        self.scatter_metric = w.Dropdown(description="against", options=[])
-        self.compare_button = w.Button(description="Compare", icon="line-chart", layout=w.Layout(width="auto"))
+        self.curve_metric = w.Dropdown(description="curves of", options=[], style=_LABELS,
+                                       layout=w.Layout(width="220px"))
+        self.scatter_param = w.Dropdown(description="param", options=[], style=_LABELS, layout=w.Layout(width="200px"))
+        self.scatter_metric = w.Dropdown(description="against", options=[], style=_LABELS,
+                                         layout=w.Layout(width="200px"))
+        self.compare_button = _button("Compare", "line-chart")
+        # pictures enter the panel once drawn: an Image without a value is a broken-image icon in JupyterLab
         self.curves = w.Image(format="png", value=b"", layout=w.Layout(max_width="50%"))
         self.scatter = w.Image(format="png", value=b"", layout=w.Layout(max_width="50%"))
+        self.pictures = _row()
         self.diff = w.HTML()
         self.compare_message = w.HTML()
         self._compared = False
@@ -103,6 +121,7 @@ class RunsBrowser(StaticFallback, w.VBox):
         self.sort.observe(lambda _: self._guard(self.apply), names="value")
         self.descending.observe(lambda _: self._guard(self.apply), names="value")
         self.page_size.observe(lambda _: self._guard(self.go, 0), names="value")
+        self.all_params.observe(lambda _: self._guard(self.apply, True), names="value")
         self.prev_button.on_click(lambda _: self.go(self.offset - self.page_size.value))
         self.next_button.on_click(lambda _: self.go(self.offset + self.page_size.value))
         self.refresh_button.on_click(lambda _: self.refresh())
@@ -116,16 +135,18 @@ class RunsBrowser(StaticFallback, w.VBox):
             control.observe(lambda _: self._guard(self._recompare), names="value")
 
         super().__init__([
-            w.HBox([self.experiment, self.query, self.refresh_button]),
-            w.HBox([self.sort, self.descending, self.page_size, self.prev_button, self.page_label, self.next_button]),
+            _row(self.experiment, self.query, self.refresh_button),
+            _row(self.sort, self.descending, self.page_size, self.prev_button, self.page_label, self.next_button,
+                 self.all_params),
             self.message, self.table, self.runs,
-            w.HBox([self.tag_key, self.tag_value, self.tag_button, self.note, self.note_button]),
-            w.HBox([self.model_name, self.run_model, self.register_button, self.delete_button]),
+            _row(self.tag_key, self.tag_value, self.tag_button, self.note, self.note_button),
+            _row(self.model_name, self.run_model, self.register_button, self.delete_button),
             self.result,
-            w.HBox([self.curve_metric, self.scatter_param, self.scatter_metric, self.compare_button]),
-            self.compare_message, w.HBox([self.curves, self.scatter]), self.diff,
+            _row(self.curve_metric, self.scatter_param, self.scatter_metric, self.compare_button),
+            self.compare_message, self.pictures, self.diff,
         ], layout=w.Layout(border=f"1px solid {BORDER}", padding="6px"))
         self._guard(self._columns)
+        self._cols, self._folded = runs_columns(self.listing.columns, self.selection.values, first=self.sort.value)
         self.render()
 
     # -- plumbing -------------------------------------------------------------
@@ -198,6 +219,8 @@ class RunsBrowser(StaticFallback, w.VBox):
         except NbmlopsError as exc:  # a malformed filter: one line, the last good table stays
             self.message.value = _ERROR.format(escape(str(exc)))
             return
+        self._cols, self._folded = runs_columns(self.listing.columns, self.selection.values, first=self.sort.value,
+                                                all_params=self.all_params.value)
         self.message.value = ""
         self.go(self.offset if keep_page else 0)
 
@@ -232,11 +255,9 @@ class RunsBrowser(StaticFallback, w.VBox):
             self._busy = busy
 
     def _table(self) -> None:
-        cols = default_columns(self._page.columns)
-        if self.listing.experiment is None:
-            cols.insert(2, "experiment")
-        self.table.value = runs_table(self._page, columns=cols, total=self.selection.total, offset=self.offset,
-                                      sort=self.sort.value, descending=self.descending.value, selected=self._chosen)
+        self.table.value = runs_table(self._page, columns=self._cols, folded=self._folded, total=self.selection.total,
+                                      offset=self.offset, sort=self.sort.value, descending=self.descending.value,
+                                      selected=self._chosen)
 
     def _on_select(self) -> None:
         self._chosen = list(self.runs.value)
@@ -393,6 +414,7 @@ class RunsBrowser(StaticFallback, w.VBox):
                                              labels=listed.values("run_name"))
         else:
             self.scatter.value = b""
+        self.pictures.children = [img for img in (self.curves, self.scatter) if img.value]
         self.compare_message.value = _NOTE.format(escape("; ".join(notes))) if notes else ""
 
     # -- static view ----------------------------------------------------------
