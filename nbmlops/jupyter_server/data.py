@@ -11,13 +11,16 @@ import nbmlops
 from ..errors import NotFound
 from ..registry.uri import check_name
 from ..store import current_store
+from ..tracking.curves import MAX_POINTS, metric_curves
+from . import artifacts
 
 MAX_RESULTS = 1000
+MAX_SOURCE = 100_000  # characters of a run's cell source shown on its page
 
 
 def _clean(value: Any) -> Any:
     """NaN / NaT / numpy scalars / Timestamps as JSON values (None, int, float, ms since the epoch)."""
-    if value is None:
+    if value is None or type(value).__name__ == "NAType":  # pandas' NA (nullable integer columns)
         return None
     if isinstance(value, float):
         return value if math.isfinite(value) else None
@@ -56,8 +59,28 @@ def experiments() -> list[dict[str, Any]]:
             for r in df.to_dict(orient="records")]
 
 
+def param_columns(params: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which params a table of these runs shows: ``varying`` (two or more values among the runs that
+    have it), folded ``constant`` ones (one value, in every run) and ``partial`` ones (one value, in
+    some runs only: typically an estimator's defaults that another estimator does not have)."""
+    values: dict[str, set[str]] = {}
+    seen: dict[str, int] = {}
+    first: dict[str, Any] = {}
+    for p in params:
+        for k, v in p.items():
+            values.setdefault(k, set()).add(json.dumps(v, sort_keys=True, default=str))
+            seen[k] = seen.get(k, 0) + 1
+            first.setdefault(k, v)
+    varying = sorted(k for k, vs in values.items() if len(vs) > 1)
+    constant = {k: first[k] for k in sorted(values) if len(values[k]) == 1 and seen[k] == len(params)}
+    partial = {k: {"value": first[k], "runs": seen[k]} for k in sorted(values)
+               if len(values[k]) == 1 and seen[k] < len(params)}
+    return {"varying": varying, "constant": constant, "partial": partial}
+
+
 def runs(experiment: str, filter: str | None, order_by: list[str], max_results: int, offset: int) -> dict[str, Any]:
-    """One page of an experiment's runs (search in MLflow's filter syntax), newest first by default."""
+    """One page of an experiment's runs (search in MLflow's filter syntax), newest first by default,
+    with the columns to show: every metric, then the params that vary across the page's runs."""
     exp = nbmlops.get_experiment(experiment)
     df = nbmlops.search_runs(exp.id, filter=filter or None, order_by=order_by or None,
                              max_results=offset + max_results + 1)
@@ -76,8 +99,10 @@ def runs(experiment: str, filter: str | None, order_by: list[str], max_results: 
                 if value is not None:
                     item[kind][name] = value
         out.append(item)
+    columns = param_columns([r["params"] for r in out])
+    columns["metrics"] = sorted({k for r in out for k in r["metrics"]})
     return {"experiment": {"id": exp.id, "name": exp.name}, "runs": out, "offset": offset,
-            "max_results": max_results, "next_offset": offset + max_results if more else None}
+            "max_results": max_results, "next_offset": offset + max_results if more else None, "columns": columns}
 
 
 def run(run_id: str) -> dict[str, Any]:
@@ -89,26 +114,24 @@ def run(run_id: str) -> dict[str, Any]:
             "deleted")
     out = {k: doc.get(k) for k in keep}
     out["experiment"] = {"id": exp.id, "name": exp.name}
-    out["artifacts"] = [{k: a.get(k) for k in ("name", "kind", "size", "sha256")} for a in doc["artifacts"]]
+    out["artifacts"] = [{**{k: a.get(k) for k in ("name", "kind", "size", "sha256")},
+                         "show": artifacts.kind(a["name"], a.get("kind"))} for a in doc["artifacts"]]
     out["models"] = [{k: m.get(k) for k in ("name", "class", "size", "sha256", "format", "datasets")}
                      for m in doc["models"]]
+    out["source"] = None
+    if doc.get("source_sha"):
+        # the cell's source, a blob named in the run document (read through the store, hash checked)
+        text = current_store(create=False).blobs.read_bytes(doc["source_sha"]).decode(errors="replace")
+        out["source"] = text[:MAX_SOURCE]
+        out["source_truncated"] = len(text) > MAX_SOURCE
     return json.loads(json.dumps(out, default=str))
 
 
-def metric_history(run_id: str, key: str | None = None) -> dict[str, Any]:
-    """Every point of each metric: {key: {"step": [...], "timestamp": [...], "value": [...]}}."""
-    r = nbmlops.get_run(run_id)
-    df = r.metric_history(key)
-    curves: dict[str, dict[str, list[Any]]] = {}
-    for k, step, ts, value in zip(df["key"], df["step"], df["timestamp"], df["value"]):
-        c = curves.setdefault(str(k), {"step": [], "timestamp": [], "value": []})
-        c["step"].append(_clean(step))
-        c["timestamp"].append(_ms(ts))
-        c["value"].append(_clean(value))
-    if key is not None and key not in curves:
-        have = ", ".join(sorted(r.metrics)) or "none"
-        raise NotFound(f"run {r.name} has no metric {key!r} (metrics: {have})")
-    return {"run_id": r.id, "metrics": curves}
+def metric_history(run_id: str, key: str | None = None, max_points: int = MAX_POINTS) -> dict[str, Any]:
+    """Each metric's curve by step, at most ``max_points`` points (the lowest and highest of each
+    bucket kept): {key: {"step": [...], "timestamp": [...], "value": [...], "points": n logged}}."""
+    got = metric_curves(run_id, [key] if key is not None else None, max_points)
+    return {"run_id": got["run_id"], "metrics": got["curves"]}
 
 
 def _model(name: str, latest: int | None = None, description: Any = None, updated: Any = None) -> dict[str, Any]:
@@ -162,6 +185,8 @@ def deployments(include_stopped: bool = True, live: bool = True) -> list[dict[st
     for row in nbmlops.list_deployments(all=include_stopped).to_dict(orient="records"):
         item = {k: _clean(row[k]) for k in ("name", "model", "version", "status", "url", "pid")}
         item["started"] = _ms(row["started"])
+        if row["status"] not in ("starting", "running"):
+            item["url"] = None  # a stopped server's address answers nothing (or, later, someone else)
         newest = row["name"] not in seen  # get_deployment(name) reaches the newest record of a name
         seen.add(row["name"])
         if live and newest and row["status"] in ("starting", "running"):

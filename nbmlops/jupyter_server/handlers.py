@@ -18,6 +18,7 @@ from functools import partial
 from http.client import responses
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
@@ -26,10 +27,14 @@ from tornado.ioloop import IOLoop
 
 from ..display.drift import SORT_JS
 from ..errors import InvalidInput, NbmlopsError, NotFound, ServingError
-from . import data, stores
+from . import artifacts, data, stores, views
 
 STATIC = Path(__file__).parent / "static"
-ASSETS = {"app.js": "application/javascript; charset=UTF-8", "app.css": "text/css; charset=UTF-8"}
+_JS = "application/javascript; charset=UTF-8"
+# loaded in this order by index.html: helpers, charts, then one file per view, then the router
+SCRIPTS = ("core.js", "charts.js", "home.js", "run.js", "compare.js", "model.js", "deployment.js", "app.js")
+ASSETS = {"app.css": "text/css; charset=UTF-8", **dict.fromkeys(SCRIPTS, _JS)}
+CHUNK = 256 * 1024
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="nbmlops-dashboard")
 
 
@@ -169,7 +174,49 @@ class RunHandler(BaseApiHandler):
 class MetricsHandler(BaseApiHandler):
     @web.authenticated
     async def get(self, run_id: str) -> None:
-        self.reply(await self.call(data.metric_history, run_id, self.get_argument("key", None)))
+        self.reply(await self.call(data.metric_history, run_id, self.get_argument("key", None),
+                                   self.int_arg("max_points", data.MAX_POINTS, 4, 100_000)))
+
+
+class ArtifactHandler(BaseApiHandler):
+    """One file recorded as an artifact of the run, by its recorded name: images and text inline, anything
+    else (HTML and SVG included) as an attachment; never sniffed, never run as a page (CSP sandbox)."""
+
+    @property
+    def content_security_policy(self) -> str:
+        return "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox"
+
+    @web.authenticated
+    async def get(self, run_id: str, name: str) -> None:
+        path, entry = await self.call(artifacts.locate, run_id, name)
+        ctype, inline = artifacts.content_type(entry["name"], entry.get("kind"))
+        if self.bool_arg("download", False):
+            inline = False
+        filename = entry["name"].rsplit("/", 1)[-1]
+        ascii_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)
+        self.set_header("Content-Type", ctype)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Content-Disposition", f"{'inline' if inline else 'attachment'}; filename=\"{ascii_name}\"; "
+                                               f"filename*=UTF-8''{quote(filename, safe='')}")
+        self.set_header("Cache-Control", "private, no-cache")
+        with open(path, "rb") as f:  # the blob run.artifact checked; large files go out in chunks
+            while chunk := f.read(CHUNK):
+                self.write(chunk)
+                await self.flush()
+        self.finish(set_content_type=ctype)
+
+
+class PreviewHandler(BaseApiHandler):
+    @web.authenticated
+    async def get(self, run_id: str, name: str) -> None:
+        self.reply(await self.call(artifacts.preview, run_id, name))
+
+
+class CompareHandler(BaseApiHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        ids = [i.strip() for part in self.get_arguments("runs") for i in part.split(",") if i.strip()]
+        self.reply(await self.call(views.compare, ids, self.int_arg("max_points", data.MAX_POINTS, 4, 100_000)))
 
 
 class ModelsHandler(BaseApiHandler):
@@ -184,6 +231,24 @@ class ModelHandler(BaseApiHandler):
         self.reply(await self.call(data.model, name))
 
 
+def _version(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise ApiError(400, f"a model version is a whole number from 1, got {text!r}")
+    return int(text)
+
+
+class ModelVersionHandler(BaseApiHandler):
+    @web.authenticated
+    async def get(self, name: str, version: str) -> None:
+        self.reply(await self.call(views.model_version, name, _version(version)))
+
+
+class DriftTimelineHandler(BaseApiHandler):
+    @web.authenticated
+    async def get(self, name: str, version: str) -> None:
+        self.reply(await self.call(views.drift_timeline, name, _version(version)))
+
+
 class AliasHandler(BaseApiHandler):
     @web.authenticated
     async def post(self, name: str) -> None:
@@ -196,6 +261,12 @@ class DeploymentsHandler(BaseApiHandler):
     async def get(self) -> None:
         self.reply({"deployments": await self.call(data.deployments, self.bool_arg("all", True),
                                                    self.bool_arg("live", True))})
+
+
+class DeploymentHandler(BaseApiHandler):
+    @web.authenticated
+    async def get(self, name: str) -> None:
+        self.reply(await self.call(views.deployment, name))
 
 
 class StopHandler(BaseApiHandler):
@@ -251,6 +322,8 @@ class PageHandler(JupyterHandler):
         base = self.base_url
         version = hashlib.sha256(b"".join((STATIC / n).read_bytes() for n in sorted(ASSETS))).hexdigest()[:12]
         page = (STATIC / "index.html").read_text()
+        tag = '<script src="{{base_url}}nbmlops/static/%s?v={{version}}"></script>'
+        page = page.replace("{{scripts}}", "\n".join(tag % n for n in SCRIPTS))
         page = page.replace("{{base_url}}", html.escape(base, quote=True)).replace("{{version}}", version)
         self.xsrf_token  # noqa: B018  (sets the _xsrf cookie that app.js sends back on POSTs)
         self.set_header("Content-Type", "text/html; charset=UTF-8")
@@ -283,10 +356,16 @@ def handlers(base_url: str) -> list[tuple[str, type]]:
         (api("experiments", r"([^/]+)", "runs"), RunsHandler),
         (api("runs", r"([^/]+)"), RunHandler),
         (api("runs", r"([^/]+)", "metrics"), MetricsHandler),
+        (api("runs", r"([^/]+)", "artifacts", r"(.+)"), ArtifactHandler),
+        (api("runs", r"([^/]+)", "preview", r"(.+)"), PreviewHandler),
+        (api("compare"), CompareHandler),
         (api("models"), ModelsHandler),
         (api("models", r"([^/]+)"), ModelHandler),
+        (api("models", r"([^/]+)", "versions", r"([^/]+)"), ModelVersionHandler),
+        (api("models", r"([^/]+)", "versions", r"([^/]+)", "drift"), DriftTimelineHandler),
         (api("models", r"([^/]+)", "aliases"), AliasHandler),
         (api("deployments"), DeploymentsHandler),
+        (api("deployments", r"([^/]+)"), DeploymentHandler),
         (api("deployments", r"([^/]+)", "stop"), StopHandler),
         (api("drift"), DriftHandler),
         (api("drift", r"([^/]+)", "html"), DriftHtmlHandler),
