@@ -23,6 +23,7 @@ from _drift_data import frames
 
 import nbmlops
 from nbmlops.jupyter_server import store_path
+from nbmlops.jupyter_server.handlers import SCRIPTS
 
 TOKEN = "dashboard-test-token-0123456789"
 BASE = "/jp/"
@@ -114,6 +115,7 @@ def _fill(root: Path) -> dict:
         ids["xss"] = run.id
     with nbmlops.start_run(experiment="other/team", name="gamma"):
         nbmlops.log_metric("accuracy", 0.3)
+    ids.update(_fill_pages(root.parent / "artifact-src"))
     rng = np.random.default_rng(5)
     X = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200), "c": rng.normal(size=200)})
     y = (X.a + X.b > 0).astype(int)
@@ -121,6 +123,42 @@ def _fill(root: Path) -> dict:
     nbmlops.register_model(LogisticRegression(C=0.1).fit(X, y), "clf")
     ref, cur = frames(300, seed=7, numeric=2, categorical=1)
     ids["drift"] = nbmlops.drift_report(ref, cur).log(model="clf@production")["id"]
+    return ids
+
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2eef0c60000000049454e44ae426082")
+ARTIFACTS = {"plot.png": PNG, "page.html": b"<script>window.__x=1</script>", "logo.svg": b"<svg onload='x()'/>",
+             "summary.json": b'{"auc": 0.9, "n": [1, 2]}', "table.csv": b"a,b\n1,2\n3,4\n", "blob.bin": b"\x00\x01"}
+LONG = 5000  # points of the long curve
+
+
+def _fill_pages(folder: Path) -> dict:
+    """What the run, compare, lineage and curve pages need: artifacts of every kind, a 5,000-point curve,
+    a model registered from a run that used a dataset version."""
+    from sklearn.linear_model import LogisticRegression
+
+    ids = {}
+    folder.mkdir(exist_ok=True)
+    with nbmlops.start_run(experiment="pages", name="files") as run:
+        for name, data in ARTIFACTS.items():
+            (folder / name).write_bytes(data)
+            nbmlops.log_artifact(folder / name)
+        ids["files"] = run.id
+    with nbmlops.start_run(experiment="pages", name="long") as run:
+        for step in range(LONG):
+            run.log_metric("loss", 1 / (step + 1) + (0.5 if step == 3333 else 0.0), step=step)
+        ids["long"] = run.id
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame({"a": rng.normal(size=80), "b": rng.normal(size=80)})
+    y = (X.a > 0).astype(int)
+    with nbmlops.start_run(experiment="pages", name="trained") as run:
+        ds = nbmlops.log_dataset(X.assign(y=y), "train-set", snapshot=True)
+        nbmlops.log_dataset(X.assign(y=y), "train-set", role="train")
+        nbmlops.log_model(LogisticRegression().fit(X, y), "model")
+        ids["trained"] = run.id
+    ids["dataset_version"] = ds.version
+    nbmlops.register_model(run.id, "lineage", alias="production")
     return ids
 
 
@@ -215,7 +253,7 @@ def test_experiments_with_their_run_counts(dash):
     r = server.get("nbmlops/api/experiments")
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/json")
     got = {e["name"]: e["runs"] for e in r.json()["experiments"]}
-    assert got == {"iris": 3, "other/team": 1}
+    assert got == {"iris": 3, "other/team": 1, "pages": 3}
 
 
 def test_runs_of_an_experiment_by_name_or_id_newest_first(dash):
@@ -297,10 +335,187 @@ def test_metric_curves_per_key(dash):
     assert r.status_code == 404 and "no metric 'nope'" in r.json()["error"]
 
 
+def test_runs_page_names_its_columns_metrics_then_varying_params(dash):
+    server, _, _ = dash
+    page = server.get("nbmlops/api/experiments/iris/runs").json()
+    cols = page["columns"]
+    assert cols["metrics"] == ["accuracy", "loss"] and cols["varying"] == ["C", "model"]
+    assert cols["constant"] == {} and cols["partial"] == {}
+    files = server.get("nbmlops/api/experiments/pages/runs").json()["columns"]
+    assert files["metrics"] == ["loss"] and files["varying"] == [] and files["partial"] == {}
+    one = server.get("nbmlops/api/experiments/iris/runs", params={"filter": "params.model = 'lr'"}).json()["columns"]
+    assert one["varying"] == [] and one["constant"] == {"C": 1.0, "model": "lr"}  # one run: nothing varies
+
+
+def test_a_long_curve_is_cut_to_at_most_1000_points_keeping_its_shape(dash):
+    server, _, ids = dash
+    (curve,) = server.get(f"nbmlops/api/runs/{ids['long']}/metrics").json()["metrics"].values()
+    assert curve["points"] == LONG and 900 <= len(curve["step"]) <= 1000
+    assert curve["step"][0] == 0 and curve["step"][-1] == LONG - 1 and curve["step"] == sorted(curve["step"])
+    assert 3333 in curve["step"] and max(curve["value"]) == 1.0  # the spike and the highest point stay
+    assert min(curve["value"]) == pytest.approx(1 / LONG)
+    small = server.get(f"nbmlops/api/runs/{ids['long']}/metrics", params={"max_points": 50}).json()["metrics"]["loss"]
+    assert len(small["step"]) <= 50 and 3333 in small["step"]
+    r = server.get(f"nbmlops/api/runs/{ids['long']}/metrics", params={"max_points": 2})
+    assert r.status_code == 400 and "max_points must be a whole number from 4" in r.json()["error"]
+
+
+def test_compare_three_runs_curves_params_diff(dash):
+    server, _, ids = dash
+    three = ",".join([ids["alpha"], ids["beta"], ids["xss"]])
+    got = server.get("nbmlops/api/compare", params={"runs": three}).json()
+    assert [r["name"] for r in got["runs"]] == ["alpha", "beta", XSS]
+    assert got["metrics"] == ["accuracy", "loss"] and got["shared_metrics"] == ["accuracy"]
+    assert got["curves"]["accuracy"][ids["alpha"]]["value"] == [0.5, 0.7, 0.9]
+    assert got["curves"]["accuracy"][ids["beta"]]["step"] == [0, 1] and list(got["curves"]["loss"]) == [ids["alpha"]]
+    assert got["params"]["varying"] == ["C", "model"]
+    assert got["diff"] == [{"key": "C", "values": [1.0, 10.0, None]}, {"key": "model", "values": ["lr", "rf", XSS]}]
+
+
+@pytest.mark.parametrize("runs, status, message", [
+    ("", 400, "compare takes 2 to 10 different run ids"),
+    ("{alpha}", 400, "got 1"),
+    ("{alpha},{alpha}", 400, "got 1"),
+    (",".join(["{alpha}"] + [f"{i:032x}" for i in range(1, 11)]), 400, "got 11"),
+    ("{alpha}," + "0" * 32, 404, "no run with id"),
+    ("{alpha},zz", 400, "run id must be at least 6 hex digits"),
+])
+def test_compare_refuses_bad_run_lists(dash, runs, status, message):
+    server, _, ids = dash
+    r = server.get("nbmlops/api/compare", params={"runs": runs.format(alpha=ids["alpha"])})
+    assert r.status_code == status and message in r.json()["error"], r.text
+
+
+# ------------------------------------------------------------------ artifacts
+def artifact(server, run_id, name, **kw):
+    return server.get(f"nbmlops/api/runs/{run_id}/artifacts/{name}", **kw)
+
+
+def test_run_page_lists_artifacts_with_how_to_show_them(dash):
+    server, _, ids = dash
+    run = server.get(f"nbmlops/api/runs/{ids['files']}").json()
+    shows = {a["name"]: a["show"] for a in run["artifacts"]}
+    assert shows == {"plot.png": "image", "page.html": "download", "logo.svg": "download", "summary.json": "json",
+                     "table.csv": "csv", "blob.bin": "download"}
+    trained = server.get(f"nbmlops/api/runs/{ids['trained']}").json()
+    assert [m["name"] for m in trained["models"]] == ["model"]
+    assert {d["name"] for d in trained["datasets"]} == {"train-set"}
+
+
+@pytest.mark.parametrize("name, ctype, disposition", [
+    ("plot.png", "image/png", "inline"),
+    ("summary.json", "application/json; charset=utf-8", "inline"),
+    ("table.csv", "text/csv; charset=utf-8", "inline"),
+    ("page.html", "application/octet-stream", "attachment"),  # never rendered as a page of this origin
+    ("logo.svg", "application/octet-stream", "attachment"),
+    ("blob.bin", "application/octet-stream", "attachment"),
+])
+def test_artifacts_are_served_with_safe_types_nosniff_and_disposition(dash, name, ctype, disposition):
+    server, _, ids = dash
+    r = artifact(server, ids["files"], name)
+    assert r.status_code == 200 and r.content == ARTIFACTS[name]
+    assert r.headers["Content-Type"] == ctype and r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Content-Disposition"].startswith(f'{disposition}; filename="{name}"')
+    assert "sandbox" in r.headers["Content-Security-Policy"] and "default-src 'none'" in r.headers["Content-Security-Policy"]
+    forced = artifact(server, ids["files"], name, params={"download": "1"})
+    assert forced.headers["Content-Disposition"].startswith("attachment;")
+
+
+@pytest.mark.parametrize("path", [
+    "..%2F..%2FSTORE.json", "%2e%2e%2f%2e%2e%2fSTORE.json", "..%2f..%2fdb%2fmodels.json", "%2Fetc%2Fpasswd",
+    "plot.png%2F..%2F..%2F..%2FSTORE.json", "plot.PNG", "notes.txt", "model",
+])
+def test_artifact_route_serves_only_files_recorded_on_that_run(dash, path):
+    server, store, ids = dash
+    r = artifact(server, ids["files"], path)
+    assert r.status_code == 404, (path, r.status_code)
+    assert r.headers["Content-Type"].startswith("application/json") and "has no artifact" in r.json()["error"]
+    assert b"schema" not in r.content and b"root:" not in r.content
+    assert artifact(server, ids["trained"], "model").status_code == 404  # a model blob is not an artifact
+    assert artifact(server, ids["beta"], "notes.txt").status_code == 404  # alpha's artifact, asked on beta
+    assert artifact(server, ids["alpha"], "notes.txt").content == b"hello"
+
+
+def test_artifact_previews_json_pretty_and_csv_as_rows(dash):
+    server, _, ids = dash
+    pre = server.get(f"nbmlops/api/runs/{ids['files']}/preview/summary.json").json()
+    assert pre["kind"] == "json" and json.loads(pre["text"]) == {"auc": 0.9, "n": [1, 2]} and "\n" in pre["text"]
+    csv = server.get(f"nbmlops/api/runs/{ids['files']}/preview/table.csv").json()
+    assert csv["rows"] == [["a", "b"], ["1", "2"], ["3", "4"]] and csv["truncated"] is False
+    html = server.get(f"nbmlops/api/runs/{ids['files']}/preview/page.html").json()
+    assert html == {"name": "page.html", "kind": "download", "size": len(ARTIFACTS["page.html"])}
+    assert server.get(f"nbmlops/api/runs/{ids['files']}/preview/nope.txt").status_code == 404
+
+
+# ------------------------------------------------------------------ model version, lineage, drift timeline
+def test_model_version_lineage_from_dataset_to_run_to_version(dash):
+    server, _, ids = dash
+    v = server.get("nbmlops/api/models/lineage/versions/1").json()
+    assert v["name"] == "lineage" and v["version"] == 1 and v["aliases"] == ["production"]
+    assert v["run"] == {"id": ids["trained"], "name": "trained", "status": "FINISHED", "experiment_id": v["run"]["experiment_id"]}
+    assert [(d["name"], d.get("version")) for d in v["datasets"]] == [("train-set", ids["dataset_version"])]
+    assert v["versions"] == [1] and v["deployments"] == [] and v["drift"] == []
+    assert [h["action"] for h in v["history"]] == ["register", "alias"]
+    assert [(h["alias"], h["to"]) for h in v["alias_history"]] == [("production", 1)]
+    clf = server.get("nbmlops/api/models/clf/versions/1").json()
+    assert clf["run"] is None and clf["drift_count"] == 1 and clf["drift"][0]["id"] == ids["drift"]
+
+
+def test_drift_timeline_of_a_model_version(dash):
+    server, _, ids = dash
+    t = server.get("nbmlops/api/models/clf/versions/1/drift").json()
+    (p,) = t["points"]
+    assert p["id"] == ids["drift"] and 0 <= p["share_drifted"] <= 1 and p["drift_share"] == 0.5
+    assert p["n_columns"] == 3 and isinstance(p["time"], int) and isinstance(p["dataset_drift"], bool)
+    assert server.get("nbmlops/api/models/clf/versions/2/drift").json()["points"] == []
+
+
+@pytest.mark.parametrize("path, status, message", [
+    ("models/clf/versions/9", 404, "has no version 9"),
+    ("models/clf/versions/x", 400, "a model version is a whole number from 1, got 'x'"),
+    ("models/clf/versions/0/drift", 400, "a model version is a whole number"),
+    ("models/nosuch/versions/1/drift", 404, "no registered model named 'nosuch'"),
+    ("deployments/nosuch", 404, "no deployment named 'nosuch'"),
+])
+def test_page_routes_answer_bad_input_with_json_errors(dash, path, status, message):
+    server, _, _ = dash
+    r = server.get("nbmlops/api/" + path)
+    assert r.status_code == status and message in r.json()["error"], r.text
+
+
+def test_prometheus_text_parsed_and_quantiles_as_prometheus_computes_them():
+    from nbmlops.jupyter_server import prom, views
+
+    text = """# HELP model_http_requests_total x
+model_http_requests_total{route="/predict",method="POST",status="200"} 7.0
+model_http_requests_total{route="/metrics",method="GET",status="200"} 50.0
+model_http_request_duration_seconds_bucket{route="/predict",method="POST",status="200",le="0.01"} 2.0
+model_http_request_duration_seconds_bucket{route="/predict",method="POST",status="200",le="0.1"} 6.0
+model_http_request_duration_seconds_bucket{route="/predict",method="POST",status="200",le="+Inf"} 7.0
+model_http_request_duration_seconds_bucket{route="/metrics",method="GET",status="200",le="0.01"} 50.0
+model_http_request_duration_seconds_bucket{route="/metrics",method="GET",status="200",le="0.1"} 50.0
+model_http_request_duration_seconds_bucket{route="/metrics",method="GET",status="200",le="+Inf"} 50.0
+model_accuracy{model_name="m",model_version="2"} 0.75
+model_traffic_weight{model_name="m",model_version="1"} 0.25
+model_traffic_weight{model_name="m",model_version="2"} 0.75
+model_request_errors_total{reason="say \\"hi\\""} 1.0
+"""
+    live = views.live_metrics(text)
+    assert live["requests"] == 7.0  # this page's own /metrics scrapes are not traffic
+    assert live["latency"]["buckets"] == [[0.01, 2.0], [0.1, 6.0], ["+Inf", 7.0]]
+    assert live["latency"]["p50_ms"] == pytest.approx((0.01 + 0.09 * (3.5 - 2) / 4) * 1000)
+    assert live["latency"]["p99_ms"] == pytest.approx(100.0)  # in the open bucket: its lower bound
+    assert live["accuracy"] == {"2": 0.75} and live["weights"] == {"1": 0.25, "2": 0.75}
+    assert live["errors"] == {'say "hi"': 1.0}
+    assert prom.quantile(0.5, []) is None and prom.quantile(0.5, [(1.0, 0.0), (float("inf"), 0.0)]) is None
+
+
 # ------------------------------------------------------------------ models
 def test_models_with_versions_and_aliases(dash):
     server, _, _ = dash
-    (clf,) = server.get("nbmlops/api/models").json()["models"]
+    models = server.get("nbmlops/api/models").json()["models"]
+    assert [m["name"] for m in models] == ["clf", "lineage"]
+    clf = models[0]
     assert clf["name"] == "clf" and clf["latest_version"] == 2 and clf["aliases"]["production"] in (1, 2)
     assert [v["version"] for v in clf["versions"]] == [1, 2]
     one = server.get("nbmlops/api/models/clf").json()
@@ -313,7 +528,7 @@ def test_alias_move_through_post_changes_the_store(dash):
     assert r.status_code == 200, r.text
     assert r.json()["version"] == 2 and r.json()["aliases"]["production"] == 2
     assert nbmlops.get_model_version("clf@production").version == 2
-    (clf,) = server.get("nbmlops/api/models").json()["models"]
+    (clf,) = [m for m in server.get("nbmlops/api/models").json()["models"] if m["name"] == "clf"]
     assert clf["aliases"]["production"] == 2
     assert [v["aliases"] for v in clf["versions"]] == [[], ["production"]]
     r = server.post("nbmlops/api/models/clf/aliases", {"alias": "staging", "version": 1})
@@ -360,6 +575,18 @@ def test_deployment_with_live_status_stopped_through_post(dash):
         (row,) = [d for d in server.get("nbmlops/api/deployments").json()["deployments"] if d["name"] == "clf-dash"]
         assert row["status"] == "running" and row["requests"] >= 1 and row["uptime"]
         assert row["url"] == dep.url and row["model"] == "clf@production" and len(row["sha256"]) == 64
+        # its page: live numbers from its /metrics (asked with its admin token, which never leaves the server)
+        page = server.get("nbmlops/api/deployments/clf-dash")
+        assert dep.admin_token not in page.text and "admin_token" not in page.text
+        live = page.json()["live"]
+        assert page.json()["url"] == dep.url and live["requests"] >= 1 and live["latency"]["p50_ms"] > 0
+        for _ in range(3):
+            dep.predict([[0.1, 0.2, 0.3]])
+        again = server.get("nbmlops/api/deployments/clf-dash").json()["live"]
+        assert again["requests"] == live["requests"] + 3  # its own /metrics scrapes are not counted
+        version = nbmlops.get_model_version("clf@production").version
+        lineage = server.get(f"nbmlops/api/models/clf/versions/{version}").json()["deployments"]
+        assert [(d["name"], d["status"], d["url"]) for d in lineage] == [("clf-dash", "running", dep.url)]
         r = server.post("nbmlops/api/deployments/clf-dash/stop", {})
         assert r.status_code == 200, r.text
         assert r.json() == {"name": "clf-dash", "status": "stopped"}
@@ -367,7 +594,9 @@ def test_deployment_with_live_status_stopped_through_post(dash):
         assert not reaper.is_alive() and child.returncode is not None
         assert nbmlops.get_deployment("clf-dash").status()["status"] == "stopped"
         (row,) = [d for d in server.get("nbmlops/api/deployments").json()["deployments"] if d["name"] == "clf-dash"]
-        assert row["status"] == "stopped"
+        assert row["status"] == "stopped" and row["url"] is None  # a stopped server's address is dead
+        page = server.get("nbmlops/api/deployments/clf-dash").json()
+        assert page["status"] == "stopped" and page["url"] is None and page["live"] is None
         running = server.get("nbmlops/api/deployments", params={"all": "false"}).json()["deployments"]
         assert "clf-dash" not in [d["name"] for d in running]
     finally:
@@ -405,7 +634,10 @@ GETS = ["nbmlops/api/store", "nbmlops/api/experiments", "nbmlops/api/experiments
 def test_every_api_route_without_the_token_is_403(dash):
     server, _, ids = dash
     paths = GETS + [f"nbmlops/api/runs/{ids['alpha']}", f"nbmlops/api/runs/{ids['alpha']}/metrics",
-                    f"nbmlops/api/drift/{ids['drift']}/html"]
+                    f"nbmlops/api/drift/{ids['drift']}/html", f"nbmlops/api/runs/{ids['alpha']}/artifacts/notes.txt",
+                    f"nbmlops/api/runs/{ids['alpha']}/preview/notes.txt", "nbmlops/api/models/clf/versions/1",
+                    "nbmlops/api/models/clf/versions/1/drift", "nbmlops/api/deployments/clf-dash",
+                    f"nbmlops/api/compare?runs={ids['alpha']},{ids['beta']}"]
     for path in paths:
         r = requests.get(server.url + path, timeout=30)
         assert r.status_code == 403, path
@@ -458,7 +690,12 @@ def test_page_carries_the_base_url_and_its_assets(dash):
     server, _, _ = dash
     page = server.get("nbmlops/")
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
-    assert f'data-base-url="{BASE}"' in page.text and f'src="{BASE}nbmlops/static/app.js?v=' in page.text
+    assert f'data-base-url="{BASE}"' in page.text
+    for script in SCRIPTS:  # every view's script, app.js (the router) last
+        assert f'src="{BASE}nbmlops/static/{script}?v=' in page.text
+        served = server.get(f"nbmlops/static/{script}")
+        assert served.status_code == 200 and served.text == (STATIC / script).read_text()
+    assert page.text.rindex("static/app.js") > page.text.rindex("static/core.js")
     csp = page.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "default-src 'none'" in csp and "unsafe-inline" not in csp
     for testid in ("runs-table", "runs-filter", "runs-search", "models-table", "alias-form", "alias-model",
@@ -484,12 +721,14 @@ def test_stored_markup_comes_back_as_json_data(dash):
 
 
 def test_page_code_never_turns_data_into_html():
-    js = (STATIC / "app.js").read_text()
+    js = "\n".join((STATIC / name).read_text() for name in SCRIPTS)
     html = (STATIC / "index.html").read_text()
+    assert sorted(p.name for p in STATIC.glob("*.js")) == sorted(SCRIPTS)  # every script is served and checked
+    assert max(len((STATIC / name).read_text().splitlines()) for name in SCRIPTS) < 500
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
                  "setTimeout(\"", "DOMParser", "createContextualFragment", "srcdoc", "javascript:"):
         assert sink not in js, sink
     assert "textContent" in js and "createElement" in js
     assert "X-XSRFToken" in js and 'cookie("_xsrf")' in js
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html + js  # nothing remote
-    assert re.findall(r"<script[^>]*>", html) == ['<script src="{{base_url}}nbmlops/static/app.js?v={{version}}">']
+    assert re.findall(r"<script[^>]*>", html) == [] and "{{scripts}}" in html  # only the served files
