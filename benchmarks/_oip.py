@@ -45,7 +45,7 @@ BATCHES = (1, 32)
 CLIENTS = 8
 SERVERS = ("nbmlops", "kserve")
 BODIES = ("json", "binary")
-FULL = dict(duration=4.0, warmup=1.0, rounds=5)
+FULL = dict(duration=3.0, warmup=1.0, rounds=7)
 QUICK = dict(duration=2.0, warmup=0.5, rounds=1)
 
 LUA = """wrk.method = "POST"
@@ -131,6 +131,38 @@ def check_answers(ports: dict[str, int], bodies: dict[tuple[int, str], tuple[byt
                                        f"{proba.tolist()[:3]}…")
                 seen.append(f"{where}: {res.get_output('predict')['datatype']} predict")
     return seen
+
+
+def codec_probe(bodies: dict[tuple[int, str], tuple[bytes, dict[str, str]]], model: Any, X: Any,
+                n: int = 2_000) -> dict[tuple[int, str], dict[str, float]]:
+    """CPU per request of the part of nbmlops' infer route that differs between the two bodies, in-process (no
+    HTTP, so free of the machine's noise; best of 3): reading the tensors of the body (``split_body`` +
+    ``request_tensors``) and writing the answer's three outputs (``response_body``, binary or JSON)."""
+    from nbmlops.serving.tensors import request_tensors, response_body, split_body
+
+    clock = time.perf_counter
+    out = {}
+    for (rows, kind), (body, headers) in bodies.items():
+        proba = model.predict_proba(X[:rows])
+        binary = kind == "binary"
+        predict = model.predict(X[:rows]).tolist()
+        outputs = [({"name": "predict", "datatype": "INT64", "shape": [rows]}, predict, binary),
+                   ({"name": "probability", "datatype": "FP64", "shape": [rows]}, proba.max(axis=1).tolist(), binary),
+                   ({"name": "predict_proba", "datatype": "FP64", "shape": [rows, 2]}, proba.ravel().tolist(), binary)]
+        answer = {"model_name": NAME, "model_version": "1", "id": ""}
+        length = headers.get("Inference-Header-Content-Length")
+        read = write = float("inf")
+        for _ in range(3):
+            t = clock()
+            for _ in range(n):
+                request_tensors(*split_body(body, length))
+            read = min(read, (clock() - t) / n)
+            t = clock()
+            for _ in range(n):
+                response_body(answer, outputs)
+            write = min(write, (clock() - t) / n)
+        out[(rows, kind)] = {"read": read, "write": write, "answer": len(response_body(answer, outputs)[0])}
+    return out
 
 
 # -- servers -----------------------------------------------------------------------------------------
@@ -246,6 +278,7 @@ def bench(S: dict[str, Any], root: Path, client: str) -> dict[str, Any]:
         r["sizes"] = {key: len(body) for key, (body, _) in bodies.items()}
         r["checked"] = check_answers({s: servers.ports[s] for s in SERVERS}, bodies, r["declared"], model, X)
         log(f"both servers give the model's predictions and probabilities for {len(r['checked'])} answers")
+        r["probe"] = codec_probe(bodies, model, X)
         for body, headers in bodies.values():
             for server in SERVERS:
                 load_run(wrk, servers, server, body, headers, S["warmup"], root)
@@ -284,6 +317,9 @@ def report(S: dict[str, Any], r: dict[str, Any], quick: bool) -> str:
     def ratio(a: tuple[str, str, int], b: tuple[str, str, int]) -> float:
         return med(x["rps"] / y["rps"] for x, y in zip(runs[a], runs[b]))
 
+    def cpu_ratio(a: tuple[str, str, int], b: tuple[str, str, int]) -> float:
+        return med(x["cpu"] / y["cpu"] for x, y in zip(runs[a], runs[b]))
+
     label = {"json": "JSON V2", "binary": "binary V2 (tritonclient's default)"}
     mode = f"Mode: {'--quick (shorter runs, one round)' if quick else 'full'}."
     out = [SUBSECTION, "", machine([*base.PACKAGES, "kserve", "tritonclient"], mode,
@@ -294,12 +330,23 @@ def report(S: dict[str, Any], r: dict[str, Any], quick: bool) -> str:
         for kind in BODIES:
             out.append(f"| {n} | {label[kind]}, {r['sizes'][(n, kind)]:,} bytes | {cell('nbmlops', kind, n)} | "
                        f"{cell('kserve', kind, n)} | {times(ratio(('nbmlops', kind, n), ('kserve', kind, n)))} |")
-        out.append(f"| {n} | binary / JSON | {times(ratio(('nbmlops', 'binary', n), ('nbmlops', 'json', n)))} | "
-                   f"{times(ratio(('kserve', 'binary', n), ('kserve', 'json', n)))} | — |")
+        out.append(f"| {n} | binary / JSON (throughput; server CPU per request) | "
+                   + " | ".join(f"{times(ratio((s, 'binary', n), (s, 'json', n)))}; "
+                                f"{cpu_ratio((s, 'binary', n), (s, 'json', n)):.2f}×" for s in SERVERS) + " | — |")
     others = [x["others"] for got in runs.values() for x in got]
     spread = "; ".join(f"{s} {k} {n}: " + ", ".join(f"{x['rps']:,.0f}" for x in runs[(s, k, n)])
                        for n in BATCHES for s in SERVERS for k in BODIES)
     d = r["declared"]
+    p = r["probe"]
+    probe = ("What differs between the bodies inside nbmlops, timed in-process (no HTTP, so free of the machine's "
+             "noise; best of 3 × 2,000): reading the request's tensors (`split_body` + `request_tensors`) and writing "
+             "the answer (`response_body`), per request: " + "; ".join(
+                 f"{n} row{'s' if n > 1 else ''} {kind} {fmt(p[(n, kind)]['read'])} + {fmt(p[(n, kind)]['write'])} "
+                 f"({p[(n, kind)]['answer']:,}-byte answer)" for n in BATCHES for kind in BODIES) + ". ")
+    saved = {n: sum(p[(n, "json")][k] - p[(n, "binary")][k] for k in ("read", "write")) for n in BATCHES}
+    probe += ("So binary " + ", ".join(f"{'saves' if v > 0 else 'adds'} {fmt(abs(v))} per request at {n} "
+                                       f"row{'s' if n > 1 else ''}" for n, v in saved.items())
+              + " there, against the server CPU per request in the table.")
     out += ["", f"LogisticRegression (`max_iter=10000`) fitted on breast_cancer (569 × 30, NumPy arrays), the same "
             f"fitted object in both servers. Medians of {S['rounds']} interleaved round{'s' if S['rounds'] > 1 else ''}"
             f" ({S['duration']:g} s per run, {CLIENTS} kept-alive clients, `wrk -t1 -c{CLIENTS}`, after a "
@@ -321,7 +368,7 @@ def report(S: dict[str, Any], r: dict[str, Any], quick: bool) -> str:
             + ", ".join(f"{s} {v:.1f} s" for s, v in r["startup"].items()) + ". The machine is shared with other "
             f"engineers' test runs: `uptime` before: `{r['uptime'][0]}`; after: `{r['uptime'][-1]}`; during the runs "
             f"other work used a median {med(others):.2f} cores (from {min(others):.2f} to {max(others):.2f}) of the "
-            f"2. Throughput of every run (req/s, in round order): {spread}.", ""]
+            f"2. Throughput of every run (req/s, in round order): {spread}.", "", probe, ""]
     return "\n".join(out)
 
 
