@@ -171,7 +171,8 @@ def test_mlflow_csv_parquet_and_columns(dep, data):
     model, X = data
     want = model.predict(X.iloc[:4]).tolist()
     for csv in (X.iloc[:4].to_csv(index=False), X.iloc[:4].to_csv(index=False, header=False),
-                X.iloc[:4, ::-1].to_csv(index=False)):  # columns in another order, by name
+                X.iloc[:4, ::-1].to_csv(index=False),  # columns in another order, by name
+                X.iloc[:4].to_csv()):  # with pandas' index column
         status, payload, _ = post(dep, "/invocations", csv.encode(), {"Content-Type": "text/csv; charset=utf-8"})
         assert status == 200 and json.loads(payload)["predictions"] == want
     buf = io.BytesIO()

@@ -163,9 +163,13 @@ def parse_csv(raw: bytes, schema: Schema) -> list[list[Any]]:
         raise PayloadError("the CSV body has no rows", 400)
     features = schema.features
     first = table[0]
-    if features and set(first) == set(features) and len(first) == len(features):
+    if features and set(features) <= set(first):  # a header: the features by name, others (an index) set aside
         order = [first.index(f) for f in features]
-        table = [[r[i] for i in order] if len(r) == len(first) else r for r in table[1:]]
+        width = len(first)
+        for i, r in enumerate(table[1:]):
+            if len(r) != width:
+                raise PayloadError(f"CSV row {i + 1} has {len(r)} columns; its header has {width}", 400)
+        table = [[r[i] for i in order] for r in table[1:]]
     elif not features and not all(_is_number(c) for c in first):
         table = table[1:]
     if not table:
