@@ -167,10 +167,12 @@ def churn(tmp_path_factory):
 
 def _serve(name: str):
     """'churn/1' served under a prediction token, 20 labels behind the windowed accuracy."""
+    root = nbmlops.store.current_store().root
     dep = nbmlops.serve("churn/1", name=name, token=TOKEN, accuracy_window=20, log_requests=False)
     try:
         yield dep
     finally:
+        nbmlops.set_store(root)  # a test in between may have switched stores
         dep.stop()
 
 
@@ -382,3 +384,33 @@ def test_real_prometheus_scrapes_a_live_deployment_and_answers_promql(prometheus
     dep.stop()  # the server goes away: up == 0, and the alert waits its minute
     assert prom.wait(lambda: value(f"up{{{job}}}") == 0) and value(f"up{{{job}}}") == 0
     assert prom.wait(lambda: alerts().get("NbmlopsServerDown")) == "pending"
+
+
+# --- %serve --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.process
+def test_serve_magic_writes_the_prometheus_setup_and_takes_the_window(ip, tmp_path, capsys):
+    from IPython.core.error import UsageError
+
+    ip.run_cell("""
+from sklearn.linear_model import LogisticRegression
+import numpy as np
+X = np.random.default_rng(0).normal(size=(100, 3))
+clf = LogisticRegression().fit(X, X[:, 0] > 0)
+""")
+    ip.run_line_magic("register", "clf tiny")
+    with pytest.raises(UsageError, match="accuracy_window must be"):
+        ip.run_line_magic("serve", "tiny --accuracy-window 0")
+    assert nbmlops.list_deployments().empty
+    ip.run_line_magic("serve", f"tiny --accuracy-window 7 --token {TOKEN} --prometheus {tmp_path / 'p'}")
+    dep = nbmlops.get_deployment("tiny", token=TOKEN)
+    try:
+        assert f"prometheus --config.file={tmp_path / 'p' / 'prometheus.yml'}" in capsys.readouterr().out
+        assert (tmp_path / "p" / "nbmlops-tiny.token").read_text() == TOKEN
+        assert "model_accuracy_window_predictions{job=\"nbmlops-tiny\"} >= 7" in \
+            (tmp_path / "p" / "nbmlops-tiny.rules.yml").read_text()
+        text = call(dep, "GET", "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})[1]
+        assert "# HELP model_accuracy_windowed Share of correct predictions among the last 7 with feedback" in text
+    finally:
+        dep.stop()
