@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import nbmlops
-from nbmlops.display.html import ago
+from nbmlops.display.html import age, ago
 from nbmlops.display.runs import runs_columns, runs_table
 
 HTML = "text/html"
@@ -148,6 +148,7 @@ def test_registry_versions_table_aligns_headers_and_pads_cells(store):
 def test_relative_times_read_as_people_read_them(seconds, text):
     now = 1_800_000_000_000
     assert ago(now - int(seconds * 1000), now=now) == text
+    assert age(seconds) == text
     assert ago(None) == "—" and ago(now + 5_000, now=now) == "just now"  # a clock a little ahead
 
 
@@ -322,7 +323,7 @@ def test_live_widgets_fit_jupyterlab_at_its_default_width(lab_page):
     assert_column_fits(runs, table, "max_depth")  # the params that vary come next ...
     labels = table.locator("thead th").all_inner_texts()
     assert not [t for t in labels if "min_weight_fraction_leaf" in t or "class_weight" in t]  # ... not defaults
-    expect(runs).to_contain_text("params the same in every listed run")
+    expect(runs).to_contain_text("+17 params the same in every listed run")
     assert runs.bounding_box()["x"] + runs.bounding_box()["width"] <= VIEWPORT["width"]
     assert assert_buttons_whole(runs, runs.locator("button")) >= 8
     assert_no_broken_images(runs)
@@ -336,6 +337,15 @@ def test_live_widgets_fit_jupyterlab_at_its_default_width(lab_page):
     for k in range(2):
         assert inside(runs.locator("img").nth(k).bounding_box(), runs.bounding_box())
     page.shots("runs-compared", full_page=False)
+
+    # every param shown: the wide table scrolls inside the cell, the panel and its buttons stay put
+    runs.get_by_text("every param").click()
+    expect(table.locator("thead th", has_text="min_weight_fraction_leaf")).to_have_count(1)
+    assert inside(table.locator("xpath=..").bounding_box(), runs.bounding_box())
+    assert runs.bounding_box()["x"] + runs.bounding_box()["width"] <= VIEWPORT["width"]
+    assert_buttons_whole(runs, runs.locator("button"))
+    assert_column_fits(runs, table, "auc")
+    page.shots("runs-every-param", full_page=False)
 
     registry = widget_output(page, "Move alias")
     versions = registry.locator("table").first
@@ -363,7 +373,7 @@ def test_static_html_report_fits_the_same_width(lab_page, tmp_path):
     path = lab.root / NOTEBOOK
     for _ in range(120):
         nb = nbformat.read(path, as_version=4)
-        if all(c.get("outputs") for c in nb.cells):
+        if all(c.get("outputs") for c in nb.cells[2:]):  # the two widgets' cells
             break
         page.wait_for_timeout(250)  # short polling: the save is asynchronous
     assert "widgets" not in nb.metadata  # JupyterLab does not save widget state by default
@@ -376,12 +386,13 @@ def test_static_html_report_fits_the_same_width(lab_page, tmp_path):
         pg = context.new_page()
         pg.route(re.compile(r"^https?://"), lambda route: route.abort())  # no CDN: the report stands alone
         pg.goto(report.as_uri(), wait_until="domcontentloaded")
-        runs = pg.locator(".jp-OutputArea-output", has_text="params the same in every listed run")
+        runs = pg.locator(".jp-OutputArea-output", has_text="runs 1–6 of 6")
         expect(runs).to_have_count(1)
         runs.scroll_into_view_if_needed()
         table = runs.locator("table").first
         assert_column_fits(runs, table, "auc")
         assert_column_fits(runs, table, "max_depth")
+        expect(runs).to_contain_text("+17 params the same in every listed run")
         assert_no_broken_images(pg.locator("body"))
         pg.screenshot(path=str(ARTIFACTS / "test_widgets_fit-report-runs.png"))
         registry = pg.locator(".jp-OutputArea-output", has_text="model forest-grid")

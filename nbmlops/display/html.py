@@ -25,11 +25,15 @@ def _plural(n: int, unit: str) -> str:
 
 
 def ago(ms: float | None, now: float | None = None) -> str:
-    """How long ago a millisecond timestamp was, as people say it: 'just now', '42 s ago',
-    '5 min ago', '3 h ago', 'yesterday', '3 days ago', '2 weeks ago', '4 months ago', '2 years ago'."""
+    """How long ago a millisecond timestamp was (``now``: this instant unless given), as ``age`` says it."""
     if ms is None:
         return "—"
-    s = ((time.time() * 1000 if now is None else now) - ms) / 1000
+    return age(((time.time() * 1000 if now is None else now) - ms) / 1000)
+
+
+def age(s: float) -> str:
+    """An age of ``s`` seconds as people say it: 'just now', '42 s ago', '5 min ago', '3 h ago',
+    'yesterday', '3 days ago', '2 weeks ago', '4 months ago', '2 years ago'."""
     if s < 1:  # or a clock a little ahead of this one
         return "just now"
     if s < 60:

@@ -6,7 +6,7 @@ from html import escape
 from typing import Any
 
 from .html import _fmt, ago_html, kv_table
-from .style import BOX, CELL, MUTED, PURPLE, TABLE
+from .style import BOX, CELL, MUTED, PURPLE, SCROLL_X, TABLE
 
 _NOWRAP = f"{CELL};white-space:nowrap"
 
@@ -37,7 +37,7 @@ def versions_table(df: Any) -> str:
     head = "".join(f'<th style="{_NOWRAP}">{escape(c.removeprefix("metrics."))}</th>' for c in cols)
     rows = "".join("<tr>" + "".join(f'<td style="{_NOWRAP}">{_version_cell(c, row[c])}</td>' for c in cols) + "</tr>"
                    for row in df.to_dict("records"))
-    return (f'<div style="font-family:system-ui,sans-serif;overflow-x:auto"><table style="{TABLE}">'
+    return (f'<div style="font-family:system-ui,sans-serif;{SCROLL_X}"><table style="{TABLE}">'
             f'<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
 
 

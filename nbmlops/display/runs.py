@@ -15,7 +15,7 @@ from typing import Any
 
 from .._util import fmt_duration
 from .html import _fmt, ago_html, status_badge
-from .style import AMBER_BG, BLUE_BG, CELL, FAINT, MUTED_CSS, RED, TABLE
+from .style import AMBER_BG, BLUE_BG, CELL, FAINT, MUTED_CSS, RED, SCROLL_X, TABLE
 
 LABELS = {"run_name": "name", "run_id": "id", "start_time": "start", "end_time": "end"}
 _PREFIXES = ("params.", "metrics.", "tags.")
@@ -82,7 +82,7 @@ def _cell(col: str, value: Any, row: Any) -> str:
         rid = str(row.get("run_id", ""))[:8]
         text = f'<b>{escape(str(value))}</b> <code style="{_MUTED}">{escape(rid)}</code>'
     elif _missing(value):
-        text = ""
+        text = f'<span style="{_MUTED}">—</span>' if col.startswith(_PREFIXES) else ""
     elif col == "status":
         text = status_badge(str(value))
     elif col in ("start_time", "end_time"):
@@ -130,7 +130,7 @@ def runs_table(df: Any, *, columns: Sequence[str] | None = None, total: int | No
         style = f' style="{_SELECTED}"' if row.get("run_id") in chosen else ""
         rows.append(f"<tr{style}>" + "".join(_cell(c, row.get(c), row) for c in cols) + "</tr>")
     caption = f"runs {offset + 1:,}–{offset + len(df):,} of {total:,}"
-    return (f'<div style="font-family:system-ui,sans-serif;font-size:12px;overflow-x:auto">'
+    return (f'<div style="font-family:system-ui,sans-serif;font-size:12px;{SCROLL_X}">'
             f'<div style="{_MUTED}">{caption}</div>{_fold(folded) if folded else ""}'
             f'<table style="{TABLE}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
@@ -155,7 +155,7 @@ def params_diff(runs: Sequence[Any]) -> str:
                     f"</td>{cells}</tr>")
     what = (f"{len(differ)} of {len(keys)} params differ" if len(runs) > 1 else f"{len(keys)} params") if keys \
         else "no params logged"
-    return (f'<div style="font-family:system-ui,sans-serif;font-size:12px;overflow-x:auto"><b>params</b> '
+    return (f'<div style="font-family:system-ui,sans-serif;font-size:12px;{SCROLL_X}"><b>params</b> '
             f'<span style="{_MUTED}">{what}</span><table style="{TABLE}"><tr>{head}</tr>{"".join(rows)}</table></div>')
 
 

@@ -39,3 +39,6 @@ BOX = (f"font-family:system-ui,sans-serif;font-size:13px;border:1px solid {BORDE
        "max-width:900px")
 TABLE = "border-collapse:collapse;font-size:12px;margin:4px 0"
 CELL = f"padding:2px 8px;border-bottom:1px solid {RULE};text-align:left"
+# a box whose wide content scrolls inside it: width 0 so it never widens what holds it (an ipywidgets
+# HTML widget sizes to its content), min-width 100% to fill that
+SCROLL_X = "overflow-x:auto;width:0;min-width:100%"

@@ -20,7 +20,7 @@ class RegistryWidget(StaticFallback, w.VBox):
 
     def __init__(self, name: str | None = None) -> None:
         self.model = w.Dropdown(description="model", options=[])
-        self.versions = w.HTML()
+        self.versions = w.HTML(layout=w.Layout(width="100%"))  # its table scrolls inside, never widens the panel
         self.alias = w.Combobox(description="alias", placeholder="production", ensure_option=False,
                                 options=["production", "staging"], value="production")
         self.version = w.Dropdown(description="version", options=[])
@@ -28,7 +28,8 @@ class RegistryWidget(StaticFallback, w.VBox):
                              layout=w.Layout(width="auto", flex="0 0 auto"))
         self.status = w.HTML()
         self.lineage = w.HTML()
-        self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="auto", flex="0 0 auto"))
+        self.refresh_button = w.Button(description="Refresh", icon="refresh",
+                                       layout=w.Layout(width="auto", flex="0 0 auto"))
         self.model.observe(lambda _: self.refresh(), names="value")
         self.version.observe(lambda _: self._show_version(), names="value")
         self.move.on_click(lambda _: self.move_alias())

@@ -111,8 +111,8 @@ class RunsBrowser(StaticFallback, w.VBox):
         # pictures enter the panel once drawn: an Image without a value is a broken-image icon in JupyterLab
         self.curves = w.Image(format="png", value=b"", layout=w.Layout(max_width="50%"))
         self.scatter = w.Image(format="png", value=b"", layout=w.Layout(max_width="50%"))
-        self.pictures = _row()
-        self.diff = w.HTML()
+        self.pictures = w.HBox([])
+        self.diff = w.HTML(layout=w.Layout(width="100%"))
         self.compare_message = w.HTML()
         self._compared = False
 
@@ -147,6 +147,9 @@ class RunsBrowser(StaticFallback, w.VBox):
         ], layout=w.Layout(border=f"1px solid {BORDER}", padding="6px"))
         self._guard(self._columns)
         self._cols, self._folded = runs_columns(self.listing.columns, self.selection.values, first=self.sort.value)
+        varying = [c[len("params."):] for c in self._cols if c.startswith("params.")]
+        if varying:  # the scatter plots a param that tells runs apart, not the first default in a-z order
+            self._guard(setattr, self.scatter_param, "value", varying[0])
         self.render()
 
     # -- plumbing -------------------------------------------------------------
