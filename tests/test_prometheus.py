@@ -214,7 +214,8 @@ def test_generated_config_and_rules_pass_promtool(served, tmp_path):
     token = tmp_path / "prom" / "nbmlops-prom.token"
     assert config == tmp_path / "prom" / "prometheus.yml" and token.read_text() == TOKEN
     assert stat.S_IMODE(token.stat().st_mode) == 0o600 and dep.admin_token not in config.read_text()
-    assert f"127.0.0.1:{dep.port}" in config.read_text() and "credentials_file: 'nbmlops-prom.token'" in config.read_text()
+    text = config.read_text()
+    assert f"127.0.0.1:{dep.port}" in text and "credentials_file: 'nbmlops-prom.token'" in text
     for check, path in (("config", config), ("rules", tmp_path / "prom" / "nbmlops-prom.rules.yml")):
         done = subprocess.run([PROMTOOL, "check", check, str(path)], capture_output=True, text=True, timeout=30)
         assert done.returncode == 0 and "SUCCESS" in done.stdout, done
@@ -280,10 +281,10 @@ def prometheus(live, tmp_path):
         pytest.skip("prometheus is not installed (scripts/test installs it: apt-get install prometheus)")
     config = live.prometheus_config(tmp_path / "prom", scrape_interval=1)
     port = _free_port()
-    log = open(tmp_path / "prometheus.log", "wb")
-    proc = subprocess.Popen([PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    with open(tmp_path / "prometheus.log", "wb") as log:
+        proc = subprocess.Popen([PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+                                 f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         prom = Prom(port)
         deadline = time.time() + 20
@@ -304,7 +305,6 @@ def prometheus(live, tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait(5)
-        log.close()
 
 
 @pytest.mark.slow

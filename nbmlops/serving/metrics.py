@@ -76,11 +76,15 @@ class Metrics:
 
     def http(self, route: str, method: str, status: int, seconds: float) -> None:
         """One answered HTTP request: ``route`` is its template (``/v2/models/{model_name}/infer``)."""
-        key = (route, method, status)
-        children = self._http.get(key)
+        children = self._http.get((route, method, status))
         if children is None:
-            labels = (route, method if method in METHODS else "other", str(status))
-            children = self._http[key] = (self.requests.labels(*labels), self.request_latency.labels(*labels))
+            if method not in METHODS:  # any token is a method to HTTP: one key for the rest, or the cache grows
+                method = "other"
+            key = (route, method, status)
+            children = self._http.get(key)
+            if children is None:
+                labels = (route, method, str(status))
+                children = self._http[key] = (self.requests.labels(*labels), self.request_latency.labels(*labels))
         children[0].inc()
         children[1].observe(seconds)
 
