@@ -97,6 +97,7 @@ def test_runs_browser_and_its_static_html_show_the_same_columns_and_a_toggle_unf
     live = header_cells(b.table.value)
     assert header_cells(static) == live and live[2] == "metric auc"
     assert "+15 params the same in every listed run" in static
+    assert re.search(r"as of \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", static)  # what "2 s ago" counts from
     b.all_params.value = True
     assert "param class_weight" in header_cells(b.table.value) and "the same in every listed run" not in b.table.value
     b.all_params.value = False

@@ -55,6 +55,11 @@ def ago_html(ms: float | None) -> str:
     return f'<span title="{escape(fmt_time(ms))}" style="white-space:nowrap">{escape(ago(ms))}</span>'
 
 
+def as_of() -> str:
+    """' · as of <local time>': what the relative times of a snapshot (a widget's static HTML) count from."""
+    return f'<span style="color:{MUTED}"> · as of {escape(fmt_time(time.time() * 1000))}</span>'
+
+
 def badge(text: str, color: str) -> str:
     """A coloured pill holding ``text`` (escaped), kept on one line."""
     return (f'<span style="background:{color};color:white;border-radius:10px;padding:1px 8px;'

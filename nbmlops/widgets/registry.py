@@ -9,6 +9,7 @@ import ipywidgets as w
 
 import nbmlops
 
+from ..display.html import as_of
 from ..display.registry import versions_table
 from ..display.style import BOX, RED
 from ..errors import NbmlopsError
@@ -79,7 +80,7 @@ class RegistryWidget(StaticFallback, w.VBox):
     def _static_html(self) -> str:
         """The versions table and the chosen version's lineage card (both escaped where rendered)."""
         name = self.model.value
-        title = f"<b>model {escape(name)}</b>" if name else "<b>model registry</b>"
+        title = (f"<b>model {escape(name)}</b>" if name else "<b>model registry</b>") + as_of()
         return f'<div style="{BOX};max-width:none">{title}{self.versions.value}{self.lineage.value}</div>'
 
 

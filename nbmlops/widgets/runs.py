@@ -16,6 +16,7 @@ import ipywidgets as w
 
 import nbmlops
 
+from ..display.html import as_of
 from ..display.runs import (
     LABELS,
     metric_curves_png,
@@ -427,7 +428,7 @@ class RunsBrowser(StaticFallback, w.VBox):
         pictures = "".join(png_img(img.value, alt) for img, alt in ((self.curves, "metric curves"),
                                                                      (self.scatter, "param against metric"))
                            if img.value)
-        return (f'<div style="{BOX};max-width:none"><div><b>runs</b> of {where}{query}</div>{self.table.value}'
+        return (f'<div style="{BOX};max-width:none"><div><b>runs</b> of {where}{query}{as_of()}</div>{self.table.value}'
                 f'{self.diff.value}{pictures}</div>')
 
 
