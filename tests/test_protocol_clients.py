@@ -15,7 +15,12 @@ import struct
 
 import numpy as np
 import pytest
+import tritonclient.http as triton_http
+from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+from kserve.protocol.infer_type import RequestedOutput
+from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 from protocol_support import reference_servers
+from tritonclient.utils import InferenceServerException
 
 pytestmark = [pytest.mark.slow, pytest.mark.process]  # three model servers, one of them MLflow's
 
@@ -58,16 +63,12 @@ def call(url, method, path, body=b"", headers=None):
 # ---------------------------------------------------------------- tritonclient (Open Inference Protocol, HTTP)
 
 def triton(url):
-    import tritonclient.http as triton_http
-
     return triton_http.InferenceServerClient(hostport(url), network_timeout=30)
 
 
 def triton_infer(url, rows, datatype, binary, output=None, binary_output=None, **kwargs):
     """tritonclient ``infer`` of ``rows`` as one [N, n] tensor of ``datatype``, asking for ``output`` (binary
     as the input unless ``binary_output`` says); returns the result."""
-    import tritonclient.http as triton_http
-
     tensor = triton_http.InferInput("input-0", list(rows.shape), datatype)
     tensor.set_data_from_numpy(rows, binary_data=binary)
     binary_output = binary if binary_output is None else binary_output
@@ -135,9 +136,7 @@ def test_versioned_metadata_and_infer(served, ours):
     result = triton_infer(ours, rows, "FP64", True, name, model_version="1")
     assert result.as_numpy(name).tolist() == model.predict(rows).tolist()
     assert result.get_response()["model_version"] == "1"
-    import tritonclient.utils
-
-    with pytest.raises(tritonclient.utils.InferenceServerException) as err:
+    with pytest.raises(InferenceServerException) as err:
         triton_infer(ours, rows, "FP64", True, name, model_version="9")
     assert err.value.status() == "404"
 
@@ -163,15 +162,17 @@ def test_metadata_declares_exactly_what_infer_returns(served, ours):
             array = result.as_numpy(out["name"])
             assert list(array.shape) == out["shape"]
         assert result.as_numpy(answer[0]["name"]).tolist() == model.predict(rows).tolist()
+        for decl in meta["outputs"]:  # each declared output asked alone comes alone, as declared
+            alone = triton_infer(ours, rows, declared_input["datatype"], binary, decl["name"])
+            assert [o["name"] for o in alone.get_response()["outputs"]] == [decl["name"]]
+            assert alone.as_numpy(decl["name"]).tolist() == result.as_numpy(decl["name"]).tolist()
 
 
 def test_v2_errors_as_kserve_answers(served, refs, ours):
     """An unknown requested output is 400 and an unknown model 404, both in the protocol's {"error": ...}."""
-    import tritonclient.utils
-
     _, _, X, _ = served
     for url in refs[0], ours:
-        with pytest.raises(tritonclient.utils.InferenceServerException) as err:
+        with pytest.raises(InferenceServerException) as err:
             triton_infer(url, X.values[:2], "FP64", True, "no_such_output")
         assert err.value.status() == "400" and "no_such_output" in err.value.message(), url
         body = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 30], "datatype": "FP64",
@@ -196,8 +197,6 @@ def test_tritonclient_compressed_request(served, refs, ours, algorithm):
 # ---------------------------------------------------------------- the KServe SDK (InferenceRESTClient)
 
 def kserve_sdk(protocol):
-    from kserve import InferenceRESTClient, RESTConfig
-
     return InferenceRESTClient(RESTConfig(protocol=protocol, timeout=30))
 
 
@@ -223,9 +222,6 @@ def test_kserve_sdk_v1(served, refs, ours):
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
 def test_kserve_sdk_v2(served, refs, ours, binary):
-    from kserve import InferInput, InferRequest
-    from kserve.protocol.infer_type import RequestedOutput
-
     _, model, X, _ = served
     rows = X.values[40:49]
 
@@ -273,8 +269,6 @@ def test_kserve_v1_errors(served, refs, ours):
 # ---------------------------------------------------------------- MLflow: ScoringServerClient, /invocations
 
 def scoring_client(url):
-    from mlflow.pyfunc.scoring_server.client import ScoringServerClient
-
     host, port = hostport(url).rsplit(":", 1)
     return ScoringServerClient(host, int(port))
 
