@@ -227,6 +227,14 @@ def test_generated_config_and_rules_pass_promtool(served, tmp_path):
         nbmlops.get_deployment("prom").prometheus_config(tmp_path / "other")
     with pytest.raises(InvalidInput, match="unknown threshold"):
         dep.prometheus_config(tmp_path / "other", p99=1)
+    with pytest.raises(InvalidInput, match="error_ratio must be a positive number below 1"):
+        dep.prometheus_config(tmp_path / "other", error_ratio=5)
+    with pytest.raises(InvalidInput, match="scrape_interval"):
+        dep.prometheus_config(tmp_path / "other", scrape_interval=0)
+    assert not (tmp_path / "other").exists()
+    dep.prometheus_config(tmp_path / "prom", p99_seconds=0.25, scrape_interval=30)
+    assert "> 0.25" in (tmp_path / "prom" / "nbmlops-prom.rules.yml").read_text()
+    assert "scrape_interval: '30s'" in config.read_text() and "scrape_timeout: '10s'" in config.read_text()
 
 
 def test_rule_groups_are_an_extension_point(monkeypatch):

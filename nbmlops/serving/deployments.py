@@ -205,6 +205,11 @@ class Deployment:
         unknown = set(thresholds) - {"error_ratio", "p99_seconds", "accuracy_drop"}
         if unknown:
             raise InvalidInput(f"unknown threshold(s) {sorted(unknown)}: error_ratio, p99_seconds, accuracy_drop")
+        for key, value in thresholds.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf") or \
+                    (key != "p99_seconds" and value >= 1):
+                raise InvalidInput(f"{key} must be a positive number{'' if key == 'p99_seconds' else ' below 1'}, "
+                                   f"got {value!r}")
         if isinstance(scrape_interval, bool) or not isinstance(scrape_interval, (int, float)) or \
                 not 0.001 <= scrape_interval <= 3600:
             raise InvalidInput(f"scrape_interval is in seconds, from 0.001 to 3600, got {scrape_interval!r}")
