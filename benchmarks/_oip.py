@@ -1,7 +1,7 @@
 """The Open Inference Protocol row of benchmarks/serving.py (issue 18): binary V2 requests against JSON V2,
 on nbmlops' model server and on KServe's reference ``kserve.ModelServer``, same model, same request bodies.
 
-    python benchmarks/serving.py --only oip            # this row alone (about 4 minutes), writes its subsection
+    python benchmarks/serving.py --only oip            # this row alone (about 7 minutes), writes its subsection
     python benchmarks/serving.py --only oip --quick    # smoke test, prints the subsection only
 
 The model is a LogisticRegression fitted on scikit-learn's breast_cancer (569 × 30, NumPy arrays). nbmlops serves
@@ -45,8 +45,8 @@ BATCHES = (1, 32)
 CLIENTS = 8
 SERVERS = ("nbmlops", "kserve")
 BODIES = ("json", "binary")
-FULL = dict(duration=3.0, warmup=1.0, rounds=7)
-QUICK = dict(duration=2.0, warmup=0.5, rounds=1)
+FULL = dict(duration=3.0, warmup=1.0, rounds=7, pairs=6)
+QUICK = dict(duration=2.0, warmup=0.5, rounds=1, pairs=1)
 
 LUA = """wrk.method = "POST"
 wrk.path = "{path}"
@@ -266,7 +266,7 @@ def bench(S: dict[str, Any], root: Path, client: str) -> dict[str, Any]:
     nbmlops.register_model(model, NAME)
     wrk = base.ensure_wrk() if client == "wrk" else None
     r: dict[str, Any] = {"client": f"wrk ({base.wrk_version(wrk)})" if wrk else "asyncio client (in this process)",
-                         "runs": {}, "uptime": [uptime()]}
+                         "runs": {}, "pairs": {}, "uptime": [uptime()]}
     servers = Servers(root)
     try:
         start_kserve(servers, root, root / "model.joblib")
@@ -292,6 +292,15 @@ def bench(S: dict[str, Any], root: Path, client: str) -> dict[str, Any]:
                     log(f"round {rnd + 1}: {server} {kind} {n} rows {res['rps']:,.0f} req/s, p50 {fmt(res['p50'])}, "
                         f"p99 {fmt(res['p99'])}, server CPU {fmt(res['cpu'])}/req, other work "
                         f"{res['others']:.2f} cores")
+        # binary against JSON on one server is the closest comparison: more back-to-back pairs of it, ABBA order
+        for k in range(S["pairs"]):
+            for n in BATCHES:
+                for server in SERVERS:
+                    for kind in (BODIES if k % 2 == 0 else BODIES[::-1]):
+                        res = load_run(wrk, servers, server, *bodies[(n, kind)], S["duration"], root)
+                        r["pairs"].setdefault((server, kind, n), []).append(res)
+                    log(f"pair {k + 1}: {server} {n} rows: binary {r['pairs'][(server, 'binary', n)][-1]['rps']:,.0f}"
+                        f" req/s, JSON {r['pairs'][(server, 'json', n)][-1]['rps']:,.0f} req/s")
         r["loadavg"].append(os.getloadavg())
         r["uptime"].append(uptime())
     finally:
@@ -314,12 +323,15 @@ def report(S: dict[str, Any], r: dict[str, Any], quick: bool) -> str:
         return (f"{rps(med(x['rps'] for x in got))}{rows} (p50 {fmt(med(x['p50'] for x in got))}, p99 "
                 f"{fmt(med(x['p99'] for x in got))}; server CPU {fmt(med(x['cpu'] for x in got))}/req)")
 
-    def ratio(a: tuple[str, str, int], b: tuple[str, str, int]) -> float:
-        return med(x["rps"] / y["rps"] for x, y in zip(runs[a], runs[b]))
+    def ratio(a: tuple[str, str, int], b: tuple[str, str, int], k: str = "rps") -> float:
+        return med(x[k] / y[k] for x, y in zip(runs[a], runs[b]))
 
-    def cpu_ratio(a: tuple[str, str, int], b: tuple[str, str, int]) -> float:
-        return med(x["cpu"] / y["cpu"] for x, y in zip(runs[a], runs[b]))
+    def paired(server: str, n: int, k: str = "rps") -> float:
+        """binary / JSON on ``server``: median over the rounds' pairs and the extra back-to-back ones."""
+        a, b = (server, "binary", n), (server, "json", n)
+        return med(x[k] / y[k] for x, y in zip(runs[a] + r["pairs"].get(a, []), runs[b] + r["pairs"].get(b, [])))
 
+    npairs = S["rounds"] + S["pairs"]
     label = {"json": "JSON V2", "binary": "binary V2 (tritonclient's default)"}
     mode = f"Mode: {'--quick (shorter runs, one round)' if quick else 'full'}."
     out = [SUBSECTION, "", machine([*base.PACKAGES, "kserve", "tritonclient"], mode,
@@ -330,12 +342,16 @@ def report(S: dict[str, Any], r: dict[str, Any], quick: bool) -> str:
         for kind in BODIES:
             out.append(f"| {n} | {label[kind]}, {r['sizes'][(n, kind)]:,} bytes | {cell('nbmlops', kind, n)} | "
                        f"{cell('kserve', kind, n)} | {times(ratio(('nbmlops', kind, n), ('kserve', kind, n)))} |")
-        out.append(f"| {n} | binary / JSON (throughput; server CPU per request) | "
-                   + " | ".join(f"{times(ratio((s, 'binary', n), (s, 'json', n)))}; "
-                                f"{cpu_ratio((s, 'binary', n), (s, 'json', n)):.2f}×" for s in SERVERS) + " | — |")
-    others = [x["others"] for got in runs.values() for x in got]
+        out.append(f"| {n} | binary / JSON: throughput; server CPU per request (medians of {npairs} back-to-back "
+                   "pairs) | " + " | ".join(f"{times(paired(s, n))}; {paired(s, n, 'cpu'):.2f}×" for s in SERVERS)
+                   + " | — |")
+    others = [x["others"] for got in [*runs.values(), *r["pairs"].values()] for x in got]
     spread = "; ".join(f"{s} {k} {n}: " + ", ".join(f"{x['rps']:,.0f}" for x in runs[(s, k, n)])
                        for n in BATCHES for s in SERVERS for k in BODIES)
+    each = "; ".join(f"{s} {n} row{'s' if n > 1 else ''}: " + ", ".join(
+        f"{x['rps'] / y['rps']:.2f}" for x, y in zip(runs[(s, "binary", n)] + r["pairs"].get((s, "binary", n), []),
+                                                    runs[(s, "json", n)] + r["pairs"].get((s, "json", n), [])))
+        for n in BATCHES for s in SERVERS)
     d = r["declared"]
     p = r["probe"]
     probe = ("What differs between the bodies inside nbmlops, timed in-process (no HTTP, so free of the machine's "
@@ -368,7 +384,8 @@ def report(S: dict[str, Any], r: dict[str, Any], quick: bool) -> str:
             + ", ".join(f"{s} {v:.1f} s" for s, v in r["startup"].items()) + ". The machine is shared with other "
             f"engineers' test runs: `uptime` before: `{r['uptime'][0]}`; after: `{r['uptime'][-1]}`; during the runs "
             f"other work used a median {med(others):.2f} cores (from {min(others):.2f} to {max(others):.2f}) of the "
-            f"2. Throughput of every run (req/s, in round order): {spread}.", "", probe, ""]
+            f"2. Throughput of every run (req/s, in round order): {spread}. Binary / JSON, throughput ratio of each "
+            f"back-to-back pair (the rounds', then {S['pairs']} more in ABBA order): {each}.", "", probe, ""]
     return "\n".join(out)
 
 

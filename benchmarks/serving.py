@@ -2,7 +2,7 @@
 
     python benchmarks/serving.py            # full run (about 9–10 minutes on 2 cores), writes benchmarks/RESULTS.md
     python benchmarks/serving.py --quick    # smoke test (< 90 s), prints the table only
-    python benchmarks/serving.py --only oip # Open Inference Protocol, binary vs JSON V2, beside KServe (about 4 min)
+    python benchmarks/serving.py --only oip # Open Inference Protocol, binary vs JSON V2, beside KServe (about 7 min)
     python benchmarks/serving.py --only mlflow  # the rows against MLflow only
 
 The same two scikit-learn models -- a LogisticRegression and a 100-tree RandomForestClassifier, both
