@@ -25,8 +25,17 @@ _MUTED = MUTED_CSS
 _LONGEST = 40  # characters of a param or tag value shown in a cell (the whole value in its tooltip)
 
 
-def _same_key(value: Any) -> str:
-    return "None" if _missing(value) else repr(value)
+def _varies(values: Sequence[Any]) -> bool:
+    """Whether ``values`` hold two different ones (None and NaN alike; 1, 1.0 and True not)."""
+    if not len(values):
+        return False
+    first = values[0]
+    kind = type(first)
+    for v in values:
+        if v is first or (type(v) is kind and v == first) or (_missing(v) and _missing(first)):
+            continue
+        return True
+    return False
 
 
 def runs_columns(columns: Iterable[str], values: Callable[[str], Sequence[Any]], *, first: str | None = None,
@@ -46,8 +55,11 @@ def runs_columns(columns: Iterable[str], values: Callable[[str], Sequence[Any]],
     for c in cols:
         if not c.startswith(("params.", "tags.")):
             continue
+        if all_params or c == first:
+            shown.append(c)
+            continue
         seen = values(c)
-        if all_params or c == first or len({_same_key(v) for v in seen}) > 1:
+        if _varies(seen):
             shown.append(c)
         else:
             folded[c] = seen[0] if len(seen) else None

@@ -147,7 +147,9 @@ class RunsBrowser(StaticFallback, w.VBox):
             self.compare_message, self.pictures, self.diff,
         ], layout=w.Layout(border=f"1px solid {BORDER}", padding="6px"))
         self._guard(self._columns)
-        self._cols, self._folded = runs_columns(self.listing.columns, self.selection.values, first=self.sort.value)
+        self._seen: dict[str, list[Any]] = {}  # column -> its value in each listed run, for runs_columns
+        self._seen_for: str | None = self.query.value
+        self._cols, self._folded = runs_columns(self.listing.columns, self._values, first=self.sort.value)
         varying = [c[len("params."):] for c in self._cols if c.startswith("params.")]
         if varying:  # the scatter plots a param that tells runs apart, not the first default in a-z order
             self._guard(setattr, self.scatter_param, "value", varying[0])
@@ -176,6 +178,13 @@ class RunsBrowser(StaticFallback, w.VBox):
             control.options = options
             if options:
                 control.value = keep if keep in options else options[0]
+
+    def _values(self, column: str) -> list[Any]:
+        """One column's values over the listed runs, kept while the filter stays (a sort or a page
+        reads none again)."""
+        if column not in self._seen:
+            self._seen[column] = self.selection.values(column)
+        return self._seen[column]
 
     @property
     def chosen(self) -> list[str]:
@@ -208,6 +217,7 @@ class RunsBrowser(StaticFallback, w.VBox):
         column choices, and show the current page again."""
         live = set(self.listing.query().ids)
         self._chosen = [i for i in self._chosen if i in live]
+        self._seen_for = None  # the runs were read again: so are their values
         self._busy = True
         try:
             self._columns()
@@ -223,7 +233,9 @@ class RunsBrowser(StaticFallback, w.VBox):
         except NbmlopsError as exc:  # a malformed filter: one line, the last good table stays
             self.message.value = _ERROR.format(escape(str(exc)))
             return
-        self._cols, self._folded = runs_columns(self.listing.columns, self.selection.values, first=self.sort.value,
+        if self.query.value != self._seen_for:  # other runs listed: their values read again
+            self._seen, self._seen_for = {}, self.query.value
+        self._cols, self._folded = runs_columns(self.listing.columns, self._values, first=self.sort.value,
                                                 all_params=self.all_params.value)
         self.message.value = ""
         self.go(self.offset if keep_page else 0)
