@@ -487,8 +487,11 @@ def test_prometheus_text_parsed_and_quantiles_as_prometheus_computes_them():
     from nbmlops.jupyter_server import prom, views
 
     text = """# HELP model_http_requests_total x
-model_http_requests_total{route="/predict",method="POST",status="200"} 7.0
+model_http_requests_total{route="/predict",method="POST",status="200"} 6.0
+model_http_requests_total{route="/invocations",method="POST",status="415"} 1.0
 model_http_requests_total{route="/metrics",method="GET",status="200"} 50.0
+model_http_requests_total{route="/v2/models/{model_name}/ready",method="GET",status="200"} 5.0
+model_http_requests_total{route="/feedback",method="POST",status="200"} 3.0
 model_http_request_duration_seconds_bucket{route="/predict",method="POST",status="200",le="0.01"} 2.0
 model_http_request_duration_seconds_bucket{route="/predict",method="POST",status="200",le="0.1"} 6.0
 model_http_request_duration_seconds_bucket{route="/predict",method="POST",status="200",le="+Inf"} 7.0
@@ -501,7 +504,7 @@ model_traffic_weight{model_name="m",model_version="2"} 0.75
 model_request_errors_total{reason="say \\"hi\\""} 1.0
 """
     live = views.live_metrics(text)
-    assert live["requests"] == 7.0  # this page's own /metrics scrapes are not traffic
+    assert live["requests"] == 7.0  # probes, this page's own /metrics scrapes and feedback are not traffic
     assert live["latency"]["buckets"] == [[0.01, 2.0], [0.1, 6.0], ["+Inf", 7.0]]
     assert live["latency"]["p50_ms"] == pytest.approx((0.01 + 0.09 * (3.5 - 2) / 4) * 1000)
     assert live["latency"]["p99_ms"] == pytest.approx(100.0)  # in the open bucket: its lower bound

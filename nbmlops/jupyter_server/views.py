@@ -28,13 +28,15 @@ ACCURACY_WINDOWED = "model_accuracy_windowed"
 WEIGHT = "model_traffic_weight"
 ERRORS = "model_request_errors_total"
 IN_FLIGHT = "model_requests_in_flight"
-# routes that are not traffic: health probes, metrics scrapes (this page's own), model info, admin, docs
-NOT_TRAFFIC = ("/metrics", "/health", "/ping", "/v2/health", "/model/info", "/admin/", "/docs", "/openapi", "/redoc")
+NOT_TRAFFIC = ("/admin/", "/feedback")  # POSTs that are not scoring requests
 
 
 def _traffic(labels: dict[str, str]) -> bool:
-    route = labels.get("route")
-    return route is None or not route.startswith(NOT_TRAFFIC)
+    """Scoring requests: POSTs but the admin and feedback ones. Every GET is a probe, a metadata read or a
+    metrics scrape (this page's own among them)."""
+    if "method" not in labels:
+        return True
+    return labels["method"] == "POST" and not labels.get("route", "").startswith(NOT_TRAFFIC)
 
 
 # ------------------------------------------------------------------ compare
