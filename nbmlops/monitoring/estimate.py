@@ -1,0 +1,551 @@
+"""Performance without labels: CBPE for classifiers, direct loss estimation (DLE) for regressors.
+
+NannyML's two methods, written on numpy and scikit-learn (issue 19):
+
+- **CBPE** (confidence-based performance estimation): on the reference, where labels are known, the
+  model's probabilities are calibrated (isotonic regression per class, one-vs-rest, kept only when it
+  lowers the expected calibration error in cross-validation, as NannyML decides); on a window of
+  served probabilities the calibrated ones are taken as the chance that each row is of its class,
+  and the metrics are their expectations: accuracy is the mean probability of the predicted class,
+  F1 comes from expected TP/FP/FN counts, ROC AUC from the expected ROC curve (rows ranked by the
+  model's own scores, expected true and false positives summed down that ranking).
+- **DLE**: a gradient-boosted model of the reference's absolute and squared errors, from the
+  features and the prediction; a window's MAE is the mean of its predicted absolute errors, its RMSE
+  the root of the mean predicted squared error.
+
+Both hold under covariate shift (inputs move, the labelling function stays), not under concept
+shift. The confidence band is the estimate ± 3 sampling errors, the sampling error computed from
+the reference by NannyML's formulas for a window of that many rows. A fitted estimator keeps only
+calibrators, loss models and a few numbers from the reference, never the reference itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInput
+from .performance import roc_auc
+
+MIN_WINDOW = 100          # rows; below it the sampling error is of the order of the changes to detect
+SAMPLING_ERROR_RANGE = 3  # the band is estimate ± 3 sampling errors (NannyML's)
+CBPE_METRICS = ("accuracy", "roc_auc", "f1")
+DLE_METRICS = ("mae", "rmse")
+MAX_CATEGORIES = 250      # a text column's most frequent values the loss model tells apart
+
+
+# -- CBPE ------------------------------------------------------------------------------------
+
+class CBPE:
+    """Estimated accuracy, ROC AUC and F1 of a classifier from its probabilities alone.
+
+    >>> cbpe = CBPE().fit(model.predict_proba(X_ref), y_ref, model.classes_)
+    >>> cbpe.estimate(model.predict_proba(X_window))["metrics"]["accuracy"]["estimated"]
+    """
+
+    def __init__(self, metrics: tuple[str, ...] = CBPE_METRICS, min_window: int = MIN_WINDOW,
+                 calibration: str = "auto") -> None:
+        unknown = [m for m in metrics if m not in CBPE_METRICS]
+        if unknown:
+            raise InvalidInput(f"CBPE estimates {', '.join(CBPE_METRICS)}; not {', '.join(map(str, unknown))}")
+        if calibration not in ("auto", "isotonic", "none"):
+            raise InvalidInput(f"calibration={calibration!r}: use 'auto' (NannyML's test), 'isotonic' or 'none'")
+        self.metrics, self.min_window, self.calibration = tuple(metrics), int(min_window), calibration
+        self.classes: list[Any] = []
+        self.calibrated: list[bool] = []
+        self.reference: dict[str, float] = {}
+        self.notes: list[str] = []
+        self._calibrators: list[tuple[np.ndarray, np.ndarray] | None] = []
+        self._components: dict[str, Any] = {}
+
+    def fit(self, reference_probas: Any, reference_labels: Any, classes: Any) -> CBPE:
+        """Learn the calibration and the sampling-error components from a labelled reference."""
+        if reference_probas is None:
+            raise InvalidInput("the reference has no probabilities: CBPE (estimated accuracy, ROC AUC, F1) needs "
+                               "the model's predict_proba on the reference; without it only realized metrics exist")
+        if reference_labels is None:
+            raise InvalidInput("the reference has no labels: CBPE calibrates on known labels, so estimated "
+                               "accuracy, ROC AUC and F1 are unavailable; give a labelled reference")
+        classes = list(classes)
+        if len(classes) < 2 or len(set(map(str, classes))) != len(classes):
+            raise InvalidInput(f"classes must name two or more distinct classes, got {classes}")
+        probas = self._matrix(reference_probas, len(classes), "reference_probas")
+        labels = np.asarray(reference_labels, dtype=object).ravel()
+        if len(labels) != len(probas):
+            raise InvalidInput(f"reference_labels has {len(labels):,} rows but reference_probas {len(probas):,}")
+        self.notes = []
+        known = ~_is_null(labels)
+        if not known.any():
+            raise InvalidInput("the reference's labels are all missing: CBPE calibrates on known labels, so "
+                               "estimated accuracy, ROC AUC and F1 are unavailable")
+        keep = known & np.isfinite(probas).all(axis=1)
+        if not keep.all():
+            self.notes.append(f"reference: {int((~keep).sum()):,} rows without label or probabilities left out")
+        probas, labels = probas[keep], labels[keep]
+        y = _label_index(labels, classes)
+        present = np.bincount(y, minlength=len(classes))
+        if (present > 0).sum() < 2:
+            raise InvalidInput(f"the reference's labels are all of one class ({classes[int(present.argmax())]!r}): "
+                               "calibration cannot tell right from wrong; give a reference with every class")
+        if len(y) < self.min_window:
+            raise InvalidInput(f"the reference has {len(y):,} labelled rows; CBPE needs at least "
+                               f"{self.min_window:,} to calibrate")
+        self.classes = classes
+        k = len(classes)
+        columns = [1] if k == 2 else range(k)
+        self._calibrators = []
+        for j in columns:
+            hit = (y == j).astype(float)
+            cal = None
+            if present[j] and present[j] < len(y) and _wants_calibration(self.calibration, hit, probas[:, j]):
+                cal = _isotonic(probas[:, j], hit)
+            self._calibrators.append(cal)
+        self.calibrated = [c is not None for c in self._calibrators]
+        pred = probas.argmax(axis=1)
+        self._components = _cbpe_components(y, pred, probas, k)
+        self.reference = {m: v for m, v in _realized(y, pred, probas, k).items() if m in self.metrics}
+        return self
+
+    def calibrate(self, probas: Any) -> np.ndarray:
+        """The calibrated probabilities of each class (rows sum to 1), one column per class."""
+        self._check_fitted()
+        p = self._matrix(probas, len(self.classes), "window_probas")
+        if len(self.classes) == 2:
+            cal = self._calibrators[0]
+            p1 = _apply(cal, p[:, 1]) if cal else p[:, 1]
+            return np.column_stack([1 - p1, p1])
+        out = np.column_stack([_apply(c, p[:, j]) if c else p[:, j] for j, c in enumerate(self._calibrators)])
+        total = out.sum(axis=1, keepdims=True)
+        return np.divide(out, total, out=np.full_like(out, 1 / out.shape[1]), where=total != 0)
+
+    def estimate(self, window_probas: Any) -> dict[str, Any]:
+        """Estimated metrics of a window, each with its sampling error, band and reference value.
+
+        A window under ``min_window`` rows raises ``InvalidInput`` (too few rows to say anything)."""
+        self._check_fitted()
+        k = len(self.classes)
+        p = self._matrix(window_probas, k, "window_probas")
+        notes = []
+        keep = np.isfinite(p).all(axis=1)
+        if not keep.all():
+            notes.append(f"{int((~keep).sum()):,} rows without probabilities left out")
+            p = p[keep]
+        n = len(p)
+        if n < self.min_window:
+            raise InvalidInput(f"a window of {n:,} rows is too small to estimate performance: CBPE needs at "
+                               f"least {self.min_window:,} (min_window); wait for more traffic")
+        cal = self.calibrate(p)
+        pred = p.argmax(axis=1)
+        values, unavailable = {}, {}
+        for m in self.metrics:
+            value = _ESTIMATORS[m](cal, p, pred, k)
+            if value is None or not np.isfinite(value):
+                unavailable[m] = ("every row of the window is certain of its class after calibration: "
+                                  "the expected ROC curve is undefined")
+                continue
+            values[m] = float(value)
+        return _result("cbpe", n, values, {m: _cbpe_error(m, self._components, n, k) for m in values},
+                       self.reference, unavailable, notes, classes=[_plain(c) for c in self.classes],
+                       calibrated=self.calibrated)
+
+    def realized(self, probas: Any, labels: Any) -> dict[str, float]:
+        """The same metrics computed from labels (what the estimate stands in for)."""
+        self._check_fitted()
+        p = self._matrix(probas, len(self.classes), "probas")
+        y = _label_index(np.asarray(labels, dtype=object).ravel(), self.classes)
+        values = _realized(y, p.argmax(axis=1), p, len(self.classes))
+        return {m: v for m, v in values.items() if m in self.metrics}
+
+    def _check_fitted(self) -> None:
+        if not self.classes:
+            raise InvalidInput("this CBPE is not fitted: call fit(reference_probas, reference_labels, classes)")
+
+    @staticmethod
+    def _matrix(probas: Any, k: int, name: str) -> np.ndarray:
+        """(n, k) float probabilities; a binary model's single column is taken as the positive class's."""
+        try:
+            p = np.asarray(probas, dtype=float)
+        except (TypeError, ValueError) as e:
+            raise InvalidInput(f"{name} must be numbers (the model's predict_proba): {e}") from None
+        if p.ndim == 1 and k == 2:
+            p = np.column_stack([1 - p, p])
+        if p.ndim != 2 or p.shape[1] != k:
+            raise InvalidInput(f"{name} has shape {p.shape}; expected one column per class ({k})")
+        return p
+
+
+def _wants_calibration(mode: str, hit: np.ndarray, score: np.ndarray) -> bool:
+    """NannyML's test: calibrate when isotonic calibration lowers the ECE in 10 shuffle splits."""
+    if mode != "auto":
+        return mode == "isotonic"
+    # scikit-learn is heavy: imported only when a CBPE is fitted
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    if roc_auc(hit.astype(bool), score) > 0.999:
+        return False
+    if min(hit.sum(), len(hit) - hit.sum()) < 10:   # too few of a class for ten stratified splits
+        return True
+    truth, raw, calibrated = [], [], []
+    for train, test in StratifiedShuffleSplit(n_splits=10, test_size=0.1, random_state=42).split(score, hit):
+        cal = _isotonic(score[train], hit[train])
+        truth.append(hit[test])
+        raw.append(score[test])
+        calibrated.append(_apply(cal, score[test]))
+    truth_all = np.concatenate(truth)
+    return _ece(truth_all, np.concatenate(raw)) > _ece(truth_all, np.concatenate(calibrated))
+
+
+def _ece(hit: np.ndarray, score: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error over equal-count bins of the sorted scores."""
+    order = np.argsort(score, kind="stable")
+    edges = np.linspace(0, len(score), min(bins, len(score) // 2) + 1).astype(int)
+    s, h = score[order], hit[order]
+    return float(sum((b - a) / len(s) * abs(s[a:b].mean() - h[a:b].mean()) for a, b in zip(edges, edges[1:]) if b > a))
+
+
+def _isotonic(score: np.ndarray, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fitted step function's knots only, applied with ``np.interp`` (clipped at both ends, as
+    ``IsotonicRegression(out_of_bounds="clip")`` predicts)."""
+    # scikit-learn is heavy: imported only when a CBPE is fitted
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(out_of_bounds="clip", increasing=True, y_min=0.0, y_max=1.0).fit(score, hit)
+    return np.asarray(iso.X_thresholds_, dtype=float).copy(), np.asarray(iso.y_thresholds_, dtype=float).copy()
+
+
+def _apply(cal: tuple[np.ndarray, np.ndarray] | None, score: np.ndarray) -> np.ndarray:
+    return score if cal is None else np.interp(score, cal[0], cal[1])
+
+
+def _expected_accuracy(cal: np.ndarray, _p: np.ndarray, pred: np.ndarray, _k: int) -> float:
+    return float(cal[np.arange(len(pred)), pred].mean())
+
+
+def _expected_f1_of(cal_j: np.ndarray, predicted_j: np.ndarray) -> float:
+    tp = cal_j[predicted_j].sum()
+    fp = (1 - cal_j[predicted_j]).sum()
+    fn = cal_j[~predicted_j].sum()
+    denominator = tp + 0.5 * (fp + fn)
+    return float(tp / denominator) if denominator else 0.0
+
+
+def _expected_f1(cal: np.ndarray, _p: np.ndarray, pred: np.ndarray, k: int) -> float:
+    if k == 2:
+        return _expected_f1_of(cal[:, 1], pred == 1)
+    return float(np.mean([_expected_f1_of(cal[:, j], pred == j) for j in range(k)]))
+
+
+def _expected_auc_of(cal_j: np.ndarray, score_j: np.ndarray) -> float:
+    """Area under the expected ROC curve: rows ranked by the model's score, each adding its
+    calibrated probability to the expected true positives and the rest to the false positives."""
+    order = np.argsort(-score_j, kind="stable")
+    tps = np.concatenate([[0.0], np.cumsum(cal_j[order])])
+    fps = np.concatenate([[0.0], np.arange(1, len(order) + 1) - tps[1:]])
+    if tps[-1] <= 0 or fps[-1] <= 0:
+        return float("nan")
+    tpr, fpr = tps / tps[-1], fps / fps[-1]
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def _expected_auc(cal: np.ndarray, p: np.ndarray, _pred: np.ndarray, k: int) -> float:
+    if k == 2:
+        return _expected_auc_of(cal[:, 1], p[:, 1])
+    return float(np.mean([_expected_auc_of(cal[:, j], p[:, j]) for j in range(k)]))
+
+
+_ESTIMATORS = {"accuracy": _expected_accuracy, "roc_auc": _expected_auc, "f1": _expected_f1}
+
+
+def _realized(y: np.ndarray, pred: np.ndarray, p: np.ndarray, k: int) -> dict[str, float]:
+    out = {"accuracy": float((y == pred).mean())}
+    f1s = []
+    for j in ([1] if k == 2 else range(k)):
+        tp = float(((pred == j) & (y == j)).sum())
+        wrong = float(((pred == j) != (y == j)).sum())
+        f1s.append(tp / (tp + 0.5 * wrong) if tp + wrong else 0.0)
+    out["f1"] = float(np.mean(f1s))
+    aucs = [roc_auc(y == j, p[:, j]) for j in ([1] if k == 2 else range(k)) if 0 < (y == j).sum() < len(y)]
+    if aucs:
+        out["roc_auc"] = float(np.mean(aucs))
+    return out
+
+
+def _cbpe_components(y: np.ndarray, pred: np.ndarray, p: np.ndarray, k: int) -> dict[str, Any]:
+    """NannyML's sampling-error components: per metric, a spread and the share of rows it counts on."""
+    classes = [1] if k == 2 else range(k)
+    out: dict[str, Any] = {"accuracy": float((y == pred).std())}
+    auc, f1 = [], []
+    for j in classes:
+        hit, score = (y == j), p[:, j]
+        if hit.mean() > 0.5:                          # the minority side's ranks, as NannyML counts them
+            hit, score = ~hit, 1 - score
+        ranked = hit[np.argsort(score, kind="stable")]
+        positions = np.flatnonzero(ranked)
+        n_pos, n_neg = len(positions), len(ranked) - len(positions)
+        if n_pos and n_neg:
+            below = (positions - np.arange(n_pos)) / n_neg   # share of negatives under each positive
+            auc.append((float(below.var()), n_pos / len(ranked)))
+        predicted, actual = pred == j, y == j
+        tp, fp, fn = int((predicted & actual).sum()), int((predicted & ~actual).sum()), int((~predicted & actual).sum())
+        relevant = tp + fp + fn
+        if relevant:
+            ones = np.r_[np.ones(tp), np.zeros(fp + fn)]
+            scale = relevant / (tp + 0.5 * (fp + fn)) if k == 2 else 1.0
+            f1.append((float((ones * scale).var()), relevant / len(y)))
+    out["roc_auc"], out["f1"] = auc, f1
+    return out
+
+
+def _cbpe_error(metric: str, components: dict[str, Any], n: int, k: int) -> float:
+    c = components[metric]
+    if metric == "accuracy":
+        return c / np.sqrt(n)
+    if not c:
+        return float("nan")
+    variances = [var / (n * share) for var, share in c]
+    if k == 2:
+        return float(np.sqrt(variances[0]))
+    return float(np.sqrt(np.sum(variances)) / len(variances) * (1.2 if metric == "roc_auc" else 1.0))
+
+
+def _label_index(labels: np.ndarray, classes: list[Any]) -> np.ndarray:
+    """Each label's column in the probabilities; labels match classes by value or by their text."""
+    lookup = {str(c): j for j, c in enumerate(classes)}
+    index = np.array([lookup.get(str(_plain(v)), -1) for v in labels], dtype=np.int64)
+    unknown = sorted({str(v) for v, j in zip(labels, index) if j < 0})
+    if unknown:
+        raise InvalidInput(f"labels {', '.join(unknown[:5])} are not among the model's classes "
+                           f"{[_plain(c) for c in classes]}")
+    return index
+
+
+# -- DLE -------------------------------------------------------------------------------------
+
+class DLE:
+    """Estimated MAE and RMSE of a regressor from its inputs and predictions alone.
+
+    >>> dle = DLE().fit(X_ref, model.predict(X_ref), y_ref)
+    >>> dle.estimate(X_window, model.predict(X_window))["metrics"]["mae"]["estimated"]
+    """
+
+    def __init__(self, metrics: tuple[str, ...] = DLE_METRICS, min_window: int = MIN_WINDOW,
+                 random_state: int = 0, threads: int = 1) -> None:
+        unknown = [m for m in metrics if m not in DLE_METRICS]
+        if unknown:
+            raise InvalidInput(f"DLE estimates {', '.join(DLE_METRICS)}; not {', '.join(map(str, unknown))}")
+        self.metrics, self.min_window, self.random_state = tuple(metrics), int(min_window), random_state
+        # the loss models' OpenMP threads: one by default, so a monitor never competes with the request path
+        # for every core (and on a busy machine two spinning threads are ~20x slower than one)
+        self.threads = int(threads)
+        self.columns: list[str] = []
+        self.reference: dict[str, float] = {}
+        self.notes: list[str] = []
+        self._categories: dict[str, list[Any]] = {}
+        self._models: dict[str, Any] = {}
+        self._components: dict[str, tuple[float, float]] = {}
+
+    def fit(self, reference_features: Any, reference_predictions: Any, reference_targets: Any) -> DLE:
+        """Learn the loss models from a reference with targets."""
+        # scikit-learn is heavy: imported only when a DLE is fitted (threadpoolctl comes with it)
+        from sklearn.ensemble import HistGradientBoostingRegressor
+        from threadpoolctl import threadpool_limits
+
+        if reference_targets is None:
+            raise InvalidInput("the reference has no targets: DLE learns the model's errors from them, so "
+                               "estimated MAE and RMSE are unavailable; give a reference with targets")
+        if reference_predictions is None:
+            raise InvalidInput("the reference has no predictions: DLE needs the model's predict on the reference")
+        frame = _frame(reference_features)
+        pred, y = _vector(reference_predictions, "reference_predictions"), _vector(reference_targets,
+                                                                                   "reference_targets")
+        if not len(frame) == len(pred) == len(y):
+            raise InvalidInput(f"reference rows differ: {len(frame):,} features, {len(pred):,} predictions, "
+                               f"{len(y):,} targets")
+        self.notes = []
+        keep = np.isfinite(pred) & np.isfinite(y)
+        if not keep.all():
+            self.notes.append(f"reference: {int((~keep).sum()):,} rows without target or prediction left out")
+        if keep.sum() < self.min_window:
+            raise InvalidInput(f"the reference has {int(keep.sum()):,} rows with target and prediction; DLE needs "
+                               f"at least {self.min_window:,}")
+        frame, pred, y = frame[keep].reset_index(drop=True), pred[keep], y[keep]
+        empty = [str(c) for c in frame.columns if frame[c].isna().all()]
+        if empty:
+            self.notes.append(f"column {', '.join(empty)} is empty in the reference: left out of the loss model")
+        self.columns = [str(c) for c in frame.columns if str(c) not in empty]
+        frame.columns = [str(c) for c in frame.columns]
+        self._categories = {}
+        for c in self.columns:
+            if not _is_numeric(frame[c]):
+                counts = frame[c].dropna().astype(str).value_counts()
+                self._categories[c] = list(counts.index[:MAX_CATEGORIES])
+        x = self._design(frame, pred)
+        categorical = [c in self._categories for c in self.columns] + [False]
+        error = pred - y
+        targets = {"mae": np.abs(error), "rmse": error ** 2}
+        self._models = {}
+        with threadpool_limits(self.threads):
+            for m in self.metrics:
+                model = HistGradientBoostingRegressor(categorical_features=categorical, random_state=self.random_state)
+                self._models[m] = model.fit(x, targets[m])
+        self._components = {"mae": (float(np.abs(error).std()), 0.0),
+                            "rmse": (float((error ** 2).std()), float((error ** 2).mean()))}
+        self.reference = {"mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error ** 2).mean()))}
+        self.reference = {m: v for m, v in self.reference.items() if m in self.metrics}
+        return self
+
+    def estimate(self, window_features: Any, window_predictions: Any) -> dict[str, Any]:
+        """Estimated metrics of a window, each with its sampling error, band and reference value.
+
+        A window under ``min_window`` rows raises ``InvalidInput``."""
+        if not self._models:
+            raise InvalidInput("this DLE is not fitted: call fit(reference_features, predictions, targets)")
+        frame = _frame(window_features)
+        frame.columns = [str(c) for c in frame.columns]
+        pred = _vector(window_predictions, "window_predictions")
+        if len(frame) != len(pred):
+            raise InvalidInput(f"window rows differ: {len(frame):,} features, {len(pred):,} predictions")
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise InvalidInput(f"the window has no column {', '.join(missing)}; the loss model was fitted on "
+                               f"{', '.join(self.columns)}")
+        notes = []
+        keep = np.isfinite(pred)
+        if not keep.all():
+            notes.append(f"{int((~keep).sum()):,} rows without a prediction left out")
+            frame, pred = frame[keep].reset_index(drop=True), pred[keep]
+        n = len(pred)
+        if n < self.min_window:
+            raise InvalidInput(f"a window of {n:,} rows is too small to estimate performance: DLE needs at least "
+                               f"{self.min_window:,} (min_window); wait for more traffic")
+        empty = [c for c in self.columns if frame[c].isna().all()]
+        if empty:
+            notes.append(f"column {', '.join(empty)} is empty in the window: the loss model takes its "
+                         "missing-value branch there, so the estimate leans on the other columns")
+        # threadpoolctl (scikit-learn's dependency) is imported with the loss models, not with nbmlops
+        from threadpoolctl import threadpool_limits
+
+        x = self._design(frame, pred)
+        values, errors = {}, {}
+        for m, model in self._models.items():
+            with threadpool_limits(self.threads):
+                loss = np.maximum(model.predict(x), 0.0)
+            spread, mean_sq = self._components[m]
+            if m == "mae":
+                values[m], errors[m] = float(loss.mean()), spread / np.sqrt(n)
+            else:
+                values[m] = float(np.sqrt(loss.mean()))
+                errors[m] = float(np.sqrt(spread ** 2 / (4 * n * mean_sq))) if mean_sq > 0 else 0.0
+        return _result("dle", n, values, errors, self.reference, {}, notes, lower_bound=0.0, upper_bound=np.inf)
+
+    @staticmethod
+    def realized(predictions: Any, targets: Any) -> dict[str, float]:
+        """MAE and RMSE from targets (what the estimate stands in for)."""
+        error = _vector(predictions, "predictions") - _vector(targets, "targets")
+        return {"mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error ** 2).mean()))}
+
+    def _design(self, frame: Any, pred: np.ndarray) -> np.ndarray:
+        """The loss model's inputs: numbers as they are, text as the index of a reference category
+        (NaN for missing or never seen values), the prediction last."""
+        cols = []
+        for c in self.columns:
+            if c in self._categories:
+                lookup = {v: i for i, v in enumerate(self._categories[c])}
+                values = frame[c].astype(object)
+                cols.append(np.array([np.nan if _is_null_value(v) else lookup.get(str(v), np.nan) for v in values],
+                                     dtype=float))
+            else:
+                cols.append(_numbers(frame[c], c))
+        cols.append(pred)
+        return np.column_stack(cols)
+
+
+def _frame(features: Any) -> Any:
+    # pandas is heavy: imported only when a DLE reads features
+    import pandas as pd
+
+    if isinstance(features, pd.DataFrame):
+        return features.reset_index(drop=True).copy()
+    try:
+        arr = np.asarray(features)
+    except (TypeError, ValueError) as e:
+        raise InvalidInput(f"features must be a table (DataFrame or 2-D array): {e}") from None
+    if arr.ndim != 2:
+        raise InvalidInput(f"features must be 2-D (rows × columns), got shape {arr.shape}")
+    return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
+
+
+def _is_numeric(column: Any) -> bool:
+    if column.dtype.kind in "biuf":
+        return True
+    values = column.dropna()
+    return len(values) > 0 and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                                   for v in values.head(1000))
+
+
+def _numbers(column: Any, name: str) -> np.ndarray:
+    try:
+        return column.to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"column {name} was numeric in the reference but holds text in the window") from None
+
+
+def _vector(values: Any, name: str) -> np.ndarray:
+    try:
+        v = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise InvalidInput(f"{name} must be numbers: {e}") from None
+    if v.ndim == 2 and v.shape[1] == 1:
+        v = v[:, 0]
+    if v.ndim != 1:
+        raise InvalidInput(f"{name} must be one value per row, got shape {v.shape}")
+    return v
+
+
+# -- shared ----------------------------------------------------------------------------------
+
+def _result(method: str, n: int, values: dict[str, float], errors: dict[str, float], reference: dict[str, float],
+            unavailable: dict[str, str], notes: list[str], lower_bound: float = 0.0, upper_bound: float = 1.0,
+            **extra: Any) -> dict[str, Any]:
+    metrics = {}
+    for m, v in values.items():
+        se = float(errors[m])
+        metrics[m] = {"estimated": v, "sampling_error": se,
+                      "lower": float(max(lower_bound, v - SAMPLING_ERROR_RANGE * se)),
+                      "upper": float(min(upper_bound, v + SAMPLING_ERROR_RANGE * se)),
+                      "reference": reference.get(m)}
+    return {"method": method, "rows": int(n), "metrics": metrics, "unavailable": unavailable, "notes": notes,
+            **extra}
+
+
+def estimator_for(model: Any, reference_features: Any, reference_targets: Any, **options: Any) -> CBPE | DLE:
+    """The estimator that suits ``model``, fitted on a labelled reference: CBPE for a classifier with
+    ``predict_proba``, DLE for a regressor. A classifier without ``predict_proba`` gets no CBPE."""
+    # scikit-learn is heavy: imported only to tell a classifier from a regressor
+    from sklearn.base import is_classifier
+
+    name = type(model).__name__
+    classifier = is_classifier(model) or hasattr(model, "classes_")
+    if classifier:
+        if not hasattr(model, "predict_proba"):
+            raise InvalidInput(f"{name} has no predict_proba: no CBPE, so estimated accuracy, ROC AUC and F1 are "
+                               "unavailable; only realized metrics once labels arrive (or serve a model with "
+                               "probabilities, e.g. CalibratedClassifierCV around it)")
+        probas = model.predict_proba(reference_features)
+        return CBPE(**options).fit(probas, reference_targets, model.classes_)
+    if not hasattr(model, "predict"):
+        raise InvalidInput(f"{name} has no predict: nothing to estimate")
+    return DLE(**options).fit(reference_features, model.predict(reference_features), reference_targets)
+
+
+def _is_null_value(v: Any) -> bool:
+    return v is None or (isinstance(v, (float, np.floating)) and np.isnan(v))
+
+
+def _is_null(values: np.ndarray) -> np.ndarray:
+    return np.fromiter((_is_null_value(v) for v in values), dtype=bool, count=len(values))
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
