@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -74,9 +74,10 @@ class _Server:
 
 
 @contextlib.contextmanager
-def reference_servers(model, name: str, X, folder: Path) -> Iterator[tuple[str, str]]:
+def reference_servers(model, name: str, X, folder: Path) -> Iterator[Callable[[], tuple[str, str]]]:
     """KServe's ModelServer and ``mlflow models serve --env-manager local``, both serving ``model`` (a fitted
-    scikit-learn estimator), started side by side; yields their URLs (kserve, mlflow); stops both at the end.
+    scikit-learn estimator), started side by side; yields ``ready()``, which waits for both and gives their
+    URLs (kserve, mlflow), so the caller can start other things while they boot; stops both at the end.
 
     KServe gets the estimator as sklearnserver does (a joblib file). MLflow gets it saved by mlflow.sklearn
     with the signature MLflow infers from ``X`` and its predictions, as ``log_model(..., input_example=X)``
@@ -91,6 +92,11 @@ def reference_servers(model, name: str, X, folder: Path) -> Iterator[tuple[str, 
                              pip_requirements=["scikit-learn"])
     servers: list[_Server] = []
 
+    def ready() -> tuple[str, str]:
+        for server in servers:
+            server.wait()
+        return servers[0].url, servers[1].url
+
     try:
         servers.append(_Server([sys.executable, __file__, str(folder / "model.joblib"), name, "{port}"],
                                f"/v2/models/{name}/ready", folder / "kserve.log", "KServe ModelServer"))
@@ -98,9 +104,7 @@ def reference_servers(model, name: str, X, folder: Path) -> Iterator[tuple[str, 
                                 str(folder / "mlflow-model"), "--env-manager", "local", "--host", "127.0.0.1",
                                 "--port", "{port}", "--workers", "1"], "/ping", folder / "mlflow.log",
                                "mlflow models serve"))
-        for server in servers:
-            server.wait()
-        yield servers[0].url, servers[1].url
+        yield ready
     finally:
         for server in servers:
             server.stop()

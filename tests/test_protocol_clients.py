@@ -20,24 +20,53 @@ from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from kserve.protocol.infer_type import RequestedOutput
 from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 from protocol_support import reference_servers
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
 from tritonclient.utils import InferenceServerException
+
+import nbmlops
 
 pytestmark = [pytest.mark.slow, pytest.mark.process]  # three model servers, one of them MLflow's
 
-NAME = "cancer"  # the model conftest's ``served`` registers and serves
+NAME = "cancer"
 
 
 @pytest.fixture(scope="module")
-def refs(served, tmp_path_factory):
-    """(KServe URL, MLflow URL): the reference servers, serving the estimator nbmlops serves."""
-    _, model, X, _ = served
-    with reference_servers(model, NAME, X, tmp_path_factory.mktemp("reference")) as urls:
-        yield urls
+def stack(tmp_path_factory):
+    """One estimator served three ways: registered and served by nbmlops, by KServe's ModelServer and by
+    ``mlflow models serve``; the references boot while ours starts. Yields (model, X, ours, refs): the
+    estimator, its features, our URL and the references' (KServe, MLflow)."""
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    model = LogisticRegression(max_iter=5000).fit(X, y)
+    root = tmp_path_factory.mktemp("protocols")
+    nbmlops.set_store(root / ".nbmlops")
+    try:
+        nbmlops.register_model(model, NAME)
+        with reference_servers(model, NAME, X, root) as ready:
+            dep = nbmlops.serve(f"{NAME}/1")
+            try:
+                yield model, X, dep.url, ready()
+            finally:
+                dep.stop()
+    finally:
+        nbmlops.set_store(None)
 
 
 @pytest.fixture(scope="module")
-def ours(served):
-    return served[0].url
+def fitted(stack):
+    """(model, X): the served estimator and the features it was fitted on."""
+    return stack[:2]
+
+
+@pytest.fixture(scope="module")
+def ours(stack):
+    return stack[2]
+
+
+@pytest.fixture(scope="module")
+def refs(stack):
+    """(KServe URL, MLflow URL)."""
+    return stack[3]
 
 
 def hostport(url: str) -> str:
@@ -88,8 +117,8 @@ NUMPY = {"FP32": np.float32, "FP64": np.float64, "INT64": np.int64}
 @pytest.mark.parametrize("rows", [1, 7], ids=["1xn", "Nxn"])
 @pytest.mark.parametrize("binary, binary_output", [(True, True), (False, False), (False, True)],
                          ids=["binary", "json", "json-in-binary-out"])  # the last: InferRequestedOutput's default
-def test_tritonclient_infer_equals_kserve(served, refs, ours, datatype, rows, binary, binary_output):
-    _, model, X, _ = served
+def test_tritonclient_infer_equals_kserve(fitted, refs, ours, datatype, rows, binary, binary_output):
+    model, X = fitted
     data = X.values[20:20 + rows].astype(NUMPY[datatype])
     expected = model.predict(data)
     # KServe's ModelServer reads a tritonclient body that has no binary tensor as bytes (tritonclient sends no
@@ -124,9 +153,9 @@ def test_tritonclient_health_and_readiness(refs, ours):
     assert client.is_model_ready(NAME, "9") is False
 
 
-def test_versioned_metadata_and_infer(served, ours):
+def test_versioned_metadata_and_infer(fitted, ours):
     """Versioned routes (KServe's ModelServer answers 501 "versioning not supported" to all of them)."""
-    _, model, X, _ = served
+    model, X = fitted
     client = triton(ours)
     meta, versioned = client.get_model_metadata(NAME), client.get_model_metadata(NAME, "1")
     assert meta["name"] == versioned["name"] == NAME and "1" in meta["versions"]
@@ -141,11 +170,11 @@ def test_versioned_metadata_and_infer(served, ours):
     assert err.value.status() == "404"
 
 
-def test_metadata_declares_exactly_what_infer_returns(served, ours):
+def test_metadata_declares_exactly_what_infer_returns(fitted, ours):
     """Names, datatypes and shapes of every declared output against an actual infer (JSON and binary);
     the declared input is one infer takes. (KServe's ModelServer declares no inputs or outputs at all for a
     kserve.Model: nothing to compare with there.)"""
-    _, model, X, _ = served
+    model, X = fitted
     meta = triton(ours).get_model_metadata(NAME)
     [declared_input] = meta["inputs"]
     rows = X.values[:4].astype(NUMPY.get(declared_input["datatype"], np.float64))
@@ -168,9 +197,9 @@ def test_metadata_declares_exactly_what_infer_returns(served, ours):
             assert alone.as_numpy(decl["name"]).tolist() == result.as_numpy(decl["name"]).tolist()
 
 
-def test_v2_errors_as_kserve_answers(served, refs, ours):
+def test_v2_errors_as_kserve_answers(fitted, refs, ours):
     """An unknown requested output is 400 and an unknown model 404, both in the protocol's {"error": ...}."""
-    _, _, X, _ = served
+    _, X = fitted
     for url in refs[0], ours:
         with pytest.raises(InferenceServerException) as err:
             triton_infer(url, X.values[:2], "FP64", True, "no_such_output")
@@ -182,10 +211,10 @@ def test_v2_errors_as_kserve_answers(served, refs, ours):
 
 
 @pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
-def test_tritonclient_compressed_request(served, refs, ours, algorithm):
+def test_tritonclient_compressed_request(fitted, refs, ours, algorithm):
     """KServe's ModelServer does not inflate request bodies (400 on tritonclient's compressed request; it
     ignores Content-Encoding): its answer to the uncompressed request stands in."""
-    _, _, X, _ = served
+    _, X = fitted
     rows = X.values[100:110]
     reference = triton_infer(refs[0], rows, "FP64", True, "output-0").as_numpy("output-0")
     name = our_outputs(ours)[0]["name"]
@@ -200,8 +229,8 @@ def kserve_sdk(protocol):
     return InferenceRESTClient(RESTConfig(protocol=protocol, timeout=30))
 
 
-def test_kserve_sdk_v1(served, refs, ours):
-    _, model, X, _ = served
+def test_kserve_sdk_v1(fitted, refs, ours):
+    model, X = fitted
     frame = X.iloc[30:36]
     expected = {"predictions": model.predict(frame).tolist()}
 
@@ -226,8 +255,8 @@ def test_kserve_sdk_v1(served, refs, ours):
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
-def test_kserve_sdk_v2(served, refs, ours, binary):
-    _, model, X, _ = served
+def test_kserve_sdk_v2(fitted, refs, ours, binary):
+    model, X = fitted
     rows = X.values[40:49]
 
     async def session(url, output):
@@ -253,8 +282,8 @@ def test_kserve_sdk_v2(served, refs, ours, binary):
     assert out.as_numpy().tolist() == expected.tolist()
 
 
-def test_kserve_v1_errors(served, refs, ours):
-    _, _, X, _ = served
+def test_kserve_v1_errors(fitted, refs, ours):
+    _, X = fitted
     row = X.values[0].tolist()
     # a row of the wrong width: KServe's ModelServer answers 500 with sklearn's ValueError; the client sent it,
     # so the answer is a 4xx that says what the model expects
@@ -278,8 +307,8 @@ def scoring_client(url):
     return ScoringServerClient(host, int(port))
 
 
-def test_mlflow_scoring_client(served, refs, ours):
-    _, model, X, _ = served
+def test_mlflow_scoring_client(fitted, refs, ours):
+    model, X = fitted
     rows = X.iloc[200:212]
     reference, client = scoring_client(refs[1]), scoring_client(ours)
     client.ping()  # raises unless 200
@@ -323,8 +352,8 @@ def payload(kind, rows):
 @pytest.mark.parametrize("kind", ["dataframe_split", "dataframe_split+params", "dataframe_records",
                                   "instances_records", "inputs_records", "inputs_columns", "csv", "csv_with_index",
                                   "parquet"])
-def test_mlflow_payloads_equal_mlflow(served, refs, ours, kind):
-    _, model, X, _ = served
+def test_mlflow_payloads_equal_mlflow(fitted, refs, ours, kind):
+    model, X = fitted
     rows = X.iloc[300:308]
     body, ctype = payload(kind, rows)
     reference = call(refs[1], "POST", "/invocations", body, {"Content-Type": ctype})
@@ -335,12 +364,12 @@ def test_mlflow_payloads_equal_mlflow(served, refs, ours, kind):
 
 
 @pytest.mark.parametrize("kind", ["instances_rows", "inputs_rows", "csv_no_header", "x-parquet"])
-def test_mlflow_forms_mlflow_refuses(served, refs, ours, kind):
+def test_mlflow_forms_mlflow_refuses(fitted, refs, ours, kind):
     """Rows without names: ``mlflow models serve`` of a model logged with a signature refuses them (its
     schema check wants the named columns; a headerless CSV's first row becomes its header); it answers 415 to
     Parquet as application/x-parquet (it knows application/vnd.apache.parquet only). The issue asks for these
     forms: the model's own predict is the reference."""
-    _, model, X, _ = served
+    model, X = fitted
     rows = X.iloc[300:308]
     body, ctype = payload(kind, rows)
     assert call(refs[1], "POST", "/invocations", body, {"Content-Type": ctype})[0] in (400, 415)
@@ -359,10 +388,10 @@ def bad_csv(rows, kind):
 
 @pytest.mark.parametrize("case", ["not_json", "no_format_key", "two_format_keys", "wrong_width", "csv_cell",
                                   "csv_columns", "not_parquet", "content_type"])
-def test_mlflow_errors_as_mlflow_gives_them(served, refs, ours, case):
+def test_mlflow_errors_as_mlflow_gives_them(fitted, refs, ours, case):
     """Status and ``{"error_code", "message"}`` as MLflow's server answers. MLflow answers an unsupported
     content type 415 in text/plain; the issue asks JSON of every error, so ours is compared in status only."""
-    _, _, X, _ = served
+    _, X = fitted
     rows = X.iloc[:4]
     records = json.loads(rows.to_json(orient="records"))
     body, ctype = {
@@ -438,10 +467,10 @@ BAD = {  # case: (path, body, headers, what the message must name); KServe's Mod
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_bad_input_is_4xx_json_naming_it_and_the_server_keeps_serving(served, ours, case):
+def test_bad_input_is_4xx_json_naming_it_and_the_server_keeps_serving(fitted, ours, case):
 
 
-    _, model, X, _ = served
+    model, X = fitted
     path, body, headers, named = BAD[case]
     if body is None:  # a CSV of the model's columns with one cell "abc"
         body = bad_csv(X.iloc[:3], "cell")
@@ -457,10 +486,10 @@ def test_bad_input_is_4xx_json_naming_it_and_the_server_keeps_serving(served, ou
 
 
 @pytest.mark.parametrize("path", ["/v2/models/cancer/infer", "/invocations"])
-def test_a_1gb_declared_length_is_refused_before_the_body(served, ours, path):
+def test_a_1gb_declared_length_is_refused_before_the_body(fitted, ours, path):
     """The server answers 413 at once, without waiting for a gigabyte (KServe's ModelServer waits for the
     body; the test's socket timeout would end it)."""
-    _, model, X, _ = served
+    model, X = fitted
     host, port = hostport(ours).rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
