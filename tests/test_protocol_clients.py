@@ -22,6 +22,8 @@ from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 from protocol_support import reference_servers
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from tritonclient.utils import InferenceServerException
 
 import nbmlops
@@ -37,12 +39,12 @@ def stack(tmp_path_factory):
     ``mlflow models serve``; the references boot while ours starts. Yields (model, X, ours, refs): the
     estimator, its features, our URL and the references' (KServe, MLflow)."""
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    model = LogisticRegression(max_iter=5000).fit(X, y)
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)  # scaled: 0.5 s, not 40 s, to fit
     root = tmp_path_factory.mktemp("protocols")
     nbmlops.set_store(root / ".nbmlops")
     try:
-        nbmlops.register_model(model, NAME)
         with reference_servers(model, NAME, X, root) as ready:
+            nbmlops.register_model(model, NAME)
             dep = nbmlops.serve(f"{NAME}/1")
             try:
                 yield model, X, dep.url, ready()
