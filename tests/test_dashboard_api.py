@@ -455,6 +455,7 @@ def test_model_version_lineage_from_dataset_to_run_to_version(dash):
     assert v["run"] == {"id": ids["trained"], "name": "trained", "status": "FINISHED", "experiment_id": v["run"]["experiment_id"]}
     assert [(d["name"], d.get("version")) for d in v["datasets"]] == [("train-set", ids["dataset_version"])]
     assert v["versions"] == [1] and v["deployments"] == [] and v["drift"] == []
+    assert v["signature"] == {"features": ["a", "b"], "n_inputs": 2, "output": "probability", "classes": [0, 1]}
     assert [h["action"] for h in v["history"]] == ["register", "alias"]
     assert [(h["alias"], h["to"]) for h in v["alias_history"]] == [("production", 1)]
     clf = server.get("nbmlops/api/models/clf/versions/1").json()

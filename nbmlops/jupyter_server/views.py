@@ -106,8 +106,10 @@ def model_version(name: str, version: int) -> dict[str, Any]:
 
 
 def _signature(sig: dict[str, Any]) -> dict[str, Any]:
-    inputs = sig.get("inputs") or sig.get("columns") or []
-    return {"inputs": inputs[:50] if isinstance(inputs, list) else inputs, "n_inputs": len(inputs or [])}
+    """What the page shows of a signature: the input columns (the first 50), their count, the output."""
+    features = sig.get("features") or []
+    return {"features": features[:50], "n_inputs": sig.get("n_features") or len(features),
+            "output": sig.get("output"), "classes": (sig.get("classes") or [])[:20]}
 
 
 def drift_timeline(name: str, version: int) -> dict[str, Any]:

@@ -68,7 +68,9 @@
       view.appendChild(others);
       view.appendChild(NB.fields([["class", v["class"]], ["registered", el("span", {}, [NB.timeEl(v.created), " by " + text(v.user)])],
         ["sha256", String(v.sha256).slice(0, 16)], ["size", NB.fmtBytes(v.size)], ["description", v.description],
-        ["inputs", v.signature.n_inputs ? v.signature.n_inputs + " columns" : null]]));
+        ["inputs", v.signature.n_inputs ? v.signature.n_inputs + " columns" + (v.signature.features.length ? ": " + v.signature.features.join(", ") : "") : null],
+        ["output", v.signature.output && v.signature.output !== "unknown" ? v.signature.output +
+          (v.signature.classes.length ? " (classes " + v.signature.classes.map(text).join(", ") + ")" : "") : null]]));
       var lin = NB.section("Lineage", "model-lineage");
       lin.appendChild(lineage(v));
       if (v.drift_count) { lin.appendChild(NB.link("drift over time →", ["drift", v.name, v.version], null, "drift-timeline-link")); }
