@@ -17,10 +17,12 @@ Both hold under covariate shift (inputs move, the labelling function stays), not
 shift. The confidence band is the estimate ± 3 sampling errors, the sampling error computed from
 the reference by NannyML's formulas for a window of that many rows. A fitted estimator keeps only
 calibrators, loss models and a few numbers from the reference, never the reference itself.
+``estimator_for(model, X, y)`` picks and fits the one that suits a model.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -184,8 +186,8 @@ def _wants_calibration(mode: str, hit: np.ndarray, score: np.ndarray) -> bool:
 
     if roc_auc(hit.astype(bool), score) > 0.999:
         return False
-    if min(hit.sum(), len(hit) - hit.sum()) < 10:   # too few of a class for ten stratified splits
-        return True
+    if min(hit.sum(), len(hit) - hit.sum()) < 2:    # a class seen once: nothing to stratify nor to learn from
+        return False
     truth, raw, calibrated = [], [], []
     for train, test in StratifiedShuffleSplit(n_splits=10, test_size=0.1, random_state=42).split(score, hit):
         cal = _isotonic(score[train], hit[train])
@@ -197,9 +199,12 @@ def _wants_calibration(mode: str, hit: np.ndarray, score: np.ndarray) -> bool:
 
 
 def _ece(hit: np.ndarray, score: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error over equal-count bins of the sorted scores."""
-    order = np.argsort(score, kind="stable")
-    edges = np.linspace(0, len(score), min(bins, len(score) // 2) + 1).astype(int)
+    """Expected calibration error over equal-count bins of the sorted scores (NannyML's bin edges)."""
+    if len(score) <= 2 * bins:
+        bins = max(1, len(score) // 2)
+    edges = np.arange(0, len(score) + 1, max(1, len(score) // bins))
+    edges[-1] = len(score)
+    order = np.argsort(score)
     s, h = score[order], hit[order]
     return float(sum((b - a) / len(s) * abs(s[a:b].mean() - h[a:b].mean()) for a, b in zip(edges, edges[1:]) if b > a))
 
@@ -347,9 +352,8 @@ class DLE:
 
     def fit(self, reference_features: Any, reference_predictions: Any, reference_targets: Any) -> DLE:
         """Learn the loss models from a reference with targets."""
-        # scikit-learn is heavy: imported only when a DLE is fitted (threadpoolctl comes with it)
+        # scikit-learn is heavy: imported only when a DLE is fitted
         from sklearn.ensemble import HistGradientBoostingRegressor
-        from threadpoolctl import threadpool_limits
 
         if reference_targets is None:
             raise InvalidInput("the reference has no targets: DLE learns the model's errors from them, so "
@@ -385,7 +389,7 @@ class DLE:
         error = pred - y
         targets = {"mae": np.abs(error), "rmse": error ** 2}
         self._models = {}
-        with threadpool_limits(self.threads):
+        with _threads().limit(limits=self.threads):
             for m in self.metrics:
                 model = HistGradientBoostingRegressor(categorical_features=categorical, random_state=self.random_state)
                 self._models[m] = model.fit(x, targets[m])
@@ -423,14 +427,11 @@ class DLE:
         if empty:
             notes.append(f"column {', '.join(empty)} is empty in the window: the loss model takes its "
                          "missing-value branch there, so the estimate leans on the other columns")
-        # threadpoolctl (scikit-learn's dependency) is imported with the loss models, not with nbmlops
-        from threadpoolctl import threadpool_limits
-
         x = self._design(frame, pred)
         values, errors = {}, {}
-        for m, model in self._models.items():
-            with threadpool_limits(self.threads):
-                loss = np.maximum(model.predict(x), 0.0)
+        with _threads().limit(limits=self.threads):
+            losses = {m: np.maximum(model.predict(x), 0.0) for m, model in self._models.items()}
+        for m, loss in losses.items():
             spread, mean_sq = self._components[m]
             if m == "mae":
                 values[m], errors[m] = float(loss.mean()), spread / np.sqrt(n)
@@ -451,14 +452,23 @@ class DLE:
         cols = []
         for c in self.columns:
             if c in self._categories:
-                lookup = {v: i for i, v in enumerate(self._categories[c])}
-                values = frame[c].astype(object)
-                cols.append(np.array([np.nan if _is_null_value(v) else lookup.get(str(v), np.nan) for v in values],
-                                     dtype=float))
+                lookup = {v: float(i) for i, v in enumerate(self._categories[c])}
+                codes = frame[c].astype(str).map(lookup).to_numpy(dtype=float, na_value=np.nan)
+                codes[frame[c].isna().to_numpy()] = np.nan
+                cols.append(codes)
             else:
                 cols.append(_numbers(frame[c], c))
         cols.append(pred)
         return np.column_stack(cols)
+
+
+@functools.cache
+def _threads() -> Any:
+    """The process's OpenMP and BLAS thread pools, found once (a lookup reads /proc/self/maps: ~20 ms)."""
+    # threadpoolctl comes with scikit-learn; imported once a loss model exists, so its OpenMP is loaded
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _frame(features: Any) -> Any:
