@@ -143,6 +143,18 @@ def test_tritonclient_infer_equals_kserve(fitted, refs, ours, datatype, rows, bi
         assert everything.as_numpy(out["name"]) is not None
 
 
+@pytest.mark.parametrize("datatype, dtype", [("INT32", np.int32), ("UINT8", np.uint8), ("FP16", np.float16),
+                                             ("BOOL", np.bool_)])
+def test_tritonclient_other_binary_datatypes_equal_kserve(fitted, refs, ours, datatype, dtype):
+    """The rest of the binary extension's numeric types (FP16 has no JSON form), as KServe decodes them."""
+    model, X = fitted
+    data = (X.values[50:56] > X.values.mean(axis=0)) if dtype is np.bool_ else X.values[50:56].astype(dtype)
+    reference = triton_infer(refs[0], data, datatype, True, "output-0").as_numpy("output-0")
+    assert reference.tolist() == model.predict(data).tolist()
+    name = our_outputs(ours)[0]["name"]
+    assert triton_infer(ours, data, datatype, True, name).as_numpy(name).tolist() == reference.tolist()
+
+
 def test_tritonclient_health_and_readiness(refs, ours):
     reference, client = triton(refs[0]), triton(ours)
     assert client.is_server_live() is reference.is_server_live() is True
@@ -164,9 +176,9 @@ def test_versioned_metadata_and_infer(fitted, ours):
     assert versioned["inputs"] == meta["inputs"] and versioned["outputs"] == meta["outputs"]
     rows = X.values[:5]
     name = meta["outputs"][0]["name"]
-    result = triton_infer(ours, rows, "FP64", True, name, model_version="1")
+    result = triton_infer(ours, rows, "FP64", True, name, model_version="1", request_id="req-7")
     assert result.as_numpy(name).tolist() == model.predict(rows).tolist()
-    assert result.get_response()["model_version"] == "1"
+    assert result.get_response()["model_version"] == "1" and result.get_response()["id"] == "req-7"
     with pytest.raises(InferenceServerException) as err:
         triton_infer(ours, rows, "FP64", True, name, model_version="9")
     assert err.value.status() == "404"
