@@ -1,6 +1,7 @@
 // The left-sidebar panel: experiments -> runs (with their key metric), models -> versions and aliases,
 // deployments (live status, polled while the panel is shown) and drift reports. Plain DOM: every stored
 // string reaches the page through textContent or setAttribute, never as HTML.
+import { launchIcon, LabIcon, refreshIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import {
@@ -9,7 +10,6 @@ import {
   IDriftReport,
   IExperiment,
   IModel,
-  IRun,
   IRunsPage,
   IStore
 } from './api';
@@ -39,6 +39,22 @@ function el(tag: string, attrs: Attrs = {}, children: (Node | string)[] = []): H
   return node;
 }
 
+function iconButton(icon: LabIcon, action: string, title: string): HTMLElement {
+  const button = el('button', { class: 'jp-nbmlops-button jp-nbmlops-icon', title, 'aria-label': title,
+    'data-action': action });
+  button.appendChild(icon.element({ tag: 'span', elementPosition: 'center', height: '16px', width: '16px' }));
+  return button;
+}
+
+/** A store's path as it fits a line: relative to Jupyter's root when below it, else its last two folders. */
+export function shortPath(path: string): string {
+  if (!path.startsWith('/')) {
+    return path;
+  }
+  const parts = path.split('/').filter(Boolean);
+  return parts.length > 2 ? `…/${parts.slice(-2).join('/')}` : path;
+}
+
 function fmtNumber(v: unknown): string {
   if (typeof v !== 'number') {
     return v === null || v === undefined ? '' : String(v);
@@ -64,7 +80,7 @@ export function ago(ms: number | null | undefined, now = Date.now()): string {
 }
 
 /** The metric to show beside each run of a list: a well-known one most runs have, else the first name. */
-export function keyMetric(runs: IRun[]): string | null {
+export function keyMetric(runs: { metrics: { [key: string]: number } }[]): string | null {
   const counts = new Map<string, number>();
   for (const r of runs) {
     for (const k of Object.keys(r.metrics || {})) {
@@ -96,11 +112,9 @@ export class NbmlopsSidebar extends Widget {
     this.addClass('jp-nbmlops-sidebar');
     this.title.caption = 'nbmlops: experiments, models, deployments, drift';
 
-    const refresh = el('button', { class: 'jp-nbmlops-button', title: 'Reload from the store', text: 'Refresh',
-      'data-action': 'refresh' });
+    const refresh = iconButton(refreshIcon, 'refresh', 'Reload from the store');
     refresh.addEventListener('click', () => void this.refresh());
-    const dashboard = el('button', { class: 'jp-nbmlops-button', title: 'Open the nbmlops dashboard in a tab',
-      text: 'Dashboard', 'data-action': 'dashboard' });
+    const dashboard = iconButton(launchIcon, 'dashboard', 'Open the nbmlops dashboard in a tab');
     dashboard.addEventListener('click', () => options.open({ kind: 'dashboard', route: '', label: 'nbmlops' }));
     this._compare = el('button', { class: 'jp-nbmlops-button', 'data-action': 'compare',
       title: `Compare the runs ticked below (2 to ${MAX_COMPARE})` }) as HTMLButtonElement;
@@ -126,9 +140,9 @@ export class NbmlopsSidebar extends Widget {
     ]);
     this.node.append(
       el('div', { class: 'jp-nbmlops-header' }, [el('span', { class: 'jp-nbmlops-title', text: 'nbmlops' }),
-        refresh, this._compare, dashboard]),
+        this._compare, refresh, dashboard]),
       this._store, this._error, body);
-    this._updateCompare();
+    this._drawCompare();
   }
 
   /** The runs ticked for comparison, in the order they were ticked. */
@@ -226,8 +240,7 @@ export class NbmlopsSidebar extends Widget {
 
   private _drawStore(s: IStore): void {
     const shown = (s.stores || []).find(x => x.shown);
-    const name = shown ? shown.relative : s.path;
-    this._store.textContent = `store: ${name}${s.exists ? '' : ' (empty: nothing logged yet)'}`;
+    this._store.textContent = `store: ${shortPath(shown ? shown.relative : s.path)}${s.exists ? '' : ' (empty: nothing logged yet)'}`;
     this._store.title = s.hint || s.path;
   }
 
@@ -322,10 +335,14 @@ export class NbmlopsSidebar extends Widget {
   }
 
   private _updateCompare(): void {
+    this._drawCompare();
+    this._options.selectionChanged();
+  }
+
+  private _drawCompare(): void {
     const n = this._selected.size;
     this._compare.textContent = n ? `Compare (${n})` : 'Compare';
     this._compare.disabled = n < 2 || n > MAX_COMPARE;
-    this._options.selectionChanged();
   }
 
   private _drawModels(models: IModel[]): void {
@@ -336,15 +353,16 @@ export class NbmlopsSidebar extends Widget {
     }
     this._models.replaceChildren(...models.map(model => {
       const aliases = Object.entries(model.aliases).map(([a, v]) => `@${a} v${v}`).join(' ');
+      const metric = keyMetric(model.versions);
       const versions = [...model.versions].reverse().map(v => {
-        const metric = Object.keys(v.metrics).sort()[0];
         const chips = v.aliases.map(a => el('span', { class: 'jp-nbmlops-alias', text: `@${a}` }));
         return this._item('jp-nbmlops-version', `v${v.version}`, `${model.name} version ${v.version}` +
           (v.run ? ` from run ${v.run}` : '') + `, registered ${ago(v.created)}`,
           () => this._options.open({ kind: 'dashboard', route: `/model/${encodeURIComponent(model.name)}/${v.version}`,
             label: `${model.name} v${v.version}` }),
           [...chips, el('span', { class: 'jp-nbmlops-metric',
-            text: metric ? `${metric} ${fmtNumber(v.metrics[metric])}` : '' })]);
+            text: metric !== null && v.metrics[metric] !== undefined ? `${metric} ${fmtNumber(v.metrics[metric])}` : ''
+          })]);
       });
       const details = el('details', { 'data-model': model.name }, [
         el('summary', { title: `model ${model.name}` }, [el('span', { class: 'jp-nbmlops-name', text: model.name }),
@@ -381,13 +399,13 @@ export class NbmlopsSidebar extends Widget {
     }
     this._deployments.replaceChildren(...rows.map(d => {
       const live = d.status === 'running' || d.status === 'starting';
-      const detail = live ? `${d.requests ?? 0} requests` : `${d.status} ${ago(d.started)}`;
+      const detail = live ? `${d.requests ?? 0} req` : d.status;
       const li = this._item('jp-nbmlops-deployment', d.name, `${d.name}: ${d.model} v${d.version ?? '?'}, ` +
         `${d.status}${live && d.url ? ' at ' + d.url : ''}`,
       () => this._options.open({ kind: 'dashboard', route: `/deployment/${encodeURIComponent(d.name)}`,
         label: `deployment ${d.name}` }),
-      [el('span', { class: 'jp-nbmlops-meta', text: `${d.model}` }),
-        el('span', { class: 'jp-nbmlops-metric', text: detail })]);
+      [el('span', { class: 'jp-nbmlops-metric', text: detail }),
+        el('span', { class: 'jp-nbmlops-meta', text: `${d.model}` })]);
       li.prepend(el('span', { class: `jp-nbmlops-status jp-nbmlops-status-${d.status}`, title: d.status }));
       li.setAttribute('data-deployment', d.name);
       li.setAttribute('data-status', d.status);
@@ -402,9 +420,10 @@ export class NbmlopsSidebar extends Widget {
       return;
     }
     this._drift.replaceChildren(...reports.map(r => {
-      const li = this._item('jp-nbmlops-drift', driftLabel(r), `drift report ${r.id}` +
+      const li = this._item('jp-nbmlops-drift', driftLabel(r), `drift report ${r.id}: ` +
+        `${r.n_drifted ?? '?'} of ${r.n_columns ?? '?'} columns drifted, ${ago(r.time)}` +
         (r.drifted_columns ? `; drifted: ${r.drifted_columns}` : ''), () => this._options.open(driftView(r)),
-      [el('span', { class: 'jp-nbmlops-metric', text: `${r.n_drifted ?? '?'}/${r.n_columns ?? '?'} drifted` }),
+      [el('span', { class: 'jp-nbmlops-metric', text: `${r.n_drifted ?? '?'}/${r.n_columns ?? '?'}` }),
         el('span', { class: 'jp-nbmlops-meta', text: ago(r.time) })]);
       li.prepend(el('span', { class: `jp-nbmlops-status jp-nbmlops-drift-${r.dataset_drift ? 'yes' : 'no'}`,
         title: r.dataset_drift ? 'dataset drift' : 'no dataset drift' }));
