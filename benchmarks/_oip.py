@@ -13,7 +13,8 @@ Both get the same bodies on ``POST /v2/models/bench-oip/infer``, built once per 
 little-endian tensor; header ``Inference-Header-Content-Length``), JSON as ``{"inputs": [{..., "data": [...]}]}``.
 Before measuring, every answer (both servers, both bodies, and tritonclient's own ``infer`` call) must give the
 fitted model's predictions and probabilities for the batch. Throughput: 8 clients (wrk, like the other rows),
-interleaved rounds, medians, per-round ratios.
+interleaved rounds, medians, per-round ratios; binary against JSON, the closest comparison, gets extra back-to-back
+pairs on each server (ABBA order). What differs between the bodies inside nbmlops is also timed in-process.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def check_answers(ports: dict[str, int], bodies: dict[tuple[int, str], tuple[byt
 def codec_probe(bodies: dict[tuple[int, str], tuple[bytes, dict[str, str]]], model: Any, X: Any,
                 n: int = 2_000) -> dict[tuple[int, str], dict[str, float]]:
     """CPU per request of the part of nbmlops' infer route that differs between the two bodies, in-process (no
-    HTTP, so free of the machine's noise; best of 3): reading the tensors of the body (``split_body`` +
+    HTTP, so less exposed to the machine's noise; best of 3): reading the tensors of the body (``split_body`` +
     ``request_tensors``) and writing the answer's three outputs (``response_body``, binary or JSON)."""
     from nbmlops.serving.tensors import request_tensors, response_body, split_body
 
@@ -354,9 +355,9 @@ def report(S: dict[str, Any], r: dict[str, Any], quick: bool) -> str:
         for n in BATCHES for s in SERVERS)
     d = r["declared"]
     p = r["probe"]
-    probe = ("What differs between the bodies inside nbmlops, timed in-process (no HTTP, so free of the machine's "
-             "noise; best of 3 × 2,000): reading the request's tensors (`split_body` + `request_tensors`) and writing "
-             "the answer (`response_body`), per request: " + "; ".join(
+    probe = ("What differs between the bodies inside nbmlops, timed in-process (no HTTP and no other process in "
+             "the loop, so less exposed to the machine's noise; best of 3 × 2,000): reading the request's tensors "
+             "(`split_body` + `request_tensors`) and writing the answer (`response_body`), per request: " + "; ".join(
                  f"{n} row{'s' if n > 1 else ''} {kind} {fmt(p[(n, kind)]['read'])} + {fmt(p[(n, kind)]['write'])} "
                  f"({p[(n, kind)]['answer']:,}-byte answer)" for n in BATCHES for kind in BODIES) + ". ")
     saved = {n: sum(p[(n, "json")][k] - p[(n, "binary")][k] for k in ("read", "write")) for n in BATCHES}
