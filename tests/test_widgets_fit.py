@@ -63,13 +63,16 @@ def test_columns_are_name_status_metrics_then_the_params_that_vary(store):
     assert folded == {} and len([c for c in cols if c.startswith("params.")]) == len(DEFAULTS) + 2
 
 
-def test_a_param_counts_as_varying_when_some_runs_lack_it_and_one_run_varies_nothing(store):
+def test_params_some_runs_lack_come_after_those_that_differ_and_one_run_varies_nothing(store):
     log_forests()
-    with nbmlops.start_run(experiment="forests", name="logreg"):
+    with nbmlops.start_run(experiment="forests", name="logreg", tags={"estimator": "LogisticRegression"}):
         nbmlops.log_params({"C": 1.0, "criterion": "gini"})
     sel = nbmlops.run_listing("forests").query()
     cols, folded = runs_columns(nbmlops.run_listing("forests").columns, sel.values)
-    assert "params.C" in cols and "params.bootstrap" in cols and "params.criterion" not in cols
+    shown = [c for c in cols if c.startswith(("params.", "tags."))]
+    assert shown[:2] == ["params.max_depth", "params.n_estimators"]  # values that differ first
+    assert "params.C" in shown and "params.bootstrap" in shown and shown[-1] == "tags.estimator"  # then gaps
+    assert "params.criterion" not in cols
     nones = {f"params.{k}": None for k, v in DEFAULTS.items() if v is None}  # None and absent read the same
     assert folded == {"params.criterion": "gini", **nones}
     one = nbmlops.run_listing("forests").query("forest-2")

@@ -25,48 +25,55 @@ _MUTED = MUTED_CSS
 _LONGEST = 40  # characters of a param or tag value shown in a cell (the whole value in its tooltip)
 
 
-def _varies(values: Sequence[Any]) -> bool:
-    """Whether ``values`` hold two different ones (None and NaN alike; 1, 1.0 and True not)."""
+def _variety(values: Sequence[Any]) -> int:
+    """2 when ``values`` hold two different ones, 1 when they differ only in being there (one value,
+    and runs without one: None and NaN alike), 0 when they are all the same (1, 1.0 and True differ)."""
     if not len(values):
-        return False
-    first = values[0]
-    kind = type(first)
+        return 0
+    first = next((v for v in values if not _missing(v)), None)
+    kind, gaps = type(first), False
     for v in values:
-        if v is first or (type(v) is kind and v == first) or (_missing(v) and _missing(first)):
+        if v is first or (type(v) is kind and v == first):
             continue
-        return True
-    return False
+        if not _missing(v):
+            return 2
+        gaps = True
+    return 1 if gaps and first is not None else 0
 
 
 def runs_columns(columns: Iterable[str], values: Callable[[str], Sequence[Any]], *, first: str | None = None,
                  all_params: bool = False) -> tuple[list[str], dict[str, Any]]:
     """The columns a runs table shows, out of ``columns`` (a listing's or a ``search_runs`` frame's),
-    so that what tells runs apart fits a notebook cell: name, status, (experiment), the metrics
-    (``first`` leading when it is one), the params and tags whose value differs between the listed
-    runs (``values(column)`` gives one value per listed run; None where a run has none, which
-    counts as a value),
-    then start and duration. Params and tags the same in every listed run (the defaults nobody set,
-    mostly) are folded away, returned as {column: value}, unless ``all_params``; ``first`` always shows."""
+    so that what tells the listed runs apart fits a notebook cell: name, status, (experiment), the
+    metrics (``first`` leading when it is one), the params and tags whose values differ between the
+    runs, those that differ only in some runs having none (another model's, mostly) after them, then
+    start and duration. ``values(column)`` gives one value per listed run, None where a run has none.
+    Params and tags the same in every listed run (the defaults nobody set, mostly) are folded away and
+    returned as {column: value}, unless ``all_params``; ``first`` always shows."""
     cols = list(columns)
     metrics = [c for c in cols if c.startswith("metrics.")]
     if first in metrics:
         metrics = [first, *(m for m in metrics if m != first)]
-    shown, folded = [], {}
+    differ: list[str] = [first] if first and first.startswith(("params.", "tags.")) and first in cols else []
+    gaps: list[str] = []
+    same: list[str] = []  # shown too when all_params, after the rest
+    folded: dict[str, Any] = {}
     for c in cols:
-        if not c.startswith(("params.", "tags.")):
-            continue
-        if all_params or c == first:
-            shown.append(c)
+        if not c.startswith(("params.", "tags.")) or c == first:
             continue
         seen = values(c)
-        if _varies(seen):
-            shown.append(c)
+        kind = _variety(seen)
+        if kind == 2:
+            differ.append(c)
+        elif kind == 1:
+            gaps.append(c)
+        elif all_params:
+            same.append(c)
         else:
             folded[c] = seen[0] if len(seen) else None
-    params = [c for c in shown if c.startswith("params.")]
-    tags = [c for c in shown if c.startswith("tags.")]
-    return ([c for c in ("run_name", "status", "experiment") if c in cols] + metrics + params +
-            [c for c in ("start_time", "duration") if c in cols] + tags), folded
+    ordered = [c for group in (differ, gaps, same) for c in sorted(group, key=lambda c: c.startswith("tags."))]
+    return ([c for c in ("run_name", "status", "experiment") if c in cols] + metrics + ordered +
+            [c for c in ("start_time", "duration") if c in cols]), folded
 
 
 def _header(col: str, sort: str | None, descending: bool) -> str:
