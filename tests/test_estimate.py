@@ -288,3 +288,13 @@ def test_cbpe_estimates_equal_nannymls_on_the_same_window(classes, monkeypatch):
     for metric in ("accuracy", "roc_auc", "f1"):
         assert ours[metric]["estimated"] == pytest.approx(df[(metric, "value")].iloc[0], abs=1e-6), metric
         assert ours[metric]["sampling_error"] == pytest.approx(df[(metric, "sampling_error")].iloc[0], rel=0.05), metric
+
+
+def test_a_class_missing_from_the_reference_is_named():
+    rng = np.random.default_rng(11)
+    p = rng.dirichlet([2, 2, 2], size=600)
+    y = np.where(p[:, 0] > p[:, 1], "a", "b")           # class c never labelled
+    cbpe = CBPE().fit(p, y, ["a", "b", "c"])
+    assert cbpe.notes == ["class c never appears in the reference: its probabilities are used uncalibrated "
+                          "and it is left out of the reference's ROC AUC"]
+    assert cbpe.calibrated[2] is False and cbpe.estimate(p[:200])["rows"] == 200

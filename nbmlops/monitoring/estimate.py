@@ -93,6 +93,10 @@ class CBPE:
         if len(y) < self.min_window:
             raise InvalidInput(f"the reference has {len(y):,} labelled rows; CBPE needs at least "
                                f"{self.min_window:,} to calibrate")
+        absent = [str(_plain(c)) for c, count in zip(classes, present) if not count]
+        if absent:
+            self.notes.append(f"class {', '.join(absent)} never appears in the reference: its probabilities "
+                              "are used uncalibrated and it is left out of the reference's ROC AUC")
         self.classes = classes
         k = len(classes)
         columns = [1] if k == 2 else range(k)
