@@ -259,6 +259,7 @@ def test_untyped_posts_are_taken_only_where_no_browser_form_can_send_them(dep):
                                    "data": [0.0] * 30}]}).encode()
     assert post(dep, "/v2/models/cancer/infer", body, {})[0] == 200  # tritonclient sends no Content-Type
     assert post(dep, "/predict", b'{"features": []}', {})[0] == 415
-    assert post(dep, "/invocations", b"1,2", {"Content-Type": "text/plain"})[0] == 415
+    status, payload, _ = post(dep, "/invocations", b"1,2", {"Content-Type": "text/plain"})
+    assert status == 415 and json.loads(payload)["error_code"] == "BAD_REQUEST"  # MLflow's form, from the Guard
     status, _, _ = post(dep, "/v2/models/cancer/infer", body, {"Origin": "http://evil.example"})
     assert status == 403

@@ -25,14 +25,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from .batching import Overloaded
-from .http import Reader, body_schema, error_response, json_response, reader
+from .http import Reader, body_schema, error_body, error_response, json_response, reader
 from .metrics import UNMATCHED, Metrics
 from .payloads import PayloadError, parse_predict
 from .protocols import protocol_routes
@@ -85,22 +84,23 @@ class Guard:
             host = headers.get(b"host", b"").decode("latin-1")
             name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
             if name not in LOOPBACK:
-                return await self._deny(send, 403, "host_not_allowed",
+                return await self._deny(scope, send, 403, "host_not_allowed",
                                         "this server only answers requests addressed to a loopback host")
         origin = headers.get(b"origin")
         if origin is not None and origin.lower() not in (b"http://" + headers.get(b"host", b"").lower(),
                                                          b"https://" + headers.get(b"host", b"").lower()):
-            return await self._deny(send, 403, "cross_origin",
+            return await self._deny(scope, send, 403, "cross_origin",
                                     "requests from other web pages are refused (Origin is not this server)")
         denied = self._auth(scope["path"], headers.get(b"authorization", b""))
         if denied:
-            return await self._deny(send, 401, "unauthorized", denied)
+            return await self._deny(scope, send, 401, "unauthorized", denied)
         refused = _media_refused(scope["path"], headers) if scope["method"] == "POST" else None
         if refused:
-            return await self._deny(send, 415, "unsupported_media_type", refused)
+            return await self._deny(scope, send, 415, "unsupported_media_type", refused)
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            return await self._deny(send, 413, "body_too_large", f"request bodies are limited to {self.max_body} bytes")
+            return await self._deny(scope, send, 413, "body_too_large",
+                                    f"request bodies are limited to {self.max_body} bytes")
         return await self.app(scope, receive, send)
 
     def _auth(self, path: str, given: bytes) -> str | None:
@@ -116,9 +116,9 @@ class Guard:
             return "missing or wrong Authorization: Bearer token"
         return None
 
-    async def _deny(self, send: Any, status: int, reason: str, message: str) -> None:
+    async def _deny(self, scope: dict[str, Any], send: Any, status: int, reason: str, message: str) -> None:
         self.metrics.count_error(reason)
-        body = orjson.dumps({"error": message})
+        status, body = error_body(scope["path"], status, message)
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})

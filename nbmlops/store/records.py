@@ -249,6 +249,7 @@ class DeploymentSettings(TypedDict):
     max_latency_ms: float
     max_queue: int
     log_requests: bool
+    accuracy_window: NotRequired[int]   # labels in model_accuracy_windowed (older records: none)
 
 
 class DeploymentRecord(TypedDict):
