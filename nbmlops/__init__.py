@@ -53,6 +53,7 @@ _API: dict[str, str] = {
     **dict.fromkeys(("get_online_features", "materialize", "materialize_incremental"), "features.online"),
     # monitoring
     **dict.fromkeys(("drift_report", "drift_history", "DriftReport", "ColumnMapping"), "monitoring"),
+    **dict.fromkeys(("CBPE", "DLE", "estimator_for"), "monitoring.estimate"),
     "drift_widget": "widgets.drift",
     # export
     "export_mlflow": "export.mlflow", "import_mlflow": "export.mlflow_import", "export_feast": "export.feast",
@@ -87,6 +88,7 @@ if TYPE_CHECKING:
     from .features.online import get_online_features, materialize, materialize_incremental
     from .info import store_info
     from .monitoring import ColumnMapping, DriftReport, drift_history, drift_report
+    from .monitoring.estimate import CBPE, DLE, estimator_for
     from .pipelines import (
         Pipeline,
         export_kfp,

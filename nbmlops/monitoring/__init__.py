@@ -15,6 +15,7 @@ One module per concept:
 - ``sources``      DataFrames, files, ``model:NAME@ALIAS`` references and ``serving:NAME`` traffic
 - ``traffic``      a deployment's request log as a table (read through the store)
 - ``log``          summaries into the store (and against a model version)
+- ``estimate``     performance without labels: CBPE (classifiers), DLE (regressors); imported when used
 """
 
 from __future__ import annotations
