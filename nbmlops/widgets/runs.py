@@ -59,7 +59,9 @@ def _label(column: str) -> str:
 class RunsBrowser(StaticFallback, w.VBox):
     """A table of runs to filter (``search_runs`` syntax or plain words), sort and page; select runs
     to compare (metric curves, a param against a metric, a diff of params), tag, note, delete or
-    register. ``.listing`` is what was read, ``.selection`` what the table shows."""
+    register. ``.listing`` is what was read, ``.selection`` what the table shows. The table's columns
+    are ``display.runs.runs_columns``: name, status, metrics, then the params that differ (the rest
+    folded into one line, or shown with "every param"); rows of controls wrap, never cut a button."""
 
     def __init__(self, experiment: str | None = None, page_size: int = 50) -> None:
         self.listing = nbmlops.run_listing(experiment)  # an unknown experiment fails here, before any control
