@@ -320,3 +320,22 @@ def test_drift_report_opens_in_a_tab_from_the_palette_and_the_sidebar(page, lab)
     expect(tab).to_have_count(1)
     expect(tab).to_have_class(re.compile(r"\blm-mod-current\b"))
     page.shots("drift-again")
+
+
+@pytest.mark.browser
+def test_a_failed_refresh_is_one_line_and_what_was_listed_stays(page, lab):
+    """The last test of this file: it stops the module's JupyterLab server under the open page."""
+    from playwright.sync_api import expect
+
+    bar = sidebar(page)
+    expect(bar.locator('li[data-deployment="churn-prod"]')).to_be_visible()
+    expect(bar).not_to_have_class(re.compile(r"\bjp-nbmlops-loading\b"))
+    lab.stop()
+    bar.locator('[data-action="refresh"]').click()
+    error = bar.locator(".jp-nbmlops-error")
+    expect(error).to_have_text(re.compile(
+        r"^the Jupyter server did not answer \(.+\) \(store, experiments, models, deployments, drift reports(, runs)?\)$"))
+    assert error.bounding_box()["height"] < 2 * 18, "one line"
+    expect(bar.locator('[data-experiment="churn"]')).to_be_visible()
+    expect(bar.locator('li[data-deployment="churn-prod"]')).to_be_visible()
+    page.shots("server-gone")

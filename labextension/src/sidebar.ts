@@ -154,7 +154,7 @@ export class NbmlopsSidebar extends Widget {
   compareSelected(): boolean {
     const runs = this.selected;
     if (runs.length < 2 || runs.length > MAX_COMPARE) {
-      this._showErrors([`tick 2 to ${MAX_COMPARE} runs to compare (${runs.length} ticked)`]);
+      this._showErrors([['', `tick 2 to ${MAX_COMPARE} runs to compare (${runs.length} ticked)`]]);
       return false;
     }
     this._options.open(compareView(runs));
@@ -165,7 +165,7 @@ export class NbmlopsSidebar extends Widget {
   async refresh(): Promise<void> {
     const generation = ++this._generation;
     this.node.classList.add('jp-nbmlops-loading');
-    const errors: string[] = [];
+    const errors: [string, string][] = [];
     const part = async <T>(what: string, load: () => Promise<T>, draw: (value: T) => void) => {
       try {
         const value = await load();
@@ -173,7 +173,7 @@ export class NbmlopsSidebar extends Widget {
           draw(value);
         }
       } catch (err) {
-        errors.push(`${what}: ${(err as Error).message}`);
+        errors.push([what, (err as Error).message]);
       }
     };
     await Promise.all([
@@ -190,7 +190,7 @@ export class NbmlopsSidebar extends Widget {
     }
     // the open experiments' runs, after their list is drawn
     await Promise.all([...this._open].map(id => this._loadRuns(id).catch(err => {
-      errors.push(`runs: ${(err as Error).message}`);
+      errors.push(['runs', (err as Error).message]);
     })));
     if (generation === this._generation) {
       this.node.classList.remove('jp-nbmlops-loading');
@@ -232,10 +232,16 @@ export class NbmlopsSidebar extends Widget {
     }
   }
 
-  private _showErrors(errors: string[]): void {
-    this._error.textContent = errors.join('; ');
-    this._error.title = errors.join('\n');
-    this._error.hidden = errors.length === 0;
+  /** One line: each message once, first (it is what the narrow panel shows), then the parts it came from. */
+  private _showErrors(errors: [string, string][]): void {
+    const parts = new Map<string, string[]>();
+    for (const [what, message] of errors) {
+      parts.set(message, [...(parts.get(message) || []), ...(what ? [what] : [])]);
+    }
+    const lines = [...parts.entries()].map(([message, whats]) => message + (whats.length ? ` (${whats.join(', ')})` : ''));
+    this._error.textContent = lines.join('; ');
+    this._error.title = lines.join('\n');
+    this._error.hidden = lines.length === 0;
   }
 
   private _drawStore(s: IStore): void {
@@ -282,7 +288,7 @@ export class NbmlopsSidebar extends Widget {
       details.addEventListener('toggle', () => {
         if (details.open) {
           this._open.add(exp.id);
-          this._loadRuns(exp.id).catch(err => this._showErrors([`runs: ${(err as Error).message}`]));
+          this._loadRuns(exp.id).catch(err => this._showErrors([['runs', (err as Error).message]]));
         } else {
           this._open.delete(exp.id);
         }
