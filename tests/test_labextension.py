@@ -83,8 +83,8 @@ def test_a_fresh_venv_lists_the_extension_enabled_and_ok_without_node(wheel, tmp
     where = subprocess.run([python, "-c", "import nbmlops; print(nbmlops.__file__)"], env=env, cwd=tmp_path,
                            capture_output=True, text=True, check=True).stdout
     assert where.startswith(str(venv)), where  # the wheel's nbmlops, not the checkout's
-    proc = subprocess.run([python, "-m", "jupyterlab.labextensions", "list"], env=env, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run([python, "-m", "jupyterlab.labextensions", "list"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
     out = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
     assert proc.returncode == 0, out
     assert str(venv / "share" / "jupyter" / "labextensions") in out, out
@@ -334,7 +334,8 @@ def test_a_failed_refresh_is_one_line_and_what_was_listed_stays(page, lab):
     bar.locator('[data-action="refresh"]').click()
     error = bar.locator(".jp-nbmlops-error")
     expect(error).to_have_text(re.compile(
-        r"^the Jupyter server did not answer \(.+\) \(store, experiments, models, deployments, drift reports(, runs)?\)$"))
+        r"^the Jupyter server did not answer \(.+\) "
+        r"\(store, experiments, models, deployments, drift reports(, runs)?\)$"))
     assert error.bounding_box()["height"] < 2 * 18, "one line"
     expect(bar.locator('[data-experiment="churn"]')).to_be_visible()
     expect(bar.locator('li[data-deployment="churn-prod"]')).to_be_visible()
