@@ -44,9 +44,11 @@ class ServingWidget(StaticFallback, w.VBox):
         self.card = w.HTML()
         self.counters = w.HTML()
         self.sliders = w.VBox()
-        self.apply = w.Button(description="Apply weights", icon="balance-scale")
-        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop")
-        self.start_button = w.Button(description="Start", button_style="success", icon="play")
+        whole = {"width": "auto", "flex": "0 0 auto"}  # as wide as the label, never shrunk to "Appl…"
+        self.apply = w.Button(description="Apply weights", icon="balance-scale", layout=w.Layout(**whole))
+        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", layout=w.Layout(**whole))
+        self.start_button = w.Button(description="Start", button_style="success", icon="play",
+                                     layout=w.Layout(**whole))
         self.auto = w.Checkbox(value=True, description="live")
         self.message = w.HTML()
         self.apply.on_click(lambda _: self.apply_weights())
@@ -54,7 +56,9 @@ class ServingWidget(StaticFallback, w.VBox):
         self.start_button.on_click(lambda _: self.start())
         self._closed = threading.Event()
         super().__init__([self.card, self.counters, self.sliders,
-                          w.HBox([self.apply, self.start_button, self.stop_button, self.auto]), self.message])
+                          w.HBox([self.apply, self.start_button, self.stop_button, self.auto],
+                                 layout=w.Layout(flex_flow="row wrap", align_items="center")),  # wrap, never cut
+                          self.message])
         self.refresh(rebuild=True)
         threading.Thread(target=self._loop, daemon=True, name="nbmlops-serving-widget").start()
 
