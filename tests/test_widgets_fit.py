@@ -313,6 +313,7 @@ def widget_output(page, button_text: str):
 
 @pytest.mark.slow
 @pytest.mark.browser
+@pytest.mark.process  # a JupyterLab server and its kernel
 @pytest.mark.timeout(600)
 def test_live_widgets_fit_jupyterlab_at_its_default_width(lab_page):
     from playwright.sync_api import expect
@@ -363,6 +364,7 @@ def test_live_widgets_fit_jupyterlab_at_its_default_width(lab_page):
 
 @pytest.mark.slow
 @pytest.mark.browser
+@pytest.mark.process  # a JupyterLab server and its kernel
 @pytest.mark.timeout(300)
 def test_static_html_report_fits_the_same_width(lab_page, tmp_path):
     """The notebook saved from JupyterLab, exported by nbconvert (no widget state: each widget's
