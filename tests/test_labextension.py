@@ -30,11 +30,6 @@ BUILT = ROOT / "nbmlops" / "labextension"
 pytestmark = [pytest.mark.slow, pytest.mark.process]
 
 
-def built_entry() -> Path:
-    meta = json.loads((BUILT / "package.json").read_text())
-    return BUILT / meta["jupyterlab"]["_build"]["load"]
-
-
 # --- the wheel: prebuilt, installed without Node ------------------------------------------------------
 
 
@@ -55,11 +50,12 @@ def test_the_wheel_carries_the_built_extension_under_share_jupyter_labextensions
         names = {i.filename: i for i in zf.infolist()}
         package = json.loads(zf.read(prefix + "package.json"))
         install = json.loads(zf.read(prefix + "install.json"))
-    load = package["jupyterlab"]["_build"]["load"]
+        load = package["jupyterlab"]["_build"]["load"]
+        shipped_entry = zf.read(prefix + load)
     assert prefix + load in names and load.startswith("static/remoteEntry.")
     assert install["packageName"] == "nbmlops" and install["packageManager"] == "python"
     # what we committed is what the wheel ships (the build output is not made at install time)
-    assert (BUILT / load).read_bytes() == zipfile.ZipFile(wheel).read(prefix + load)
+    assert (BUILT / load).read_bytes() == shipped_entry
     shipped = [i for n, i in names.items() if n.startswith(prefix)]
     assert sum(i.compress_size for i in shipped) < 200_000, "the extension should stay small"
 
@@ -295,6 +291,16 @@ def test_palette_command_opens_a_comparison_of_the_ticked_runs_in_a_tab(page, la
     for name in lab.ids["runs"]:
         expect(inner.locator("body")).to_contain_text(name)
     page.shots("compare-tab")
+
+    # a run's page opens as a tab beside the comparison, not as another split
+    bar.locator(f'li[data-run="{ids[0]}"] a').click()
+    run_tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="run lr-small")
+    expect(run_tab).to_have_class(re.compile(r"\blm-mod-current\b"))
+    same_bar = page.locator(".lm-DockPanel-tabBar", has=page.locator(".lm-TabBar-tab", has_text="run lr-small"))
+    expect(same_bar.locator(".lm-TabBar-tab")).to_have_text(
+        [re.compile("compare 3 runs"), re.compile("run lr-small")])
+    expect(frame).to_have_attribute("src", re.compile(f"/nbmlops/#/run/{ids[0]}$"))
+    page.shots("run-tab")
 
 
 @pytest.mark.browser

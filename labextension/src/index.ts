@@ -59,9 +59,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
         shell.activateById(existing.id);
         return;
       }
+      // the first view splits the main area beside the notebook; later ones join it as tabs
+      const last = tracker.currentWidget;
       const widget = createView(view, nbmlopsIcon);
       void tracker.add(widget);
-      shell.add(widget, 'main', { mode: 'split-right', activate: true });
+      shell.add(widget, 'main', last && last.isAttached ? { mode: 'tab-after', ref: last.id, activate: true }
+        : { mode: 'split-right', activate: true });
     };
 
     const sidebar = new NbmlopsSidebar({
