@@ -15,7 +15,8 @@ from ._args import parse, usage_errors
 from ._progress import WidgetProgress
 
 USAGE = ("usage: %serve NAME[@ALIAS|/VERSION] [--port P] [--token T] [--name D] [--detach] "
-         "[--ab V=W,V=W] [--shadow V] [--restart] [--accuracy-window N] [--prometheus DIR] | "
+         "[--ab V=W,V=W] [--shadow V] [--restart] [--accuracy-window N] [--monitor [--window 1000|1h] [--every 500]] "
+         "[--prometheus DIR] | "
          "%serve --list | %serve --stop D | %serve --logs D | "
          "%serve --batch MODEL INPUT OUTPUT [--parallelism N]")
 
@@ -56,6 +57,11 @@ class Serve(Magics):
               help="score a copy of every request with this version (logged only)")
     @argument("--accuracy-window", type=int, default=ACCURACY_WINDOW, metavar="N",
               help=f"labels behind model_accuracy_windowed (default {ACCURACY_WINDOW})")
+    @argument("--monitor", action="store_true", help="judge the served traffic in the server: drift, data "
+              "quality and estimated performance of each window against the version's reference (GET /monitor, "
+              "gauges, drift_history)")
+    @argument("--window", metavar="ROWS|DURATION", help="with --monitor: rows per window (1000) or a duration (1h)")
+    @argument("--every", metavar="ROWS", help="with --monitor: rows between two windows (500)")
     @argument("--prometheus", metavar="DIR", help="write a Prometheus scrape config and alerting rules for "
               "this deployment into DIR (then: prometheus --config.file=DIR/prometheus.yml)")
     @argument("--batch", nargs=3, metavar=("MODEL", "INPUT", "OUTPUT"), help="score a file (CSV, Parquet, JSON Lines)")
@@ -86,7 +92,8 @@ class Serve(Magics):
             dep = serving.serve(args.model, port=args.port, host=args.host, token=args.token,
                                 name=args.name, detach=args.detach, batching=not args.no_batching,
                                 log_requests=not args.no_log, ab=ab, shadow=args.shadow, restart=args.restart,
-                                accuracy_window=args.accuracy_window)
+                                accuracy_window=args.accuracy_window, monitor=args.monitor,
+                                monitor_window=args.window, monitor_every=args.every)
             if args.prometheus:
                 config = dep.prometheus_config(args.prometheus)
                 print(f"wrote a Prometheus config and alerting rules for {dep.name}: "

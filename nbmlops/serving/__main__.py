@@ -21,6 +21,7 @@ from . import deployments, serverlog
 from .app import LOOPBACK, create_app
 from .batching import Batcher
 from .metrics import ACCURACY_WINDOW, Metrics
+from .monitor import EVERY, WINDOW, Monitor
 from .reqlog import RequestLog
 from .router import Router
 
@@ -63,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--feedback-mb", type=int, default=32, help="memory kept for /feedback, in MiB")
     p.add_argument("--accuracy-window", type=int, default=ACCURACY_WINDOW,
                    help="labels behind model_accuracy_windowed (the last N with feedback)")
+    p.add_argument("--monitor", action="store_true", help="judge windows of the served traffic against the "
+                   "version's monitoring reference, off the request path")
+    p.add_argument("--monitor-window", default=str(WINDOW), help="rows (1000) or a duration (1h) per window")
+    p.add_argument("--monitor-every", type=int, default=EVERY, help="rows between two windows of a version")
     return p
 
 
@@ -140,9 +145,16 @@ def main(argv: list[str] | None = None) -> int:
         deployments.update(args.deployment, status="failed", error=f"port {args.port}: {exc.strerror}")
         return 3
     port = sock.getsockname()[1]
+    try:
+        name = (store.deployments().get("id", args.deployment) or {}).get("name", args.deployment)
+        monitor = Monitor(metrics, args.monitor_window, args.monitor_every, name) if args.monitor else None
+    except Exception as exc:
+        print(f"nbmlops serving: bad monitor settings: {exc}", file=sys.stderr, flush=True)
+        deployments.update(args.deployment, status="failed", error=str(exc))
+        return 2
     app = create_app(router, metrics, token=os.environ.pop("NBMLOPS_SERVE_TOKEN", None) or None,
                      loopback=args.host in LOOPBACK, log=log, deployment=args.deployment, admin_token=admin_token,
-                     feedback_bytes=args.feedback_mb << 20)
+                     feedback_bytes=args.feedback_mb << 20, monitor=monitor)
     server: Any = _server(app)
     if args.parent:
         threading.Thread(target=_watch_parent, args=(args.parent, server), daemon=True).start()

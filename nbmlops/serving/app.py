@@ -33,6 +33,7 @@ from starlette.responses import Response
 from .batching import Overloaded
 from .http import Reader, body_schema, error_body, error_response, json_response, reader
 from .metrics import UNMATCHED, Metrics
+from .monitor import Monitor
 from .payloads import PayloadError, parse_predict
 from .protocols import protocol_routes
 from .reqlog import RequestLog
@@ -162,9 +163,10 @@ class HttpMetrics:
 
 def create_app(router: Router, metrics: Metrics, *, token: str | None = None, loopback: bool = True,
                log: RequestLog | None = None, max_body: int = 4 << 20, deployment: str | None = None,
-               admin_token: str | None = None, feedback_bytes: int | None = None) -> Any:
+               admin_token: str | None = None, feedback_bytes: int | None = None,
+               monitor: Monitor | None = None) -> Any:
     """The ASGI app serving ``router``'s model(s), behind its :class:`Guard`."""
-    session = ServingSession(router, metrics, log, feedback_bytes)
+    session = ServingSession(router, metrics, log, feedback_bytes, monitor)
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
@@ -236,6 +238,11 @@ def _info_routes(app: Any, session: ServingSession, read_json: Reader, deploymen
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus() -> Response:
         return Response(session.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/monitor", summary="The live monitor's latest window of each version: drift, data quality, "
+             "estimated and realized performance")
+    async def monitor() -> Response:
+        return json_response(session.monitor_info())
 
     @app.get("/admin/routing", summary="Versions, weights, shadow, alias following")
     async def routing() -> Response:

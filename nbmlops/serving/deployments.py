@@ -33,6 +33,7 @@ from ..store import SCHEMA, current_store, pid_alive, proc_start
 from ..store.records import DeploymentRecord, DeploymentSettings
 from ..tracking import environment
 from .metrics import ACCURACY_WINDOW
+from .monitor import EVERY, WINDOW, check_every, parse_window
 from .promconfig import Target, alert_rules, scrape_config
 from .reqlog import deployment_requests
 
@@ -193,7 +194,9 @@ class Deployment:
         (scrapes it, loads the rules), ``nbmlops-NAME.rules.yml`` (alerts: down, error rate, p99
         latency, accuracy drop) and, when prediction needs a token, ``nbmlops-NAME.token`` (mode
         0600; the prediction token, not the admin one). ``thresholds``: ``error_ratio`` (0.05),
-        ``p99_seconds`` (0.5), ``accuracy_drop`` (0.05). Returns the config's path:
+        ``p99_seconds`` (0.5), ``accuracy_drop`` (0.05); the live monitor's (``monitor=True``):
+        ``drift_share`` (0.5) for ``drift_windows`` (3) windows in a row, ``accuracy_floor`` (0.7) of
+        the estimated accuracy, ``estimate_gap`` (0.1) between realized and estimated. Returns the config's path:
         ``prometheus --config.file=PATH``."""
         doc = self._reload()
         if doc["status"] != "running" or not self.port:
@@ -202,10 +205,16 @@ class Deployment:
         if doc["auth"] and not self.token:
             raise InvalidInput(f"deployment {self.name} needs its prediction token to be scraped: "
                                f"get_deployment({self.name!r}, token=...) (the admin token is not given out)")
-        unknown = set(thresholds) - {"error_ratio", "p99_seconds", "accuracy_drop"}
+        known = ("error_ratio", "p99_seconds", "accuracy_drop", "drift_share", "drift_windows", "accuracy_floor",
+                 "estimate_gap")
+        unknown = set(thresholds) - set(known)
         if unknown:
-            raise InvalidInput(f"unknown threshold(s) {sorted(unknown)}: error_ratio, p99_seconds, accuracy_drop")
+            raise InvalidInput(f"unknown threshold(s) {sorted(unknown)}: {', '.join(known)}")
         for key, value in thresholds.items():
+            if key == "drift_windows":
+                if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+                    raise InvalidInput(f"drift_windows must be a number of windows from 1 to 1000, got {value!r}")
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf") or \
                     (key != "p99_seconds" and value >= 1):
                 raise InvalidInput(f"{key} must be a positive number{'' if key == 'p99_seconds' else ' below 1'}, "
@@ -348,18 +357,18 @@ def _ab_weights(model_name: str, ab: dict[Any, float]) -> dict[int, float]:
 
 def _settings(model_uri: str, token: str | None, weights: dict[int, float] | None, shadow: int | None, host: str,
               port: int, batching: bool, max_batch_size: int, max_latency_ms: float, max_queue: int,
-              log_requests: bool, accuracy_window: int) -> DeploymentSettings:
+              log_requests: bool, accuracy_window: int, monitor: dict[str, Any] | None) -> DeploymentSettings:
     """What a running deployment must have been started with to be reused (the token as a hash)."""
     return {"model_uri": model_uri, "token_sha256": hashlib.sha256(token.encode()).hexdigest() if token else None,
             "ab": {str(v): w for v, w in weights.items()} if weights else None, "shadow": shadow, "host": host,
             "port": port, "batching": batching, "max_batch_size": max_batch_size,
             "max_latency_ms": float(max_latency_ms), "max_queue": max_queue, "log_requests": log_requests,
-            "accuracy_window": accuracy_window}
+            "accuracy_window": accuracy_window, "monitor": monitor}
 
 
 _WORDS = {"token_sha256": "token", "ab": "A/B weights", "max_batch_size": "max_batch_size",
           "max_latency_ms": "max_latency_ms", "max_queue": "max_queue", "log_requests": "request logging",
-          "accuracy_window": "accuracy_window"}
+          "accuracy_window": "accuracy_window", "monitor": "live monitor"}
 
 
 def _differences(doc: DeploymentRecord, asked: DeploymentSettings) -> list[str]:
@@ -376,11 +385,29 @@ def _differences(doc: DeploymentRecord, asked: DeploymentSettings) -> list[str]:
     return out
 
 
+def _monitor_settings(monitor: bool, window: Any, every: Any) -> dict[str, Any] | None:
+    """The live monitor's settings, checked (None: no monitor)."""
+    if not isinstance(monitor, bool):
+        raise InvalidInput(f"monitor is True or False, got {monitor!r}")
+    if not monitor:
+        if window is not None or every is not None:
+            raise InvalidInput("monitor_window and monitor_every need monitor=True (%serve --monitor)")
+        return None
+    window = parse_window(WINDOW if window is None else window)
+    every = check_every(EVERY if every is None else every)
+    if isinstance(window, int) and every > window:
+        raise InvalidInput(f"monitor_every ({every:,} rows) is larger than monitor_window ({window:,} rows): "
+                           "rows would pass unjudged; make every at most the window")
+    return {"window": window, "every": every}
+
+
 def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | None = None,
           log_requests: bool = True, name: str | None = None, detach: bool = False, batching: bool = True,
           max_batch_size: int = 64, max_latency_ms: float = 2.0, max_queue: int = 1024,
           ab: dict[Any, float] | None = None, shadow: int | str | None = None, timeout: float = 60,
-          restart: bool = False, feedback_mb: int = 32, accuracy_window: int = ACCURACY_WINDOW) -> Deployment:
+          restart: bool = False, feedback_mb: int = 32, accuracy_window: int = ACCURACY_WINDOW,
+          monitor: bool = False, monitor_window: int | str | None = None,
+          monitor_every: int | None = None) -> Deployment:
     """Serve a registered model from a background process; returns once it answers ``/health``.
     ``NAME@ALIAS`` follows the alias as it moves; ``ab={"churn/2": 0.9, "churn/3": 0.1}`` splits
     traffic (sticky by ``X-Request-Key``); ``shadow=3`` scores a copy of each request with version 3.
@@ -390,6 +417,10 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
     predictions fit in ``feedback_mb`` MiB (packed: about 1 byte a row for classifiers);
     ``model_accuracy_windowed`` is the accuracy over the last ``accuracy_window`` labels.
     ``Deployment.prometheus_config(DIR)`` writes a Prometheus setup that scrapes it.
+    ``monitor=True`` judges the served traffic in the server, off the request path: every
+    ``monitor_every`` rows (500) the last ``monitor_window`` rows (1000, or a duration: ``"1h"``) of a
+    version against its monitoring reference (drift, data quality, estimated performance), as gauges,
+    ``GET /monitor`` and windows in ``drift_history``.
 
     >>> dep = nbmlops.serve("churn@production")
     >>> dep.predict(X_test.head(3))
@@ -406,13 +437,19 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
             not 1 <= accuracy_window <= 10_000_000:
         raise InvalidInput(f"accuracy_window must be a number of labels from 1 to 10,000,000, got {accuracy_window!r}")
     version = get_model_version(model_uri)
+    watch = _monitor_settings(monitor, monitor_window, monitor_every)
     weights = _ab_weights(version.name, ab) if ab is not None else None
+    if watch is not None:
+        for v in weights or [version.version]:
+            if not get_model_version(f"{version.name}/{v}").doc.get("reference"):
+                raise InvalidInput(f"{version.name}/{v} has no monitoring reference to compare the traffic with: "
+                                   "register it with reference=(X_train, y_train), or serve without monitor")
     shadow_version = None
     if shadow is not None:
         shadow_version = get_model_version(f"{version.name}/{shadow}" if str(shadow).isdigit() else str(shadow)).version
     name = check_name(name or version.name)
     settings = _settings(model_uri, token, weights, shadow_version, host, port, batching, max_batch_size,
-                         max_latency_ms, max_queue, log_requests, accuracy_window)
+                         max_latency_ms, max_queue, log_requests, accuracy_window, watch)
     existing = _wait_started(_find(name), timeout)
     if existing is not None and existing["status"] in ("starting", "running"):
         running = Deployment(existing, token)
@@ -452,6 +489,8 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
         cmd += ["--shadow", str(shadow_version)]
     cmd += [] if batching else ["--no-batching"]
     cmd += [] if log_requests else ["--no-log"]
+    if watch is not None:
+        cmd += ["--monitor", "--monitor-window", str(watch["window"]), "--monitor-every", str(watch["every"])]
     env = {**os.environ, "NBMLOPS_SERVE_TOKEN": token or "", "NBMLOPS_SERVE_ADMIN_TOKEN": doc["admin_token"]}
     with store.deployments().edit() as docs:  # the check that no other process started this name is under the same lock
         rival = _rival(docs.all(), name)

@@ -60,6 +60,7 @@ class Metrics:
                                     registry=registry)
         self.weight = Gauge("model_traffic_weight", "Share of traffic routed to each version", mv,
                             registry=registry)
+        self._monitor_metrics(registry, mv)
         self._children: dict[tuple[str, str, str | None], Any] = {}
         self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._scores: dict[int, _Score] = {}
@@ -131,6 +132,74 @@ class Metrics:
         self._child(self.windowed, version).set(score.window_right / len(score.window))
         self._child(self.window_size, version).set(len(score.window))
         return score.right / score.total
+
+    def _monitor_metrics(self, registry: Any, mv: list[str]) -> None:
+        """The live monitor's series (``serve(monitor=True)``): each describes the latest judged window."""
+        from prometheus_client import Counter, Gauge, Histogram
+
+        def gauge(name: str, text: str, extra: tuple[str, ...] = ()) -> Any:
+            return Gauge(name, text, [*mv, *extra], registry=registry)
+
+        self.drift_share = gauge("model_drift_share", "Share of the model's features that drifted in the latest "
+                                 "monitored window (same tests and correction as drift_report)")
+        self.feature_drift = gauge("model_feature_drift", "1 when the feature drifted in the latest monitored "
+                                   "window, 0 when it did not (the model's features only)", ("feature",))
+        self.prediction_drift = gauge("model_prediction_drift", "1 when the predictions drifted in the latest "
+                                      "monitored window, 0 when they did not")
+        self.drift_in_a_row = gauge("model_drifted_windows_in_a_row", "Consecutive monitored windows whose "
+                                    "drift share reached the dataset drift threshold")
+        self.estimated = {m: gauge(f"model_estimated_{m}", f"{label} of the latest monitored window, estimated "
+                                   "without labels (CBPE for classifiers, DLE for regressors); NaN when unavailable")
+                          for m, label in (("accuracy", "Accuracy"), ("auc", "ROC AUC"), ("f1", "F1"),
+                                           ("mae", "Mean absolute error"), ("rmse", "Root mean squared error"))}
+        self.realized_accuracy = gauge("model_realized_accuracy", "Accuracy over the rows of the latest monitored "
+                                       "window that got a label through /feedback; NaN without labels")
+        self.realized_labels = gauge("model_realized_window_labels", "Labelled rows behind model_realized_accuracy")
+        self.window_quality = {k: gauge(f"model_window_{k}", f"{text} in the latest monitored window") for k, text in (
+            ("missing_values", "Missing feature values"),
+            ("new_category_values", "Values of categorical features never seen in the reference"),
+            ("out_of_range_values", "Numbers outside the reference's range"))}
+        self.windows = Counter("model_monitor_windows", "Windows the live monitor judged", mv, registry=registry)
+        self.windows_dropped = Counter("model_monitor_windows_dropped", "Windows the live monitor skipped because "
+                                       "the previous one of that version still waited to be judged", mv,
+                                       registry=registry)
+        self.window_seconds = Histogram("model_monitor_window_seconds", "Time to judge one window (drift tests, "
+                                        "data quality, estimated performance), off the request path",
+                                        buckets=BUCKETS, registry=registry)
+
+    def set_window(self, version: int, summary: dict[str, Any], features: list[str]) -> None:
+        """The gauges of a judged window (called by the monitor's thread)."""
+        nan = float("nan")
+        self._child(self.drift_share, version).set(summary["drift_share"])
+        known = set(features)
+        for feature, result in summary["features"].items():
+            if feature in known:
+                self._child(self.feature_drift, version, feature).set(float(result["drifted"]))
+        pred = summary.get("prediction_drift")
+        self._child(self.prediction_drift, version).set(nan if pred is None else float(pred["drifted"]))
+        self._child(self.drift_in_a_row, version).set(summary.get("drifted_windows_in_a_row", 0))
+        estimated = summary.get("estimated", {})
+        for metric, gauge in self.estimated.items():
+            value = estimated.get("roc_auc" if metric == "auc" else metric)
+            if value is not None:
+                self._child(gauge, version).set(value)
+            elif (gauge._name, str(version), None) in self._children:  # unavailable now: no stale value
+                self._child(gauge, version).set(nan)
+        realized = summary.get("realized", {})
+        self._child(self.realized_accuracy, version).set(realized.get("accuracy", nan))
+        self._child(self.realized_labels, version).set(realized.get("labels", 0))
+        quality = summary.get("quality", {})
+        for key, total in (("missing_values", "missing_total"), ("new_category_values", "new_categories_total"),
+                           ("out_of_range_values", "out_of_range_total")):
+            self._child(self.window_quality[key], version).set(quality.get(total, 0))
+
+    def window_done(self, version: int, seconds: float) -> None:
+        self._child(self.windows, version).inc()
+        self._child(self.windows_dropped, version)  # at 0 from the first window, so rate() sees the first drop
+        self.window_seconds.observe(seconds)
+
+    def window_dropped(self, version: int) -> None:
+        self._child(self.windows_dropped, version).inc()
 
     def render(self) -> bytes:
         """The text exposition, without ``_created`` series: filtered here, for this registry only

@@ -32,6 +32,10 @@ class Target:
     error_ratio: float = 0.05  # share of requests answered 5xx (or of predictions the model refused)
     p99_seconds: float = 0.5  # whole-request p99 of POSTs
     accuracy_drop: float = 0.05  # windowed accuracy this far below the lifetime one
+    drift_share: float = 0.5  # the live monitor's (serve(monitor=True)): share of drifted features ...
+    drift_windows: int = 3  # ... in this many windows in a row
+    accuracy_floor: float = 0.7  # estimated accuracy below this
+    estimate_gap: float = 0.1  # realized accuracy this far from the estimated one
 
     @property
     def job(self) -> str:
@@ -117,7 +121,40 @@ def serving_rules(target: Target) -> RuleGroup:
     ]}
 
 
-RULE_GROUPS: list[Callable[[Target], RuleGroup]] = [serving_rules]
+def monitor_rules(target: Target) -> RuleGroup:
+    """The live monitor's alerts (series exist only on a server started with ``monitor=True``):
+    drift over several windows, estimated accuracy below a floor, realized far from estimated."""
+    job = f'job="{target.job}"'
+    name = target.deployment
+
+    def rule(alert: str, expr: str, for_: str, summary: str, description: str) -> dict[str, Any]:
+        return {"alert": alert, "expr": expr, "for": for_, "labels": {"severity": "warning", "deployment": name},
+                "annotations": {"summary": summary, "description": description}}
+
+    return {"name": f"{target.job}-monitor", "rules": [
+        rule("NbmlopsDataDrift",
+             f"model_drift_share{{{job}}} >= {target.drift_share} "
+             f"and model_drifted_windows_in_a_row{{{job}}} >= {target.drift_windows}",
+             "0s", f"nbmlops deployment {name}: the traffic drifted",
+             f"{{{{ $value | humanizePercentage }}}} of the features of version {{{{ $labels.model_version }}}} "
+             f"drifted, {target.drift_windows} monitored windows in a row or more: /monitor names them "
+             "(drift_history keeps each window)."),
+        rule("NbmlopsEstimatedAccuracyLow",
+             f"model_estimated_accuracy{{{job}}} < {target.accuracy_floor}", "5m",
+             f"nbmlops deployment {name}: estimated accuracy is low",
+             f"Version {{{{ $labels.model_version }}}} is estimated (CBPE, without labels) to be right on "
+             f"{{{{ $value | humanizePercentage }}}} of its latest window, below {target.accuracy_floor:g}."),
+        rule("NbmlopsEstimateGap",
+             f"abs(model_realized_accuracy{{{job}}} - model_estimated_accuracy{{{job}}}) > {target.estimate_gap} "
+             f"and model_realized_window_labels{{{job}}} >= 100", "15m",
+             f"nbmlops deployment {name}: realized accuracy departs from the estimate",
+             "Labels of version {{ $labels.model_version }} put its accuracy {{ $value | humanizePercentage }} "
+             "away from the estimate: the labelling function may have changed (concept drift), which no "
+             "estimate without labels sees."),
+    ]}
+
+
+RULE_GROUPS: list[Callable[[Target], RuleGroup]] = [serving_rules, monitor_rules]
 
 
 def to_yaml(value: Any, indent: int = 0) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from .batching import Overloaded
 from .feedback import FeedbackCache
 from .metrics import Metrics
+from .monitor import Monitor
 from .payloads import PayloadError
 from .reqlog import RequestLog
 from .router import Route, Router
@@ -33,8 +34,8 @@ class ServingSession:
     """The served model(s) of one server: score, take feedback, change weights, report."""
 
     def __init__(self, router: Router, metrics: Metrics, log: RequestLog | None = None,
-                 feedback_bytes: int | None = None) -> None:
-        self.router, self.metrics, self.log = router, metrics, log
+                 feedback_bytes: int | None = None, monitor: Monitor | None = None) -> None:
+        self.router, self.metrics, self.log, self.monitor = router, metrics, log, monitor
         self.recent = FeedbackCache(*([feedback_bytes] if feedback_bytes else []))
         self.started = time.time()
         self.requests = 0
@@ -46,8 +47,12 @@ class ServingSession:
 
     def start(self) -> None:
         self.router.start()
+        if self.monitor is not None:
+            self.monitor.start()
 
     def close(self) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
         if self.log is not None:
             self.log.close()
 
@@ -83,6 +88,8 @@ class ServingSession:
         metrics.observe(version, seconds, out["predictions"], route.model.classes)
         self.requests += 1
         self.recent.add(request_id, version, out["predictions"], route.model.class_names)
+        if self.monitor is not None:
+            self.monitor.add(route.model, rows, out, request_id)
         now = time.time_ns() // 1_000_000
         log = self.log
         if log is not None:
@@ -105,6 +112,8 @@ class ServingSession:
         labels = body.get("labels", [body.get("label")] if "label" in body else None)
         version, correct = self.recent.label(rid, labels)  # 404 unknown, 409 a row labelled before, 422 malformed
         rows = [i for i, c in enumerate(correct) if c is not None]
+        if self.monitor is not None:
+            self.monitor.label(rid, version, labels)
         accuracy = 0.0
         for i in rows:
             accuracy = self.metrics.record_feedback(version, bool(correct[i]))
@@ -125,6 +134,13 @@ class ServingSession:
         new = router.set_weights(asked)
         self.metrics.set_weights({**{v: 0.0 for v in router.routes}, **new})
         return {"weights": {str(v): w for v, w in new.items()}}
+
+    def monitor_info(self) -> dict[str, Any]:
+        """The latest monitored window of each version (``GET /monitor``); 404 when not monitoring."""
+        if self.monitor is None:
+            raise PayloadError("this deployment has no live monitor: serve(..., monitor=True) or %serve --monitor",
+                               404, "not_monitored")
+        return {"model": self.name, **self.monitor.info()}
 
     def info(self, deployment: str | None) -> dict[str, Any]:
         """The served model(s): type, version, sha256, signature, routing, uptime and requests."""

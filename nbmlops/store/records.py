@@ -250,6 +250,7 @@ class DeploymentSettings(TypedDict):
     max_queue: int
     log_requests: bool
     accuracy_window: NotRequired[int]   # labels in model_accuracy_windowed (older records: none)
+    monitor: NotRequired[dict[str, Any] | None]  # {"window": rows or "1h", "every": rows}; None: no live monitor
 
 
 class DeploymentRecord(TypedDict):
@@ -321,6 +322,18 @@ class DriftSummaryRecord(TypedDict):
     report: BlobRef                     # report.to_json()
     html: NotRequired[BlobRef]          # the saved page
     run_id: str | None
+    window: NotRequired[LiveWindowRecord]  # a serving process's live monitor wrote it (no page)
+
+
+class LiveWindowRecord(TypedDict):
+    """One window of served traffic a live monitor compared with the version's reference."""
+    deployment: str | None
+    rows: int
+    first: int                          # time of its oldest and newest rows, ms
+    last: int
+    drift_share: float
+    estimated: dict[str, float]         # CBPE accuracy/roc_auc/f1 or DLE mae/rmse
+    realized: dict[str, Any]            # from /feedback labels within the window, with their count
 
 
 class FeatureField(TypedDict):

@@ -1,0 +1,324 @@
+"""The live monitor of a model server (``serve(..., monitor=True)``): windows of served traffic judged
+off the request path against the version's reference, as gauges on /metrics, JSON on /monitor and
+windows in drift_history; the limits (small windows, no labels, no predict_proba, new categories,
+empty columns, a monitor behind) in this process on the real classes; a real Prometheus firing the
+shipped drift alert (slow)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.svm import LinearSVC
+
+import nbmlops
+from nbmlops import InvalidInput
+from nbmlops.monitoring.log import get_summary
+from nbmlops.serving.metrics import Metrics
+from nbmlops.serving.model import ServedModel
+from nbmlops.serving.monitor import Monitor
+
+from test_prometheus import PROMETHEUS, needs_promtool, prometheus, samples  # noqa: F401  (prometheus: a fixture)
+from test_serving import call
+
+WINDOW, EVERY = 300, 150
+
+
+def _rows(n: int, rng, shift: float = 0.0, near: bool = False) -> pd.DataFrame:
+    """Inputs of the labelling function ``a + b > 0``: ``shift`` moves ``a``; ``near`` puts the rows
+    close to the decision boundary (where the model is least sure), the labelling function unchanged."""
+    a = rng.normal(shift, 1.0, n)
+    b = -a + rng.normal(0, 0.35, n) if near else rng.normal(0, 1.0, n)
+    return pd.DataFrame({"a": a, "b": b})
+
+
+def _labels(X: pd.DataFrame, rng) -> np.ndarray:
+    return ((X.a + X.b + rng.normal(0, 0.3, len(X))) > 0).astype(int).to_numpy()
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory):
+    """'live': a logistic regression on (a, b), registered with a labelled reference of 1,000 rows (the
+    default tests are then K-S's; above 1,000 Evidently's normed Wasserstein at 0.1 flags windows of a
+    few hundred rows by chance)."""
+    root = tmp_path_factory.mktemp("monitor") / ".nbmlops"
+    nbmlops.set_store(root)
+    rng = np.random.default_rng(0)
+    X = _rows(1000, rng)
+    y = _labels(X, rng)
+    nbmlops.register_model(LogisticRegression().fit(X, y), "live", reference=(X, y))
+    yield root
+    nbmlops.set_store(None)
+
+
+@pytest.fixture
+def model(registered):
+    """The store of 'live', current for this test (tests in between use stores of their own)."""
+    nbmlops.set_store(registered)
+    yield registered
+
+
+def _serve(name: str, window: int, every: int):
+    root = nbmlops.store.current_store().root
+    dep = nbmlops.serve("live/1", name=name, monitor=True, monitor_window=window, monitor_every=every,
+                        log_requests=False)
+    try:
+        yield dep
+    finally:
+        nbmlops.set_store(root)
+        dep.stop()
+
+
+@pytest.fixture(scope="module")
+def served_live(registered):
+    nbmlops.set_store(registered)
+    yield from _serve("live", WINDOW, EVERY)
+
+
+@pytest.fixture
+def monitored(served_live, model):
+    yield served_live
+
+
+def _send(dep, X: pd.DataFrame, rng, label: bool = True) -> None:
+    """``X`` in requests of 50 rows, each labelled through /feedback when ``label``."""
+    for i in range(0, len(X), 50):
+        part = X.iloc[i:i + 50]
+        answer = dep.predict(part)
+        if label:
+            dep.feedback(answer["request_id"], labels=_labels(part, rng).tolist())
+
+
+def _gauge(dep, name: str) -> float | None:
+    text = call(dep, "GET", "/metrics")[1]
+    got = samples(text, name).get((("model_name", "live"), ("model_version", "1")))
+    return got
+
+
+def _windows(dep) -> int:
+    """Windows judged or dropped (a window due while the last one waits is dropped; the one waiting
+    is judged later, on the rows as they are then)."""
+    return int((_gauge(dep, "model_monitor_windows_total") or 0) + (_gauge(dep, "model_monitor_windows_dropped_total")
+                                                                      or 0))
+
+
+def _wait_windows(dep, n: int, timeout: float = 20.0) -> int:
+    """Wait until the server has judged ``n`` windows of version 1 (judging is off the request path)."""
+    deadline = time.time() + timeout
+    while _windows(dep) < n and time.time() < deadline:
+        time.sleep(0.1)
+    return _windows(dep)
+
+
+# --- a real server -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.process
+def test_drifted_traffic_raises_drift_share_and_near_boundary_traffic_lowers_estimated_accuracy(monitored):
+    dep, rng = monitored, np.random.default_rng(1)
+    _send(dep, _rows(WINDOW, rng), rng)
+    assert _wait_windows(dep, WINDOW // EVERY) >= WINDOW // EVERY
+    assert _gauge(dep, "model_drift_share") < 0.5
+    calm = _gauge(dep, "model_estimated_accuracy")
+    assert calm > 0.85, calm
+    realized = _gauge(dep, "model_realized_accuracy")
+    assert _gauge(dep, "model_realized_window_labels") > 0 and abs(realized - calm) < 0.08
+
+    before = _windows(dep)
+    _send(dep, _rows(WINDOW, rng, shift=2.5), rng)  # one window of shifted traffic: a and the prediction drift
+    assert _wait_windows(dep, before + WINDOW // EVERY) >= before + WINDOW // EVERY
+    assert _gauge(dep, "model_drift_share") >= 0.5
+    text = call(dep, "GET", "/metrics")[1]
+    drifted = samples(text, "model_feature_drift")
+    assert drifted[(("feature", "a"), ("model_name", "live"), ("model_version", "1"))] == 1.0
+    assert set(k[0][1] for k in drifted) == {"a", "b"}  # one series per feature of the model, no more
+    assert samples(text, "model_window_out_of_range_values")[(("model_name", "live"), ("model_version", "1"))] > 0
+
+    before = _windows(dep)
+    _send(dep, _rows(WINDOW, rng, near=True), rng)  # the labelling function unchanged, rows near its boundary
+    assert _wait_windows(dep, before + WINDOW // EVERY) >= before + WINDOW // EVERY
+    near = _gauge(dep, "model_estimated_accuracy")
+    assert near < calm - 0.1, (calm, near)
+    realized = _gauge(dep, "model_realized_accuracy")
+    assert realized < calm - 0.1 and abs(realized - near) < 0.12, (near, realized)
+
+
+@pytest.mark.process
+def test_monitor_json_and_windows_in_drift_history(monitored):
+    dep = monitored
+    status, answer, _ = call(dep, "GET", "/monitor")
+    assert status == 200 and answer["window"] == WINDOW and answer["every"] == EVERY
+    latest = answer["versions"]["1"]
+    assert latest["rows"] == WINDOW and latest["estimate_method"] == "cbpe" and latest["windows"] >= 1
+    assert set(latest["features"]) == {"a", "b"} and latest["features"]["a"]["stattest"]
+    assert {"missing_total", "new_categories_total", "out_of_range_total"} <= set(latest["quality"])
+    assert {"accuracy", "roc_auc", "f1"} <= set(latest["estimated"]) and latest["realized"]["labels"] > 0
+    assert latest["first"] <= latest["last"] and latest["judge_s"] > 0
+
+    history = nbmlops.drift_history("live")
+    assert len(history) == _gauge(dep, "model_monitor_windows_total") and set(history.version) == {1}
+    assert history.current.str.startswith("serving:live").all()
+    assert latest["drift_id"] in set(history.id)
+    doc = get_summary(latest["drift_id"])
+    assert doc["window"]["rows"] == WINDOW and doc["window"]["estimated"]["accuracy"] == latest["estimated"]["accuracy"]
+    assert doc["summary"]["n_columns"] == 2
+
+
+@pytest.mark.process
+def test_monitor_route_needs_a_monitor_and_the_token(model):
+    dep = nbmlops.serve("live/1", name="plain", token="prediction-token-1", log_requests=False)
+    try:
+        assert call(dep, "GET", "/monitor")[0] == 401
+        status, answer, _ = call(dep, "GET", "/monitor", headers={"Authorization": "Bearer prediction-token-1"})
+        assert status == 404 and "no live monitor" in answer["error"]
+    finally:
+        dep.stop()
+
+
+# --- bad configurations: refused before any process starts ---------------------------------------------------
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"monitor_window": 0}, "monitor_window must be a number of rows"),
+    ({"monitor_window": "1w"}, "monitor_window takes rows"),
+    ({"monitor_every": 0}, "monitor_every must be a number of rows"),
+    ({"monitor_window": 100, "monitor_every": 500}, "larger than monitor_window"),
+    ({"monitor": False, "monitor_window": 100}, "need monitor=True"),
+])
+def test_bad_monitor_configuration_is_refused_with_one_line(model, options, message):
+    with pytest.raises(InvalidInput, match=message) as info:
+        nbmlops.serve("live/1", name="bad", **{"monitor": True, **options})
+    assert "\n" not in str(info.value)
+    assert nbmlops.list_deployments(all=True).query("name == 'bad'").empty
+
+
+def test_a_version_without_reference_is_refused(store):
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    nbmlops.register_model(LogisticRegression().fit(X, X[:, 0] > 0), "noref")
+    with pytest.raises(InvalidInput, match="noref/1 has no monitoring reference"):
+        nbmlops.serve("noref/1", monitor=True)
+
+
+def test_serve_magic_refuses_a_bad_window_in_one_line(ip, capsys):
+    from IPython.core.error import UsageError
+
+    ip.run_cell("""
+from sklearn.linear_model import LogisticRegression
+import numpy as np
+X = np.random.default_rng(0).normal(size=(200, 2))
+clf = LogisticRegression().fit(X, X[:, 0] > 0)
+import nbmlops
+nbmlops.register_model(clf, "tiny", reference=(X, X[:, 0] > 0))
+""")
+    with pytest.raises(UsageError, match="monitor_window takes rows") as info:
+        ip.run_line_magic("serve", "tiny --monitor --window soon")
+    assert "\n" not in str(info.value)
+    with pytest.raises(UsageError, match="need monitor=True"):
+        ip.run_line_magic("serve", "tiny --every 10")
+    assert nbmlops.list_deployments(all=True).empty
+
+
+# --- the limits, on the real classes in this process ---------------------------------------------------------
+
+
+def _judge(uri: str, frame: pd.DataFrame, window: int = 200, every: int = 10_000) -> dict:
+    """Feed ``frame`` to a Monitor of ``uri`` as served requests would, then judge its window here."""
+    served = ServedModel(uri)
+    monitor = Monitor(Metrics(served.name), window, every, "test", record=False)
+    rows = frame.to_numpy(dtype=object).tolist()
+    out = served.predict_frame(frame) if served.schema.numeric is None or all(served.schema.numeric) else \
+        served.predict(rows)
+    monitor.add(served, rows, out, "r1")
+    return monitor.judge(monitor.versions[served.version])
+
+
+def test_window_smaller_than_the_tests_need_is_not_computed(model):
+    summary = _judge("live/1", _rows(10, np.random.default_rng(2)))
+    assert summary["rows"] == 10 and "smaller than the 30 rows" in summary["skipped"]
+    assert "drift_share" not in summary and "estimated" not in summary
+
+
+def test_window_under_the_estimators_minimum_says_why(model):
+    summary = _judge("live/1", _rows(60, np.random.default_rng(2)))
+    assert summary["estimated"] == {} and "too small to estimate performance" in summary["unavailable"]["performance"]
+    assert summary["drift_share"] is not None
+
+
+def test_reference_without_labels_and_model_without_predict_proba_say_which_estimate_is_missing(store):
+    rng = np.random.default_rng(3)
+    X = _rows(500, rng)
+    y = _labels(X, rng)
+    nbmlops.register_model(LogisticRegression().fit(X, y), "nolabels", reference=X)
+    summary = _judge("nolabels/1", _rows(200, rng))
+    assert summary["estimated"] == {} and "reference has no labels" in summary["unavailable"]["performance"]
+    nbmlops.register_model(LinearSVC().fit(X, y), "svc", reference=(X, y))
+    summary = _judge("svc/1", _rows(200, rng))
+    assert "no predict_proba: no CBPE" in summary["unavailable"]["performance"]
+    assert summary["drift_share"] is not None and summary["realized"] == {"labels": 0}
+
+
+def test_new_categories_and_an_all_missing_column_are_counted(store):
+    from sklearn.compose import make_column_transformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame({"city": rng.choice(["paris", "oslo"], 600), "x": rng.normal(size=600)})
+    y = (X.x > 0).astype(int)
+    clf = make_pipeline(make_column_transformer((OneHotEncoder(handle_unknown="ignore"), ["city"]),
+                                                remainder="passthrough"), HistGradientBoostingClassifier()).fit(X, y)
+    nbmlops.register_model(clf, "cities", reference=(X, y))
+    window = pd.DataFrame({"city": rng.choice(["paris", "lima"], 200), "x": [np.nan] * 200})
+    summary = _judge("cities/1", window)
+    quality = summary["quality"]
+    assert quality["new_categories"]["city"] == (window.city == "lima").sum()
+    assert quality["all_missing"] == ["x"] and quality["missing"]["x"] == 200
+    assert "x" in summary["not_tested"] and "missing" in summary["not_tested"]["x"]
+    assert summary["features"]["city"]["drifted"] is True
+
+
+def test_a_window_due_while_the_last_one_waits_is_dropped_and_counted(model):
+    served = ServedModel("live/1")
+    metrics = Metrics("live")
+    monitor = Monitor(metrics, 100, 50, record=False)  # its thread not started: the first due window waits
+    X = _rows(50, np.random.default_rng(5))
+    out = served.predict_frame(X)
+    rows = X.to_numpy().tolist()
+    for _ in range(4):
+        monitor.add(served, rows, out, "r")
+    assert len(monitor.versions[1].buf) == 100  # bounded by the window
+    dropped = samples(metrics.render().decode(), "model_monitor_windows_dropped_total")
+    assert dropped == {(("model_name", "live"), ("model_version", "1")): 3.0}
+
+
+# --- a real Prometheus ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def live(model):
+    """The deployment the imported ``prometheus`` fixture scrapes: windows of 100 rows every 100."""
+    yield from _serve("prom-live", 100, 100)
+
+
+@pytest.mark.slow
+@pytest.mark.process
+@needs_promtool
+def test_real_prometheus_fires_the_shipped_drift_alert(prometheus):
+    dep, prom = prometheus
+    rng = np.random.default_rng(6)
+    job = 'job="nbmlops-prom-live"'
+
+    def alerts() -> dict:
+        return {a["labels"]["alertname"]: a["state"] for a in prom.get("/api/v1/alerts")["alerts"]}
+
+    _send(dep, _rows(200, rng), rng, label=False)
+    assert prom.wait(lambda: prom.query(f"model_drift_share{{{job}}}"))
+    assert "NbmlopsDataDrift" not in alerts()
+    _send(dep, _rows(300, rng, shift=3.0), rng, label=False)  # three drifted windows in a row
+    assert prom.wait(lambda: alerts().get("NbmlopsDataDrift") == "firing", timeout=20), alerts()
+    fired = prom.query(f'ALERTS{{alertname="NbmlopsDataDrift",alertstate="firing",{job}}}')
+    assert fired and fired[0]["metric"]["model_version"] == "1"
