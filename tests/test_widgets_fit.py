@@ -91,6 +91,15 @@ def test_the_table_folds_the_constant_params_into_a_note(store):
     assert "+15 params the same in every listed run" in html
     assert "min_weight_fraction_leaf" in html.split("<table", 1)[0]  # in the fold above the table, not a column
     assert "min_weight_fraction_leaf" not in "".join(header_cells(html))
+    with nbmlops.start_run(experiment="forests", name="boosted",
+                           tags={"estimator": "sklearn.ensemble._hist_gradient_boosting.gradient_boosting."
+                                              "HistGradientBoostingClassifier", "note": "x" * 60}):
+        pass
+    sel = nbmlops.run_listing("forests").query()
+    cols, folded = runs_columns(nbmlops.run_listing("forests").columns, sel.values)
+    html = runs_table(sel.page(0, 50), columns=cols, folded=folded)
+    assert ">…HistGradientBoostingClassifier</td>" in html and f">{'x' * 39}…</td>" in html  # the class, not the path
+    assert 'title="sklearn.ensemble._hist_gradient_boosting' in html  # the whole value in the tooltip
 
 
 def test_runs_browser_and_its_static_html_show_the_same_columns_and_a_toggle_unfolds(store):

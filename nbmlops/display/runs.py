@@ -111,9 +111,16 @@ def _cell(col: str, value: Any, row: Any) -> str:
     else:
         full = _fmt(value)
         if len(full) > _LONGEST:
-            return f'<td style="{CELL};white-space:nowrap" title="{escape(full)}">{escape(full[:_LONGEST - 1])}…</td>'
+            return f'<td style="{CELL};white-space:nowrap" title="{escape(full)}">{escape(_short(full))}</td>'
         text = escape(full)
     return f'<td style="{CELL};white-space:nowrap">{text}</td>'
+
+
+def _short(text: str) -> str:
+    """A long value cut to ``_LONGEST`` characters: a dotted name keeps its end (the class), text its start."""
+    if "." in text and " " not in text:
+        return "…" + text.rsplit(".", 1)[-1][-(_LONGEST - 1):]
+    return text[:_LONGEST - 1] + "…"
 
 
 def _fold(folded: dict[str, Any]) -> str:
