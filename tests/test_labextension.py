@@ -115,6 +115,8 @@ def fill(store: Path) -> dict:
     X = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300), "c": rng.normal(size=300)})
     y = (X.a + 0.5 * X.b > 0).astype(int)
     ids: dict = {"runs": {}}
+    with nbmlops.start_run(experiment="baseline", name="majority"):  # the older experiment: shown folded
+        nbmlops.log_metric("accuracy", 0.5)
     for name, C in (("lr-small", 0.01), ("lr-mid", 0.3), ("lr-big", 10.0)):
         with nbmlops.start_run(experiment="churn", name=name) as run:
             nbmlops.log_param("C", C)
@@ -127,8 +129,6 @@ def fill(store: Path) -> dict:
         if name != "lr-mid":  # a version of the run's model: its lineage names the run and its metrics
             nbmlops.register_model(run, "churn", alias="production" if name == "lr-small" else None,
                                    reference=(X, y))
-    with nbmlops.start_run(experiment="baseline", name="majority"):
-        nbmlops.log_metric("accuracy", 0.5)
     shifted = X.assign(a=X.a + 1.5)
     ids["drift"] = nbmlops.drift_report(X, shifted).log(model="churn@production")["id"]
     return ids
@@ -321,7 +321,9 @@ def test_drift_report_opens_in_a_tab_from_the_palette_and_the_sidebar(page, lab)
     page.shots("drift-tab")
 
     # the sidebar's entry finds the same tab rather than opening a second one
-    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Launcher").click()
+    sidebar(page).locator('[data-action="dashboard"]').click()
+    expect(page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current", has_text="nbmlops")).to_be_visible()
+    expect(tab).not_to_have_class(re.compile(r"\blm-mod-current\b"))
     sidebar(page).locator(f'li[data-drift="{drift_id}"] a').click()
     expect(tab).to_have_count(1)
     expect(tab).to_have_class(re.compile(r"\blm-mod-current\b"))

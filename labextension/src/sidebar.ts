@@ -272,8 +272,9 @@ export class NbmlopsSidebar extends Widget {
     }
     const ids = new Set(experiments.map(e => e.id));
     this._open = new Set([...this._open].filter(id => ids.has(id)));
-    if (!this._loaded && this._open.size === 0) {
-      this._open.add(experiments[0].id); // the first time, the newest experiment is open
+    if (!this._loaded && this._open.size === 0) { // the first time, the newest experiment is open
+      const newest = experiments.reduce((a, b) => ((b.created || 0) > (a.created || 0) ? b : a));
+      this._open.add(newest.id);
     }
     this._experiments.replaceChildren(...experiments.map(exp => {
       const runs = el('ul', { class: 'jp-nbmlops-runs' });
