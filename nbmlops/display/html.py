@@ -51,8 +51,9 @@ def age(s: float) -> str:
 
 
 def ago_html(ms: float | None) -> str:
-    """``ago(ms)`` with the local time to the second as its tooltip."""
-    return f'<span title="{escape(fmt_time(ms))}" style="white-space:nowrap">{escape(ago(ms))}</span>'
+    """``ago(ms)`` with the local time to the second as its tooltip (attributes in the order nbconvert
+    writes them, so a report holds the snapshot verbatim)."""
+    return f'<span style="white-space:nowrap" title="{escape(fmt_time(ms))}">{escape(ago(ms))}</span>'
 
 
 def as_of() -> str:
