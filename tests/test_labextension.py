@@ -223,7 +223,10 @@ def test_sidebar_lists_experiments_runs_models_deployments_and_drift(page, lab):
     bar = sidebar(page)
     churn = bar.locator('[data-experiment="churn"]')
     expect(churn).to_be_visible()
-    expect(bar.locator('[data-experiment="baseline"]')).to_be_visible()
+    baseline = bar.locator('[data-experiment="baseline"]')
+    expect(baseline).not_to_have_attribute("open", "")  # folded: its runs load when it opens
+    baseline.locator("summary").click()
+    expect(baseline.locator("li.jp-nbmlops-run")).to_have_text([re.compile(r"majority\s*accuracy 0\.5")])
     for name, run_id in lab.ids["runs"].items():  # the newest experiment opens with its runs and key metric
         row = bar.locator(f'li[data-run="{run_id}"]')
         expect(row).to_contain_text(name)

@@ -176,22 +176,21 @@ export class NbmlopsSidebar extends Widget {
         errors.push([what, (err as Error).message]);
       }
     };
+    // the open experiments' runs as soon as their list is drawn, not after the slower parts
+    const runs = async () => {
+      await Promise.all([...this._open].map(id => this._loadRuns(id).catch(err => {
+        errors.push(['runs', (err as Error).message]);
+      })));
+    };
     await Promise.all([
       part('store', () => get<IStore>('store'), s => this._drawStore(s)),
       part('experiments', () => get<{ experiments: IExperiment[] }>('experiments'),
-        r => this._drawExperiments(r.experiments)),
+        r => this._drawExperiments(r.experiments)).then(() => (generation === this._generation ? runs() : undefined)),
       part('models', () => get<{ models: IModel[] }>('models'), r => this._drawModels(r.models)),
       part('deployments', () => this._loadDeployments(), d => this._drawDeployments(d)),
       part('drift reports', () => get<{ reports: IDriftReport[] }>('drift', { limit: DRIFT_SHOWN }),
         r => this._drawDrift(r.reports))
     ]);
-    if (generation !== this._generation) {
-      return;
-    }
-    // the open experiments' runs, after their list is drawn
-    await Promise.all([...this._open].map(id => this._loadRuns(id).catch(err => {
-      errors.push(['runs', (err as Error).message]);
-    })));
     if (generation === this._generation) {
       this.node.classList.remove('jp-nbmlops-loading');
       this._showErrors(errors);
@@ -286,11 +285,11 @@ export class NbmlopsSidebar extends Widget {
         runs
       ]) as HTMLDetailsElement;
       details.open = this._open.has(exp.id);
-      details.addEventListener('toggle', () => {
-        if (details.open) {
+      details.addEventListener('toggle', () => { // also fired (later) for the open state set just above
+        if (details.open && !this._open.has(exp.id)) {
           this._open.add(exp.id);
           this._loadRuns(exp.id).catch(err => this._showErrors([['runs', (err as Error).message]]));
-        } else {
+        } else if (!details.open) {
           this._open.delete(exp.id);
         }
       });
