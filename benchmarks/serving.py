@@ -4,6 +4,7 @@
     python benchmarks/serving.py --quick    # smoke test (< 90 s), prints the table only
     python benchmarks/serving.py --only oip # Open Inference Protocol, binary vs JSON V2, beside KServe (about 7 min)
     python benchmarks/serving.py --only mlflow  # the rows against MLflow only
+    python benchmarks/serving.py --only monitor # the live monitor's cost (issue 19, about 2 min; its own section)
 
 The same two scikit-learn models -- a LogisticRegression and a 100-tree RandomForestClassifier, both
 fitted on ``make_classification`` (20 features, seed 0) -- are served on 127.0.0.1 by nbmlops
@@ -760,7 +761,7 @@ def main() -> int:
     ap.add_argument("--client", choices=("wrk", "asyncio"), default="wrk",
                     help="load generator for the concurrent runs (default wrk, installed with apt when missing; "
                          "asyncio when that fails)")
-    ap.add_argument("--only", choices=("mlflow", "oip"), default=None,
+    ap.add_argument("--only", choices=("mlflow", "oip", "monitor"), default=None,
                     help="only the rows against MLflow's scoring server, or only the Open Inference Protocol row "
                          "(binary vs JSON V2 beside KServe's ModelServer, issue 18: rewrites its subsection alone)")
     args = ap.parse_args()
@@ -776,6 +777,12 @@ def main() -> int:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, interrupted)  # so that `finally` stops the servers
+    if args.only == "monitor":  # the live monitor's cost: a section of its own, nothing else measured
+        if __package__:
+            from . import _monitor
+        else:
+            import _monitor
+        return _monitor.main(_monitor.QUICK if args.quick else _monitor.FULL, args.quick, args.client, out)
     warnings.filterwarnings("ignore", module="mlflow")
     t0 = time.perf_counter()
     WORK.mkdir(exist_ok=True)

@@ -1,20 +1,24 @@
 """The live monitor of a serving process (``serve(..., monitor=True)``).
 
 The request path only appends the served rows, predictions and probabilities to a bounded deque
-per model version (:meth:`Monitor.add`); every ``every`` rows a version is due, and one background
-thread judges its window (the last ``window`` rows, or those of the last ``window`` seconds) with
-:mod:`nbmlops.monitoring.live`: gauges in :class:`~nbmlops.serving.metrics.Metrics`, the latest
-summary for ``GET /monitor``, and a record in the version's drift history. A version due again
-while its previous window still waits is dropped and counted (``model_monitor_windows_dropped_total``).
+per model version (:meth:`Monitor.add`); every ``every`` rows a version is due, and a thread hands
+its window (the last ``window`` rows, or those of the last ``window`` seconds) to one worker process
+(spawned, at a lower priority: judging there leaves the server's GIL to the requests), which judges
+it with :mod:`nbmlops.monitoring.live`. Back in the server: gauges in
+:class:`~nbmlops.serving.metrics.Metrics` and the latest summary for ``GET /monitor``. The worker
+records a window in the version's drift history at most every :data:`RECORD_EVERY` seconds, and
+whenever the drift verdict changes. A version due again while its previous window still waits is
+dropped and counted (``model_monitor_windows_dropped_total``).
 
 Memory: at most ``window`` rows per version (a time window keeps at most :data:`MAX_ROWS`), each
-a reference to the row, prediction and probabilities the request already made, plus a few
-thousand labels from ``/feedback``.
+a reference to the row, prediction and probabilities the request already made, plus the labels of
+as many requests from ``/feedback``; the worker holds one window at a time and the model again.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -23,10 +27,13 @@ from itertools import repeat
 from typing import Any
 
 from ..errors import InvalidInput
+from ..store import current_store, set_store
 from .metrics import Metrics
 from .model import ServedModel
 
 WINDOW, EVERY = 1000, 500  # defaults: rows in a window, rows between two windows
+RECORD_EVERY = 60.0  # seconds: a version's windows go to the store this often, and when the verdict changes
+CPU_SHARE = 0.05  # of one core at most, for judging: after a window that took c CPU seconds, none for c / CPU_SHARE
 MAX_ROWS = 100_000  # rows a version keeps at most (a time window's bound)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 log_ = logging.getLogger("nbmlops.serving")
@@ -68,22 +75,25 @@ class _Version:
         self.buf: deque[tuple[Any, ...]] = deque(maxlen=rows)  # (time ms, row, prediction, probabilities, id, i)
         self.labels: OrderedDict[str, list[Any]] = OrderedDict()  # request id -> labels of its rows
         self.since = 0
-        self.reference: Any = None
-        self.error: str | None = None
+        self.recorded = 0.0  # when a window of it was last recorded in the store, and its verdict then
+        self.verdict: bool | None = None
         self.windows = 0
         self.in_a_row = 0
         self.latest: dict[str, Any] | None = None
 
 
 class Monitor:
-    """Windows of served traffic per version, judged off the request path by one thread."""
+    """Windows of served traffic per version, handed by one thread to a worker process that judges them."""
 
     def __init__(self, metrics: Metrics, window: int | str = WINDOW, every: int = EVERY,
-                 deployment: str | None = None, record: bool = True, correction: str | None = None) -> None:
+                 deployment: str | None = None, record: bool = True, correction: str | None = None,
+                 record_every: float = RECORD_EVERY, cpu_share: float = CPU_SHARE) -> None:
         self.window, self.every = parse_window(window), check_every(every)
         self.seconds = seconds(self.window)
         self.rows = MAX_ROWS if self.seconds is not None else int(self.window)
         self.metrics, self.deployment, self.record, self.correction = metrics, deployment, record, correction
+        self.record_every, self.cpu_share = record_every, cpu_share
+        self._pool: Any = None
         self.versions: dict[int, _Version] = {}
         self._pending: deque[_Version] = deque()
         self._cond = threading.Condition()
@@ -91,12 +101,25 @@ class Monitor:
         self._thread = threading.Thread(target=self._run, name="nbmlops-monitor", daemon=True)
 
     def start(self) -> None:
+        """Start the worker process (judging there leaves the server's GIL to requests) and the thread
+        that hands it windows."""
+        self._pool = self._new_pool()
         self._thread.start()
+
+    @staticmethod
+    def _new_pool() -> Any:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                                   initargs=(str(current_store().root),))
 
     def close(self) -> None:
         with self._cond:
             self._stopped = True
             self._cond.notify()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- the request path: O(rows of the request), no lock but every `every` rows ----------------
     def add(self, model: ServedModel, rows: list[list[Any]], out: dict[str, list[Any]], request_id: str) -> None:
@@ -130,6 +153,11 @@ class Monitor:
 
     # -- the monitor's thread ------------------------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._pool.submit(_worker_init, None).result()  # the worker's imports, before the first window
+        except Exception as exc:
+            log_.warning("live monitor: the worker process did not start (%s): judging in this process", exc)
+            self._pool = None
         while True:
             with self._cond:
                 while not self._pending and not self._stopped:
@@ -137,49 +165,52 @@ class Monitor:
                 if self._stopped:
                     return
                 state = self._pending.popleft()
+            started = time.monotonic()
             try:
-                self.judge(state)
+                cpu = self.judge(state).get("cpu_s", 0.0)
             except Exception as exc:  # a monitor's failure must not stop the server: said where it shows
                 log_.warning("live monitor: version %s: %s: %s", state.model.version, type(exc).__name__, exc)
                 state.latest = {"version": state.model.version, "error": f"{type(exc).__name__}: {exc}"[:500]}
+                cpu = 0.0
+            rest = cpu / self.cpu_share - (time.monotonic() - started)
+            if rest > 0:  # the CPU budget: windows due meanwhile wait (one per version) or are dropped
+                with self._cond:
+                    self._cond.wait_for(lambda: self._stopped, timeout=rest)
 
     def judge(self, state: _Version) -> dict[str, Any]:
-        """Judge the current window of ``state``'s version: gauges, ``/monitor`` and the store."""
-        # pandas, scipy and the drift tests: loaded only by a server that monitors, in this thread
-        from ..monitoring import live
-
+        """Judge the current window of ``state``'s version (in the worker process once started):
+        gauges, ``/monitor`` and, now and then, the store."""
         model, started = state.model, time.perf_counter()
-        if state.reference is None and state.error is None:
-            try:
-                state.reference = live.LiveReference(f"{model.name}/{model.version}", model.estimator,
-                                                     bool(model.schema.features))
-            except Exception as exc:
-                state.error = f"no monitoring reference for {model.name}/{model.version}: {exc}"
         entries = self._snapshot(state)
         head = {"version": model.version, "time": int(time.time() * 1000), "window": self.window,
                 "first": entries[0][0] if entries else None, "last": entries[-1][0] if entries else None}
-        if state.error is not None:
-            state.latest = {**head, "rows": len(entries), "error": state.error}
-            return state.latest
-        ref = state.reference
-        frame = self._frame(model, entries)
-        probas = self._probas(model, entries, ref)
-        labels = [self._label(state, e) for e in entries]
-        summary, report = live.evaluate_window(ref, frame, probas, labels, self.correction)
+        record = self.record and (state.verdict is None or time.time() - state.recorded >= self.record_every)
+        job = (f"{model.name}/{model.version}", self.deployment, [e[1] for e in entries], [e[2] for e in entries],
+               [e[3] for e in entries] if model.proba else None, [self._label(state, e) for e in entries],
+               head["first"], head["last"], self.correction, record if self.record else None, state.verdict)
+        summary = self._submit(job) if self._pool is not None else judge_window(*job)
         state.windows += 1
-        if report is not None:
+        if "drift_share" in summary:
             state.in_a_row = state.in_a_row + 1 if summary["dataset_drift"] else 0
             summary["drifted_windows_in_a_row"] = state.in_a_row
-            summary["estimate_method"] = ref.method
-            self.metrics.set_window(model.version, summary, model.schema.features or ref.features)
-            if self.record:
-                doc = live.record_window(f"{model.name}/{model.version}", self.deployment, summary, report,
-                                         head["first"], head["last"])
-                summary["drift_id"] = doc["id"]
+            self.metrics.set_window(model.version, summary, summary["feature_names"])
+        if "drift_id" in summary:
+            state.recorded, state.verdict = time.time(), summary["dataset_drift"]
+        summary.pop("feature_names", None)
         summary["judge_s"] = round(time.perf_counter() - started, 4)  # the window's cost, store write included
         self.metrics.window_done(model.version, summary["judge_s"])
         state.latest = {**head, **summary, "windows": state.windows}
         return state.latest
+
+    def _submit(self, job: tuple[Any, ...]) -> dict[str, Any]:
+        """``judge_window(*job)`` in the worker process (a new one if the last one died)."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self._pool.submit(judge_window, *job).result()  # type: ignore[union-attr]
+        except BrokenProcessPool:
+            self._pool = self._new_pool()
+            raise
 
     def _snapshot(self, state: _Version) -> list[tuple[Any, ...]]:
         """The window's entries: a copy of the deque (taken whole under the GIL), a time window cut."""
@@ -197,29 +228,6 @@ class Monitor:
         return entries
 
     @staticmethod
-    def _frame(model: ServedModel, entries: list[tuple[Any, ...]]) -> Any:
-        import pandas as pd  # the window as the model saw it: pandas, as ServedModel.frame loads it
-
-        rows = [e[1] for e in entries]
-        frame = model.frame(rows) if rows else pd.DataFrame()
-        if not isinstance(frame, pd.DataFrame):
-            frame = pd.DataFrame(frame, columns=[f"x{i}" for i in range(frame.shape[1])])
-        frame = frame.reset_index(drop=True)
-        frame.columns = [str(c) for c in frame.columns]
-        frame["prediction"] = [e[2] for e in entries]
-        return frame
-
-    @staticmethod
-    def _probas(model: ServedModel, entries: list[tuple[Any, ...]], ref: Any) -> Any:
-        """The served probabilities as a matrix in the estimator's class order (None without them)."""
-        import numpy as np
-
-        if not model.proba or not entries or entries[0][3] is None or ref.method != "cbpe":
-            return None
-        names = [str(c) for c in ref.estimator.classes]
-        return np.array([[e[3][c] for c in names] for e in entries], dtype=float)
-
-    @staticmethod
     def _label(state: _Version, entry: tuple[Any, ...]) -> Any:
         labels = state.labels.get(entry[4])
         return None if labels is None or entry[5] >= len(labels) else labels[entry[5]]
@@ -230,3 +238,71 @@ class Monitor:
                 "versions": {str(v): s.latest or {"version": v, "rows": len(s.buf), "until_next": self.every - s.since,
                                                   "note": "no window judged yet"}
                              for v, s in self.versions.items()}}
+
+
+# -- the judging, in the worker process (or in this one before the monitor starts) ------------------------
+_JUDGES: dict[str, tuple[ServedModel, Any]] = {}  # store:uri -> (model, its LiveReference or why there is none)
+
+
+def _worker_init(store_root: str | None) -> None:
+    """The worker's store, a lower priority than the server's, and the judging code loaded."""
+    if store_root is None:
+        return
+    set_store(store_root)
+    os.nice(10)
+    from ..monitoring import live  # noqa: F401  (pandas, scipy, the drift tests: loaded once, here)
+
+
+def _judge_of(uri: str) -> tuple[ServedModel, Any]:
+    # pandas, scipy and the drift tests: loaded only where windows are judged
+    from ..monitoring import live
+
+    key = f"{current_store().root}:{uri}"
+    if key not in _JUDGES:
+        model = ServedModel(uri)
+        try:
+            ref: Any = live.LiveReference(uri, model.estimator, bool(model.schema.features))
+        except Exception as exc:
+            ref = f"no monitoring reference for {uri}: {exc}"
+        _JUDGES[key] = (model, ref)
+    return _JUDGES[key]
+
+
+def judge_window(uri: str, deployment: str | None, rows: list[Any], predictions: list[Any],
+                 probabilities: list[Any] | None, labels: list[Any], first: int | None, last: int | None,
+                 correction: str | None, record: bool | None, verdict: bool | None) -> dict[str, Any]:
+    """One window of ``uri``'s traffic judged against its reference; recorded in the store when
+    ``record``, or when its drift verdict differs from ``verdict`` (``record`` None: never)."""
+    from ..monitoring import live  # loaded by _judge_of already: the same module
+
+    model, ref = _judge_of(uri)  # the first window of a version loads it and fits its estimator: not counted
+    cpu = time.thread_time()
+    if isinstance(ref, str):
+        return {"rows": len(rows), "error": ref}
+    frame = _frame(model, rows, predictions)
+    probas = None
+    if probabilities is not None and ref.method == "cbpe" and rows:
+        import numpy as np
+
+        names = [str(c) for c in ref.estimator.classes]
+        probas = np.array([[p[c] for c in names] for p in probabilities], dtype=float)
+    summary, report = live.evaluate_window(ref, frame, probas, labels, correction)
+    summary["estimate_method"] = ref.method
+    summary["feature_names"] = model.schema.features or ref.features
+    if report is not None and record is not None and (record or summary["dataset_drift"] != verdict):
+        doc = live.record_window(uri, deployment, summary, report, first or 0, last or 0)
+        summary["drift_id"] = doc["id"]
+    summary["cpu_s"] = round(time.thread_time() - cpu, 4)
+    return summary
+
+
+def _frame(model: ServedModel, rows: list[Any], predictions: list[Any]) -> Any:
+    import pandas as pd  # the window as the model saw it: pandas, as ServedModel.frame loads it
+
+    frame = model.frame(rows) if rows else pd.DataFrame()
+    if not isinstance(frame, pd.DataFrame):
+        frame = pd.DataFrame(frame, columns=[f"x{i}" for i in range(frame.shape[1])])
+    frame = frame.reset_index(drop=True)
+    frame.columns = [str(c) for c in frame.columns]
+    frame["prediction"] = predictions
+    return frame

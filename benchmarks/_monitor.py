@@ -1,0 +1,207 @@
+"""The live monitor's cost (issue 19): ``python benchmarks/serving.py --only monitor``.
+
+One LogisticRegression (``make_classification``, 20 features, registered with its labelled
+reference) served twice by nbmlops, alike but for ``monitor=True`` (window 1,000 rows, every 500):
+throughput of single-row ``POST /predict`` at 8 clients in back-to-back pairs, ABBA order, with the
+server's CPU per request; the time the monitor took per window (its own histogram); the request
+path's share timed in-process (``Monitor.add``, free of HTTP and of noise); and the memory of a
+third server with a 10,000-row window once it is full (its process group: the server and the
+monitor's worker process), against the unmonitored server after the same traffic. wrk sends one
+body again and again, so the windows hold one repeated row: the drift tests then sort constant
+columns, cheaper than real traffic by a little (their cost is mostly pandas' per-column
+overhead). Writes the section "## Live monitoring cost" of RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__:
+    from . import serving as base
+    from ._common import log, machine
+else:
+    import serving as base
+    from _common import log, machine
+
+SECTION = "## Live monitoring cost (benchmarks/serving.py --only monitor)"
+NAME = "bench-mon"
+SERVERS = {"on": {"monitor": True, "monitor_window": 1000, "monitor_every": 500}, "off": {}}
+BIG = {"monitor": True, "monitor_window": 10_000, "monitor_every": 10_000}
+FULL = dict(duration=3.0, warmup=1.0, pairs=6, fill=20_000)
+QUICK = dict(duration=2.0, warmup=0.5, pairs=1, fill=10_000)
+
+
+def rss_mb(pgid: int) -> float:
+    """Resident memory of process group ``pgid`` (the server and its monitor's worker), in MB."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getpgid(int(entry)) != pgid:
+                    continue
+                status = Path(f"/proc/{entry}/status").read_text()
+            except OSError:
+                continue
+            total += next((int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS:")), 0)
+    return total / 1024
+
+
+def scraped(port: int) -> dict[str, float]:
+    """The monitor's own numbers from /metrics: windows judged and dropped, judge time."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        for key in ("model_monitor_windows_total", "model_monitor_windows_dropped_total",
+                    "model_monitor_window_seconds_sum", "model_monitor_window_seconds_count"):
+            if line.startswith(key + "{") or line.startswith(key + " "):
+                out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def add_probe(X: Any, n: int = 20_000) -> float:
+    """Seconds per ``Monitor.add`` of a one-row answer (the request path's share), best of 3."""
+    from nbmlops.serving.metrics import Metrics
+    from nbmlops.serving.model import ServedModel
+    from nbmlops.serving.monitor import MAX_ROWS, Monitor
+
+    served = ServedModel(f"{NAME}/1")
+    monitor = Monitor(Metrics(NAME), 1000, MAX_ROWS, record=False)  # never due: the append alone
+    rows = X[:1].tolist()
+    out = served.predict(rows)
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(n):
+            monitor.add(served, rows, out, "r")
+        best = min(best, (time.perf_counter() - t) / n)
+    return best
+
+
+def fill(dep: Any, X: Any, rows: int) -> None:
+    """``rows`` rows in requests of 100, varied (real rows of X)."""
+    for i in range(0, rows, 100):
+        start = i % (len(X) - 100)
+        dep.predict(X[start:start + 100])
+
+
+def bench(S: dict[str, Any], root: Path, client: str) -> dict[str, Any]:
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    import nbmlops
+
+    X, y = make_classification(n_samples=5_000, n_features=20, n_informative=10, random_state=0)
+    nbmlops.set_store(root / "store")
+    nbmlops.register_model(LogisticRegression(max_iter=1_000).fit(X, y), NAME, reference=(X, y))
+    wrk = base.ensure_wrk() if client == "wrk" else None
+    body = json.dumps({"features": X[0].tolist()}).encode()
+    r: dict[str, Any] = {"client": f"wrk ({base.wrk_version(wrk)})" if wrk else "asyncio client (in this process)",
+                         "pairs": {}, "loadavg": [os.getloadavg()]}
+    servers = base.Servers(root)
+
+    def run(name: str, duration: float) -> dict[str, float]:
+        pgid, port = servers.pid(name), servers.ports[name]
+        c0 = base.group_cpu(pgid)
+        res = base.run_load(wrk, port, "/predict", body, 8, duration, root)
+        res["cpu"] = (base.group_cpu(pgid) - c0) / max(res["requests"], 1)
+        return res
+
+    try:
+        for name, options in SERVERS.items():
+            servers.start_nbmlops(name, f"{NAME}/1", **options)
+        r["probe"] = add_probe(X)
+        log(f"Monitor.add in-process: {base.fmt(r['probe'])} per one-row request")
+        for name in SERVERS:
+            run(name, S["warmup"])
+        for k in range(S["pairs"]):
+            for name in (("on", "off") if k % 2 == 0 else ("off", "on")):
+                r["pairs"].setdefault(name, []).append(run(name, S["duration"]))
+            log(f"pair {k + 1}: monitor on {r['pairs']['on'][-1]['rps']:,.0f} req/s, off "
+                f"{r['pairs']['off'][-1]['rps']:,.0f} req/s")
+        r["scraped"] = scraped(servers.ports["on"])
+        servers.start_nbmlops("big", f"{NAME}/1", **BIG)
+        time.sleep(3)  # the worker process starts with the server: let its imports finish
+        before = {n: rss_mb(servers.pid(n)) for n in ("big", "off")}
+        for name in ("big", "off"):
+            fill(servers.deployments[name], X, S["fill"])
+        deadline = time.time() + 60
+        while scraped(servers.ports["big"]).get("model_monitor_windows_total", 0) < S["fill"] // 10_000 and \
+                time.time() < deadline:
+            time.sleep(0.2)
+        r["big"] = {n: (before[n], rss_mb(servers.pid(n))) for n in ("big", "off")}
+        r["big_scraped"] = scraped(servers.ports["big"])
+        log(f"10,000-row window: RSS {r['big']['big']} MB, unmonitored {r['big']['off']} MB")
+        r["loadavg"].append(os.getloadavg())
+    finally:
+        servers.stop_all()
+        nbmlops.set_store(None)
+    return r
+
+
+def report(S: dict[str, Any], r: dict[str, Any], quick: bool) -> str:
+    med = statistics.median
+    on, off = r["pairs"]["on"], r["pairs"]["off"]
+    ratio = med(a["rps"] / b["rps"] for a, b in zip(on, off))
+    sc, big = r["scraped"], r["big"]
+    judged = sc.get("model_monitor_window_seconds_count", 0)
+    per_window = sc.get("model_monitor_window_seconds_sum", 0) / judged if judged else float("nan")
+    bsc = r["big_scraped"]
+    big_window = bsc.get("model_monitor_window_seconds_sum", 0) / \
+        max(bsc.get("model_monitor_window_seconds_count", 0), 1)
+    grew = (big["big"][1] - big["big"][0]) - (big["off"][1] - big["off"][0])
+    lines = [SECTION, "",
+             machine(base.PACKAGES, extra=f"Mode: {'quick' if quick else 'full'}. Load client: {r['client']}. "
+                     f"Load average {r['loadavg'][0][0]:.1f} at the start, {r['loadavg'][-1][0]:.1f} at the end "
+                     "(the machine is shared with other work: throughput figures move with it)."), "",
+             "| | monitor on (1,000 rows, every 500) | monitor off |", "| --- | --- | --- |",
+             f"| single-row POST /predict, 8 clients, median of {len(on)} ABBA pairs | {med(x['rps'] for x in on):,.0f}"
+             f" req/s | {med(x['rps'] for x in off):,.0f} req/s |",
+             f"| p99 latency | {base.fmt(med(x['p99'] for x in on))} | {base.fmt(med(x['p99'] for x in off))} |",
+             f"| server CPU per request (its process group) | {base.fmt(med(x['cpu'] for x in on))} | "
+             f"{base.fmt(med(x['cpu'] for x in off))} |", "",
+             f"- Throughput with the monitor on / off, median of the per-pair ratios: **{ratio:.3f}** "
+             f"({(1 - ratio) * 100:+.1f}% lower; goal < 5%).",
+             f"- The request path's share, in-process: `Monitor.add` of a one-row answer takes {base.fmt(r['probe'])}.",
+             f"- Judging a 1,000-row window (20 features + prediction: drift tests, quality, CBPE, store write), "
+             f"off the request path: {base.fmt(per_window)} on average over {judged:.0f} windows; "
+             f"{sc.get('model_monitor_windows_dropped_total', 0):.0f} windows dropped under load.",
+             f"- A 10,000-row window, full ({S['fill']:,} rows sent in requests of 100): the process grew by "
+             f"{big['big'][1] - big['big'][0]:.0f} MB (to {big['big'][1]:.0f} MB with its worker) against "
+             f"{big['off'][1] - big['off'][0]:.0f} MB for the unmonitored server after the same traffic: {grew:.0f} MB "
+             f"for the window; judging that window took {base.fmt(big_window)}.", ""]
+    return "\n".join(lines)
+
+
+def main(S: dict[str, Any], quick: bool, client: str, out: Path | None) -> int:
+    """Run, report, write the section (``out`` None: print only); servers and files cleaned up."""
+    import contextlib
+    import shutil
+    import tempfile
+
+    if __package__:
+        from ._common import publish
+    else:
+        from _common import publish
+    base.WORK.mkdir(exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="monitor-", dir=base.WORK))
+    cwd = os.getcwd()
+    try:
+        os.chdir(root)
+        r = bench(S, root, client)
+    finally:
+        os.chdir(cwd)
+        shutil.rmtree(root, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            base.WORK.rmdir()
+    publish(report(S, r, quick), out, SECTION, [])
+    return 0
