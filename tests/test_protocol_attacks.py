@@ -158,6 +158,19 @@ def test_binary_header_length_that_is_no_byte_count_is_a_400(servers, length):
     still_serving(dep)
 
 
+@pytest.mark.parametrize("version", ["%C2%B2", "9" * 5000], ids=["superscript-two", "5000-digits"])
+@pytest.mark.parametrize("route", ["ready", "infer"])
+def test_a_version_in_the_path_that_is_no_number_is_a_404(servers, version, route):
+    """``version.isdigit()`` then ``int(version)`` in protocols.version_route: '²' and 5,000 digits
+    were a 500, on the open readiness route too (no token needed to raise it)."""
+    dep = servers["bare"]
+    path = f"/v2/models/bare/versions/{version}/{route}"
+    status, answer = send(dep, "GET", path) if route == "ready" else \
+        send(dep, "POST", path, V2_ROW, {"Content-Type": "application/json"})
+    assert status == 404, answer[:200]
+    assert "version" in json.loads(answer)["error"]
+
+
 @pytest.mark.parametrize("datatype", [["FP64"], {"type": "FP64"}], ids=["list", "object"])
 def test_a_datatype_that_is_not_a_string_is_a_400(servers, datatype):
     """``datatype not in DATATYPES`` hashes the value: a list or an object raised TypeError (500)."""
