@@ -132,6 +132,7 @@ def fill(store: Path) -> dict:
         if name != "lr-mid":  # a version of the run's model: its lineage names the run and its metrics
             nbmlops.register_model(run, "churn", alias="production" if name == "lr-small" else None,
                                    reference=(X, y))
+    ids["older_drift"] = nbmlops.drift_report(X, X.sample(frac=1.0, random_state=1)).log(model="churn@production")["id"]
     shifted = X.assign(a=X.a + 1.5)
     ids["drift"] = nbmlops.drift_report(X, shifted).log(model="churn@production")["id"]
     return ids
@@ -317,6 +318,11 @@ def test_drift_report_opens_in_a_tab_from_the_palette_and_the_sidebar(page, lab)
     open_palette(page)
     page.locator(".lm-CommandPalette-input").fill("nbmlops: open drift report")
     page.locator(".lm-CommandPalette-item", has_text="nbmlops: open drift report").click()
+    dialog = page.locator(".jp-Dialog")  # two reports: pick one, the newest first
+    expect(dialog.locator("select option")).to_have_count(2)
+    expect(dialog.locator("select option").first).to_contain_text(drift_id[:8])
+    page.shots("drift-picker")
+    dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
     tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="drift churn@production v1")
     expect(tab).to_be_visible()
     frame = page.locator(".jp-nbmlops-view:visible iframe")
