@@ -126,6 +126,28 @@ def test_parquet_row_limit_is_checked_before_the_rows_are_read(servers):
     still_serving(dep)
 
 
+@pytest.mark.parametrize("which", ["one-100MB-string", "1000-float-columns"])
+def test_parquet_decoded_size_is_bounded_before_reading(servers, which):
+    """What a Parquet footer says before any page is read: a 100 MB text cell stored plain and
+    compressed (a ~4 kB body; total_uncompressed_size says 100 MB), or 10,000 rows × 1,000 FP64 columns
+    (80 MB; num_rows × 8 bytes × columns) were decoded whole before any size was checked."""
+    import pyarrow as pa
+
+    if which == "one-100MB-string":
+        dep = servers["cat"]
+        body = parquet(pa.table({"city": pa.array(["z" * 100_000_000]), "x": [1.0]}), compression="zstd",
+                       use_dictionary=False)
+    else:
+        dep = servers["bare"]
+        body = parquet(pa.table({f"c{i}": np.zeros(10_000) for i in range(1000)}), compression="zstd")
+    assert len(body) < 1 << 20
+    grew, status, answer = peak_growth(dep, lambda: send(dep, "POST", "/invocations", body,
+                                                         {"Content-Type": "application/x-parquet"}))
+    assert status in (400, 413), answer[:200]
+    assert grew < 48, f"the server's peak memory rose {grew} MiB for a {len(body)}-byte body"
+    still_serving(dep)
+
+
 def test_csv_is_checked_row_by_row_not_after_parsing_all_of_it(servers):
     """A 4 MB CSV of 2,000,000 one-cell rows was split and converted whole (~200 MB, seconds of CPU)
     before its first row's width (1, the model takes 4) or the row limit was checked."""
