@@ -67,7 +67,7 @@ def model(registered):
 def _serve(name: str, window: int, every: int):
     root = nbmlops.store.current_store().root
     dep = nbmlops.serve("live/1", name=name, monitor=True, monitor_window=window, monitor_every=every,
-                        log_requests=False)
+                        monitor_cpu=0.5, log_requests=False)  # windows less far apart than the default allows
     try:
         yield dep
     finally:
@@ -149,6 +149,7 @@ def test_monitor_json_and_windows_in_drift_history(monitored):
     dep = monitored
     status, answer, _ = call(dep, "GET", "/monitor")
     assert status == 200 and answer["window"] == WINDOW and answer["every"] == EVERY
+    assert dep.monitor()["versions"].keys() == answer["versions"].keys() == {"1"}
     latest = answer["versions"]["1"]
     assert latest["rows"] == WINDOW and latest["estimate_method"] == "cbpe" and latest["windows"] >= 1
     assert set(latest["features"]) == {"a", "b"} and latest["features"]["a"]["stattest"]
@@ -185,6 +186,7 @@ def test_monitor_route_needs_a_monitor_and_the_token(model):
     ({"monitor_window": "1w"}, "monitor_window takes rows"),
     ({"monitor_every": 0}, "monitor_every must be a number of rows"),
     ({"monitor_window": 100, "monitor_every": 500}, "larger than monitor_window"),
+    ({"monitor_cpu": 0}, "monitor_cpu is the share of one core"),
     ({"monitor": False, "monitor_window": 100}, "need monitor=True"),
 ])
 def test_bad_monitor_configuration_is_refused_with_one_line(model, options, message):
@@ -278,6 +280,19 @@ def test_new_categories_and_an_all_missing_column_are_counted(store):
     assert quality["all_missing"] == ["x"] and quality["missing"]["x"] == 200
     assert "x" in summary["not_tested"] and "missing" in summary["not_tested"]["x"]
     assert summary["features"]["city"]["drifted"] is True
+
+
+def test_a_time_window_keeps_the_rows_of_its_duration_only(model):
+    served = ServedModel("live/1")
+    monitor = Monitor(Metrics("live"), "1s", 10_000, record=False)
+    rng = np.random.default_rng(7)
+    for n in (200, 40):
+        X = _rows(n, rng)
+        monitor.add(served, X.to_numpy().tolist(), served.predict_frame(X), f"r{n}")
+        if n == 200:
+            time.sleep(1.2)
+    summary = monitor.judge(monitor.versions[1])
+    assert summary["rows"] == 40 and summary["window"] == "1s" and summary["drift_share"] is not None
 
 
 def test_a_window_due_while_the_last_one_waits_is_dropped_and_counted(model):

@@ -21,7 +21,7 @@ from . import deployments, serverlog
 from .app import LOOPBACK, create_app
 from .batching import Batcher
 from .metrics import ACCURACY_WINDOW, Metrics
-from .monitor import EVERY, WINDOW, Monitor
+from .monitor import CPU_SHARE, EVERY, WINDOW, Monitor
 from .reqlog import RequestLog
 from .router import Router
 
@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
                    "version's monitoring reference, off the request path")
     p.add_argument("--monitor-window", default=str(WINDOW), help="rows (1000) or a duration (1h) per window")
     p.add_argument("--monitor-every", type=int, default=EVERY, help="rows between two windows of a version")
+    p.add_argument("--monitor-cpu", type=float, default=CPU_SHARE, help="share of one core the monitor may use")
     return p
 
 
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     port = sock.getsockname()[1]
     try:
         name = (store.deployments().get("id", args.deployment) or {}).get("name", args.deployment)
-        monitor = Monitor(metrics, args.monitor_window, args.monitor_every, name) if args.monitor else None
+        monitor = Monitor(metrics, args.monitor_window, args.monitor_every, name,
+                          cpu_share=args.monitor_cpu) if args.monitor else None
     except Exception as exc:
         print(f"nbmlops serving: bad monitor settings: {exc}", file=sys.stderr, flush=True)
         deployments.update(args.deployment, status="failed", error=str(exc))

@@ -33,7 +33,7 @@ from ..store import SCHEMA, current_store, pid_alive, proc_start
 from ..store.records import DeploymentRecord, DeploymentSettings
 from ..tracking import environment
 from .metrics import ACCURACY_WINDOW
-from .monitor import EVERY, WINDOW, check_every, parse_window
+from .monitor import CPU_SHARE, EVERY, WINDOW, check_every, parse_window
 from .promconfig import Target, alert_rules, scrape_config
 from .reqlog import deployment_requests
 
@@ -149,6 +149,10 @@ class Deployment:
         body: dict[str, Any] = {"request_id": request_id}
         body.update({"labels": labels} if labels is not None else {"label": label})
         return self._ok(*self.request("POST", "/feedback", body))
+
+    def monitor(self) -> dict[str, Any]:
+        """The live monitor's latest window of each version (``GET /monitor``; ``serve(monitor=True)``)."""
+        return self._ok(*self.request("GET", "/monitor"))
 
     def status(self) -> dict[str, Any]:
         """Process state plus, when it answers, the server's own model info."""
@@ -385,20 +389,23 @@ def _differences(doc: DeploymentRecord, asked: DeploymentSettings) -> list[str]:
     return out
 
 
-def _monitor_settings(monitor: bool, window: Any, every: Any) -> dict[str, Any] | None:
+def _monitor_settings(monitor: bool, window: Any, every: Any, cpu: Any) -> dict[str, Any] | None:
     """The live monitor's settings, checked (None: no monitor)."""
     if not isinstance(monitor, bool):
         raise InvalidInput(f"monitor is True or False, got {monitor!r}")
     if not monitor:
-        if window is not None or every is not None:
-            raise InvalidInput("monitor_window and monitor_every need monitor=True (%serve --monitor)")
+        if window is not None or every is not None or cpu is not None:
+            raise InvalidInput("monitor_window, monitor_every and monitor_cpu need monitor=True (%serve --monitor)")
         return None
+    cpu = CPU_SHARE if cpu is None else cpu
+    if isinstance(cpu, bool) or not isinstance(cpu, (int, float)) or not 0 < cpu <= 1:
+        raise InvalidInput(f"monitor_cpu is the share of one core the monitor may use, in (0, 1], got {cpu!r}")
     window = parse_window(WINDOW if window is None else window)
     every = check_every(EVERY if every is None else every)
     if isinstance(window, int) and every > window:
         raise InvalidInput(f"monitor_every ({every:,} rows) is larger than monitor_window ({window:,} rows): "
                            "rows would pass unjudged; make every at most the window")
-    return {"window": window, "every": every}
+    return {"window": window, "every": every, "cpu": float(cpu)}
 
 
 def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | None = None,
@@ -407,7 +414,7 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
           ab: dict[Any, float] | None = None, shadow: int | str | None = None, timeout: float = 60,
           restart: bool = False, feedback_mb: int = 32, accuracy_window: int = ACCURACY_WINDOW,
           monitor: bool = False, monitor_window: int | str | None = None,
-          monitor_every: int | None = None) -> Deployment:
+          monitor_every: int | None = None, monitor_cpu: float | None = None) -> Deployment:
     """Serve a registered model from a background process; returns once it answers ``/health``.
     ``NAME@ALIAS`` follows the alias as it moves; ``ab={"churn/2": 0.9, "churn/3": 0.1}`` splits
     traffic (sticky by ``X-Request-Key``); ``shadow=3`` scores a copy of each request with version 3.
@@ -420,7 +427,8 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
     ``monitor=True`` judges the served traffic in the server, off the request path: every
     ``monitor_every`` rows (500) the last ``monitor_window`` rows (1000, or a duration: ``"1h"``) of a
     version against its monitoring reference (drift, data quality, estimated performance), as gauges,
-    ``GET /monitor`` and windows in ``drift_history``.
+    ``GET /monitor`` and windows in ``drift_history``; judging takes at most ``monitor_cpu`` of a
+    core (0.02), windows further apart when traffic outpaces it.
 
     >>> dep = nbmlops.serve("churn@production")
     >>> dep.predict(X_test.head(3))
@@ -437,7 +445,7 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
             not 1 <= accuracy_window <= 10_000_000:
         raise InvalidInput(f"accuracy_window must be a number of labels from 1 to 10,000,000, got {accuracy_window!r}")
     version = get_model_version(model_uri)
-    watch = _monitor_settings(monitor, monitor_window, monitor_every)
+    watch = _monitor_settings(monitor, monitor_window, monitor_every, monitor_cpu)
     weights = _ab_weights(version.name, ab) if ab is not None else None
     if watch is not None:
         for v in weights or [version.version]:
@@ -490,7 +498,8 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
     cmd += [] if batching else ["--no-batching"]
     cmd += [] if log_requests else ["--no-log"]
     if watch is not None:
-        cmd += ["--monitor", "--monitor-window", str(watch["window"]), "--monitor-every", str(watch["every"])]
+        cmd += ["--monitor", "--monitor-window", str(watch["window"]), "--monitor-every", str(watch["every"]),
+                "--monitor-cpu", str(watch["cpu"])]
     env = {**os.environ, "NBMLOPS_SERVE_TOKEN": token or "", "NBMLOPS_SERVE_ADMIN_TOKEN": doc["admin_token"]}
     with store.deployments().edit() as docs:  # the check that no other process started this name is under the same lock
         rival = _rival(docs.all(), name)

@@ -18,11 +18,14 @@ as many requests from ``/feedback``; the worker holds one window at a time and t
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import re
 import threading
 import time
 from collections import OrderedDict, deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from itertools import repeat
 from typing import Any
 
@@ -33,7 +36,7 @@ from .model import ServedModel
 
 WINDOW, EVERY = 1000, 500  # defaults: rows in a window, rows between two windows
 RECORD_EVERY = 60.0  # seconds: a version's windows go to the store this often, and when the verdict changes
-CPU_SHARE = 0.05  # of one core at most, for judging: after a window that took c CPU seconds, none for c / CPU_SHARE
+CPU_SHARE = 0.02  # of one core at most, for judging: after a window that took c CPU seconds, none for c / CPU_SHARE
 MAX_ROWS = 100_000  # rows a version keeps at most (a time window's bound)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 log_ = logging.getLogger("nbmlops.serving")
@@ -108,9 +111,6 @@ class Monitor:
 
     @staticmethod
     def _new_pool() -> Any:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
                                    initargs=(str(current_store().root),))
 
@@ -204,8 +204,6 @@ class Monitor:
 
     def _submit(self, job: tuple[Any, ...]) -> dict[str, Any]:
         """``judge_window(*job)`` in the worker process (a new one if the last one died)."""
-        from concurrent.futures.process import BrokenProcessPool
-
         try:
             return self._pool.submit(judge_window, *job).result()  # type: ignore[union-attr]
         except BrokenProcessPool:
@@ -255,7 +253,7 @@ def _worker_init(store_root: str | None) -> None:
 
 def _judge_of(uri: str) -> tuple[ServedModel, Any]:
     # pandas, scipy and the drift tests: loaded only where windows are judged
-    from ..monitoring import live
+    from ..monitoring import live  # the judging code: only where windows are judged (see _worker_init)
 
     key = f"{current_store().root}:{uri}"
     if key not in _JUDGES:
@@ -276,13 +274,14 @@ def judge_window(uri: str, deployment: str | None, rows: list[Any], predictions:
     from ..monitoring import live  # loaded by _judge_of already: the same module
 
     model, ref = _judge_of(uri)  # the first window of a version loads it and fits its estimator: not counted
-    cpu = time.thread_time()
+    clock = time.process_time if multiprocessing.parent_process() is not None else time.thread_time
+    cpu = clock()  # in the worker: all of its CPU (unpickling threads too); in the server: this thread's
     if isinstance(ref, str):
         return {"rows": len(rows), "error": ref}
     frame = _frame(model, rows, predictions)
     probas = None
     if probabilities is not None and ref.method == "cbpe" and rows:
-        import numpy as np
+        import numpy as np  # with pandas, only where windows are judged
 
         names = [str(c) for c in ref.estimator.classes]
         probas = np.array([[p[c] for c in names] for p in probabilities], dtype=float)
@@ -292,7 +291,7 @@ def judge_window(uri: str, deployment: str | None, rows: list[Any], predictions:
     if report is not None and record is not None and (record or summary["dataset_drift"] != verdict):
         doc = live.record_window(uri, deployment, summary, report, first or 0, last or 0)
         summary["drift_id"] = doc["id"]
-    summary["cpu_s"] = round(time.thread_time() - cpu, 4)
+    summary["cpu_s"] = round(clock() - cpu, 4)
     return summary
 
 
