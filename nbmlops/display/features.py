@@ -5,8 +5,9 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from .._util import fmt_duration, fmt_time
+from .._util import fmt_time
 from ..features.timeutil import fmt_ns, fmt_ttl
+from .html import age as age_of
 from .style import AMBER, BOX, CELL, GREEN, MUTED_CSS, RED, RULE, TABLE
 
 _MUTED = MUTED_CSS
@@ -58,7 +59,7 @@ def view_card(view: Any, stats: dict[str, Any]) -> str:
     else:
         online_line = "not materialized" if view.online else "offline only"
     fresh = stats.get("age_s") is not None and stats["age_s"] >= 0
-    age = f' ({escape(fmt_duration(stats["age_s"]))} ago)' if fresh else ""
+    age = f' ({escape(age_of(stats["age_s"]))})' if fresh else ""
     facts = (f'{stats["rows"]:,} rows · {stats["entities"]:,} entities · '
              f'{escape(fmt_ns(stats["first"]))} → {escape(fmt_ns(stats["last"]))} · newest event{age} · {online_line}'
              + (f' · <span style="color:{AMBER}">{skipped:,} rows without a key or time are ignored</span>'

@@ -149,16 +149,22 @@ class HttpMetrics:
             await self.app(scope, receive, send_status)
         finally:
             route = scope.get("route")  # set by the router on the requests that reached it
-            template = route.path if route is not None else self._template(scope["path"])
+            template = route.path if route is not None else self._template(scope["path"], scope["method"])
             self.metrics.http(template, scope["method"], status, time.perf_counter() - start)
 
-    def _template(self, path: str) -> str:
-        """The template of the route ``path`` matches, for requests refused before routing."""
+    def _template(self, path: str, method: str) -> str:
+        """The template of the route ``path`` and ``method`` match, for requests refused before routing
+        (a route of another method only when none of this one matches: ``/v1/models/{model_name}``
+        also matches ``m:predict``)."""
+        found = UNMATCHED
         for route in self.routes:
             regex = getattr(route, "path_regex", None)
             if regex is not None and regex.match(path):
-                return route.path
-        return UNMATCHED
+                if method in (getattr(route, "methods", None) or ()):
+                    return route.path
+                if found == UNMATCHED:
+                    found = route.path
+        return found
 
 
 def create_app(router: Router, metrics: Metrics, *, token: str | None = None, loopback: bool = True,
@@ -194,7 +200,7 @@ def _error_handlers(app: Any, metrics: Metrics) -> None:
     @app.exception_handler(PayloadError)
     async def _payload_error(request: Request, exc: PayloadError) -> Response:
         metrics.count_error(exc.reason, exc.version if isinstance(exc, ModelError) else None)
-        return error_response(request.url.path, exc.status, str(exc))
+        return error_response(request.url.path, exc.status, str(exc), reason=exc.reason)
 
     @app.exception_handler(Overloaded)
     async def _overloaded(request: Request, exc: Overloaded) -> Response:

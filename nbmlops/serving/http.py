@@ -44,18 +44,23 @@ MLFLOW_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DEN
                 503: "TEMPORARILY_UNAVAILABLE"}
 
 
-def error_body(path: str, status: int, message: str) -> tuple[int, bytes]:
+def error_body(path: str, status: int, message: str, reason: str = "") -> tuple[int, bytes]:
     """Status and JSON body of an error on ``path``: ``{"error": message}`` as the Open Inference
     Protocol and KServe V1 say, except on MLflow's ``/invocations``, where MLflow's clients read
-    ``{"error_code", "message"}`` and an input the model refuses is a 400, as MLflow answers it."""
+    ``{"error_code", "message"}``: an input that does not fit the model's signature (a 422
+    elsewhere) is a 400 INVALID_PARAMETER_VALUE there, one the model itself refuses a 400
+    BAD_REQUEST, as MLflow answers them."""
     if path == "/invocations":
-        status = 400 if status == 422 else status
-        return status, orjson.dumps({"error_code": MLFLOW_CODES.get(status, "BAD_REQUEST"), "message": message})
+        code = MLFLOW_CODES.get(status, "BAD_REQUEST")
+        if status == 422:
+            status, code = 400, "BAD_REQUEST" if reason == "model_error" else "INVALID_PARAMETER_VALUE"
+        return status, orjson.dumps({"error_code": code, "message": message})
     return status, orjson.dumps({"error": message})
 
 
-def error_response(path: str, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    status, body = error_body(path, status, message)
+def error_response(path: str, status: int, message: str, headers: dict[str, str] | None = None,
+                   reason: str = "") -> Response:
+    status, body = error_body(path, status, message, reason)
     return Response(body, status, headers=headers, media_type="application/json")
 
 
@@ -106,20 +111,28 @@ class Reader:
         return self._inflate(body, encoding)
 
     def _inflate(self, body: bytes, encoding: str) -> bytes:
-        """``body`` inflated, refusing more than ``max_body`` bytes out (a small bomb stays small)."""
+        """``body`` inflated, refusing more than ``max_body`` bytes out (a small bomb stays small). gzip
+        may hold several members (RFC 1952); any other byte after the stream is refused."""
         # gzip: a gzip header; deflate: zlib-wrapped as HTTP says, raw deflate as some clients send
         wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else (zlib.MAX_WBITS if body[:1] == b"\x78" else -15)
-        inflater = zlib.decompressobj(wbits)
-        try:
-            out = inflater.decompress(body, self.max_body + 1)
-        except zlib.error:
-            raise PayloadError(f"the body is not valid {encoding} data", 400, "bad_encoding") from None
-        if len(out) > self.max_body or inflater.unconsumed_tail:
-            raise PayloadError(f"request bodies are limited to {self.max_body} bytes once inflated", 413,
-                               "body_too_large")
-        if not inflater.eof:
-            raise PayloadError(f"the {encoding} body is truncated", 400, "bad_encoding")
-        return out
+        out = b""
+        rest = body
+        while True:
+            inflater = zlib.decompressobj(wbits)
+            try:
+                out += inflater.decompress(rest, self.max_body + 1 - len(out))
+            except zlib.error:
+                raise PayloadError(f"the body is not valid {encoding} data", 400, "bad_encoding") from None
+            if len(out) > self.max_body or inflater.unconsumed_tail:
+                raise PayloadError(f"request bodies are limited to {self.max_body} bytes once inflated", 413,
+                                   "body_too_large")
+            if not inflater.eof:
+                raise PayloadError(f"the {encoding} body is truncated", 400, "bad_encoding")
+            rest = inflater.unused_data
+            if not rest:
+                return out
+            if encoding != "gzip" or rest[:2] != b"\x1f\x8b":
+                raise PayloadError(f"{len(rest)} bytes follow the {encoding} stream", 400, "bad_encoding")
 
     async def __call__(self, request: Request) -> Any:
         body = await self.raw(request)

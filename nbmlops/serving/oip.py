@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from .model import ServedModel
-from .payloads import PayloadError, Schema
+from .payloads import PayloadError, Schema, quote_names
 from .tensors import Tensor
 
 EXTENSIONS = ["binary_tensor_data"]
@@ -76,7 +76,7 @@ def rows(tensors: list[Tensor], schema: Schema) -> list[list[Any]]:
     unknown = [n for n in named if n not in schema.features]
     if unknown or len(named) != len(tensors):
         raise PayloadError(f"per-feature input tensors must be named like the features, once each; "
-                           f"unexpected: {', '.join(map(repr, unknown[:5])) or 'a repeated name'}", 400)
+                           f"unexpected: {quote_names(unknown) or 'a repeated name'}", 400)
     n = len(tensors[0].values)
     if any(len(t.values) != n or len(t.shape) > 2 or (len(t.shape) == 2 and t.shape[1] != 1) for t in tensors):
         raise PayloadError("per-feature input tensors must all have shape [rows] or [rows, 1], with the same rows",
@@ -89,9 +89,9 @@ def requested(header: dict[str, Any], model: ServedModel) -> list[tuple[dict[str
     """The outputs asked for (all, when the request names none), each with whether it goes binary:
     the output's ``parameters.binary_data``, else the request's ``parameters.binary_data_output``."""
     specs = {s["name"]: s for s in outputs_of(model)}
-    default_binary = bool((header.get("parameters") or {}).get("binary_data_output", False))
+    default_binary = (header.get("parameters") or {}).get("binary_data_output") is True
     asked = header.get("outputs")
-    if asked is None:
+    if asked is None or asked == []:  # none named: all of them, as KServe answers
         return [(s, default_binary) for s in specs.values()]
     if not isinstance(asked, list):
         raise PayloadError('"outputs" must be a list of {"name": ...}', 400)
@@ -107,7 +107,10 @@ def requested(header: dict[str, Any], model: ServedModel) -> list[tuple[dict[str
             raise PayloadError(f"outputs[{i}].parameters must be an object", 400)
         if "classification" in params:
             raise PayloadError("the classification extension is not supported: ask for predict_proba", 400)
-        chosen.append((specs[o["name"]], bool(params.get("binary_data", default_binary))))
+        binary = params.get("binary_data", default_binary)
+        if not isinstance(binary, bool):
+            raise PayloadError(f"outputs[{i}].parameters.binary_data must be true or false", 400)
+        chosen.append((specs[o["name"]], binary))
     return chosen
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections import Counter
 from typing import Any
 
 MAX_BATCH = 10_000
@@ -66,8 +67,8 @@ class Schema:
         missing = [f for f in self.features if f not in values]
         if missing:
             extra = [k for k in values if k not in self.features]
-            raise PayloadError(f"{where} lacks features {', '.join(missing[:8])}"
-                               + (f" and has unexpected {', '.join(map(str, extra[:8]))}" if extra else ""))
+            raise PayloadError(f"{where} lacks features {quote_names(missing)}"
+                               + (f" and has unexpected {quote_names(extra)}" if extra else ""))
         return self.row([values[f] for f in self.features], where)
 
     def rows(self, items: Any, where: str) -> list[list[Any]]:
@@ -123,8 +124,11 @@ def parse_mlflow(body: Any, schema: Schema) -> list[list[Any]]:
         columns = value.get("columns")
         if columns is None:
             return schema.rows(value["data"], "dataframe_split.data")
-        if not isinstance(columns, list):
-            raise PayloadError("dataframe_split.columns must be a list", 400)
+        if not isinstance(columns, list) or not all(isinstance(c, (str, int)) for c in columns):
+            raise PayloadError("dataframe_split.columns must be a list of column names", 400)
+        repeated = _repeated(columns)
+        if repeated:
+            raise PayloadError(f"dataframe_split.columns names {quote_names(repeated)} more than once", 400)
         return schema.rows([dict(zip(columns, r)) if isinstance(r, list) else r for r in value["data"]],
                            "dataframe_split.data")
     if isinstance(value, dict):
@@ -149,38 +153,61 @@ def _columns(value: dict[str, Any], where: str) -> list[dict[str, Any]]:
 
 
 def parse_csv(raw: bytes, schema: Schema) -> list[list[Any]]:
-    """A CSV body, with a header row (the feature names, in any order) or without one (values in the
-    model's feature order). Empty cells are missing values; cells of numeric features must be numbers."""
+    """A CSV body, with a header row (the feature names, in any order, once each; other columns such as
+    pandas' index set aside) or without one (values in the model's feature order). Rows are read and
+    checked one at a time, so a wrong width or too many rows is refused at the row it happens.
+    Empty cells are missing values; cells of numeric features must be numbers."""
     try:
-        text = raw.decode()
+        text = raw.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte order mark
     except UnicodeDecodeError:
         raise PayloadError("the CSV body is not UTF-8 text", 400) from None
+    reader = (r for r in csv.reader(io.StringIO(text)) if r)
     try:
-        table = [r for r in csv.reader(io.StringIO(text)) if r]
+        first = next(reader, None)
+        if first is None:
+            raise PayloadError("the CSV body has no rows", 400)
+        features, numeric = schema.features, schema.numeric
+        order: list[int] | None = None
+        width = schema.n
+        if features and set(features) <= set(first):  # a header
+            repeated = _repeated(first)
+            if repeated:
+                raise PayloadError(f"the CSV header names {quote_names(repeated)} more than once", 400)
+            order, width = [first.index(f) for f in features], len(first)
+            first = None
+        elif not features and all(c and not _is_number(c) for c in first):  # names of a model that has none
+            first = None
+        out: list[list[Any]] = []
+        for i, r in enumerate(_chain(first, reader), 1):
+            if width is not None and len(r) != width:
+                raise PayloadError(f"CSV row {i} has {len(r)} columns; " + (f"its header has {width}" if order
+                                   else f"the model expects {width}"))  # 422: the model's signature refuses it
+            if len(out) >= schema.max_batch:
+                raise PayloadError(f"the CSV body has more than {schema.max_batch} rows, the limit per request",
+                                   413, "batch_too_large")
+            if order is not None:
+                r = [r[k] for k in order]
+            out.append([_cell(c, numeric is None or numeric[j], i, j, schema) for j, c in enumerate(r)])
     except csv.Error as exc:
-        raise PayloadError(f"the body is not valid CSV ({exc})", 400) from None
-    if not table:
-        raise PayloadError("the CSV body has no rows", 400)
-    features = schema.features
-    first = table[0]
-    if features and set(features) <= set(first):  # a header: the features by name, others (an index) set aside
-        order = [first.index(f) for f in features]
-        width = len(first)
-        for i, r in enumerate(table[1:]):
-            if len(r) != width:
-                raise PayloadError(f"CSV row {i + 1} has {len(r)} columns; its header has {width}", 400)
-        table = [[r[i] for i in order] for r in table[1:]]
-    elif not features and not all(_is_number(c) for c in first):
-        table = table[1:]
-    if not table:
+        raise PayloadError(f"the body is not valid CSV ({str(exc)[:80]})", 400) from None
+    if not out:
         raise PayloadError("the CSV body has a header but no rows", 400)
-    numeric = schema.numeric
-    out = []
-    for i, r in enumerate(table):
-        if schema.n is not None and len(r) != schema.n:
-            raise PayloadError(f"CSV row {i + 1} has {len(r)} columns; the model expects {schema.n}", 400)
-        out.append([_cell(c, numeric is None or numeric[j], i, j, schema) for j, c in enumerate(r)])
     return schema.rows(out, "csv")
+
+
+def _chain(first: list[str] | None, rest: Any) -> Any:
+    if first is not None:
+        yield first
+    yield from rest
+
+
+def _repeated(names: list[Any]) -> list[str]:
+    return sorted(str(n) for n, k in Counter(names).items() if k > 1)
+
+
+def quote_names(names: list[Any]) -> str:
+    """Names quoted for a message, each cut short, at most eight (a message never echoes a payload)."""
+    return ", ".join(repr(str(n)[:40]) for n in names[:8]) + (", …" if len(names) > 8 else "")
 
 
 def _is_number(cell: str) -> bool:
@@ -199,22 +226,73 @@ def _cell(cell: str, numeric: bool, i: int, j: int, schema: Schema) -> Any:
     try:
         return float(cell)
     except ValueError:
-        raise PayloadError(f"CSV row {i + 1}, column {schema._name(j)}: {cell[:30]!r} is not a number", 400) from None
+        raise PayloadError(f"CSV row {i}, column {schema._name(j)}: {cell[:30]!r} is not a number", 400) from None
 
 
-def parse_parquet(raw: bytes, schema: Schema) -> list[list[Any]]:
-    """A Parquet body: its columns by feature name (a model without names takes them in order)."""
+def parse_parquet(raw: bytes, schema: Schema, max_bytes: int) -> list[list[Any]]:
+    """A Parquet body: its columns by feature name (a model without names takes them in order). Its
+    row count is read from the footer before any data, and text stays dictionary-encoded until the
+    size it decodes to is known: at most ``max_bytes`` (the body cap), so a small file is no bomb."""
     import pyarrow as pa  # only for Parquet bodies: a server's start does not pay for pyarrow
+    import pyarrow.compute as pc  # (the same)
     import pyarrow.parquet as pq  # (the same)
 
     try:
-        table = pq.read_table(io.BytesIO(raw))
+        file = pq.ParquetFile(io.BytesIO(raw))
+        rows = file.metadata.num_rows
+        if rows > schema.max_batch:
+            raise PayloadError(f"the Parquet body has {rows} rows; the limit per request is {schema.max_batch}",
+                               413, "batch_too_large")
+        arrow = file.schema_arrow
+        repeated = _repeated(arrow.names)
+        if repeated:
+            raise PayloadError(f"the Parquet body names {quote_names(repeated)} more than once", 400)
+        wanted = [f for f in arrow if not schema.features or f.name in schema.features]  # others are never read
+        nested = [f.name for f in wanted if pa.types.is_nested(f.type)]
+        if nested:
+            raise PayloadError(f"the Parquet body's columns {quote_names(nested)} are lists, structs or maps; "
+                               "features are numbers or text", 400)
+        _check_parquet_size(file, wanted, max_bytes)
+        text = [f.name for f in wanted if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+                or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+        table = pq.read_table(io.BytesIO(raw), columns=[f.name for f in wanted], read_dictionary=text)
+    except PayloadError:
+        raise
     except (pa.ArrowException, OSError, ValueError):
         raise PayloadError("the body is not a Parquet file", 400) from None
-    if table.num_rows > schema.max_batch:
-        raise PayloadError(f"the Parquet body has {table.num_rows} rows; the limit per request is "
-                           f"{schema.max_batch}", 413, "batch_too_large")
+    size = 0
+    for column in table.columns:
+        for chunk in column.chunks:
+            if pa.types.is_dictionary(chunk.type):
+                lengths = pc.binary_length(chunk.dictionary)
+                size += pc.sum(pc.take(lengths, chunk.indices)).as_py() or 0
+            else:
+                size += chunk.nbytes
+        if size > max_bytes:
+            raise PayloadError(f"the Parquet body decodes to more than {max_bytes} bytes, the limit of a body", 413,
+                               "body_too_large")
     columns = table.to_pydict()
     if schema.features:
         return schema.rows([dict(zip(columns, r)) for r in zip(*columns.values())], "parquet")
     return schema.rows([list(r) for r in zip(*columns.values())], "parquet")
+
+
+def _check_parquet_size(file: Any, fields: list[Any], max_bytes: int) -> None:
+    """Refuse, from the footer alone, a Parquet body whose columns would take more than ``max_bytes``:
+    fixed-width columns by rows × width, the others by their pages' uncompressed size (dictionary
+    pages excepted: their decoded size is checked once read, still encoded)."""
+    import pyarrow as pa  # (the same as parse_parquet's)
+
+    rows = file.metadata.num_rows
+    size = sum(rows * f.type.bit_width // 8 for f in fields if pa.types.is_primitive(f.type)
+               and not pa.types.is_boolean(f.type))
+    names = {f.name for f in fields if not pa.types.is_primitive(f.type)}
+    for g in range(file.metadata.num_row_groups):
+        group = file.metadata.row_group(g)
+        for c in range(group.num_columns):
+            chunk = group.column(c)
+            if chunk.path_in_schema in names and chunk.dictionary_page_offset is None:
+                size += chunk.total_uncompressed_size
+    if size > max_bytes:
+        raise PayloadError(f"the Parquet body decodes to more than {max_bytes} bytes, the limit of a body", 413,
+                           "body_too_large")

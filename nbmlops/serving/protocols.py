@@ -82,7 +82,7 @@ def _mlflow_routes(app: Any, session: ServingSession, read: Reader) -> None:
             raw = await read.raw(request)
             route = session.route(request.headers.get("x-request-key"), None)
             rows = parse_csv(raw, route.model.schema) if media == "text/csv" else \
-                parse_parquet(raw, route.model.schema)
+                parse_parquet(raw, route.model.schema, read.max_body)
         else:
             body = await read(request)
             route = session.route(request.headers.get("x-request-key"), body)
@@ -99,8 +99,8 @@ def _v2_routes(app: Any, session: ServingSession, read: Reader) -> None:
         check_name(model_name, name)
         if version is None:
             return session.first()
-        if not version.isdigit() or int(version) not in router.routes:
-            raise PayloadError(f"{name!r} has no version {version[:20]!r} here; this server serves versions "
+        if not (version.isascii() and version.isdigit() and len(version) <= 12) or int(version) not in router.routes:
+            raise PayloadError(f"{name!r} has no version {version[:12]!r} here; this server serves versions "
                                f"{', '.join(map(str, sorted(router.routes)))}", 404, "unknown_model")
         return router.routes[int(version)]
 

@@ -38,9 +38,10 @@ def split_body(body: bytes, header_length: str | None) -> tuple[Any, bytes]:
     """The JSON header of an infer request and the binary data after it."""
     if header_length is None:
         return _json(body), b""
-    if not header_length.strip().isdigit():
+    text = header_length.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 12):
         raise PayloadError("Inference-Header-Content-Length must be a byte count", 400, "bad_binary_header")
-    n = int(header_length)
+    n = int(text)
     if n > len(body):
         raise PayloadError(f"Inference-Header-Content-Length is {n} bytes but the body has only {len(body)}", 400,
                            "bad_binary_header")
@@ -74,7 +75,7 @@ def request_tensors(header: Any, blob: bytes) -> list[Tensor]:
         if not isinstance(t, dict) or not isinstance(t.get("shape"), list):
             raise PayloadError(f"{where} needs name, shape, datatype and data", 400)
         datatype, shape = t.get("datatype"), t["shape"]
-        if datatype not in DATATYPES:
+        if not isinstance(datatype, str) or datatype not in DATATYPES:
             raise PayloadError(f"{where}.datatype {str(datatype)[:20]!r} is not one of {', '.join(sorted(DATATYPES))}",
                                400, "unknown_datatype")
         if len(shape) > MAX_DIMS or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
@@ -94,7 +95,7 @@ def request_tensors(header: Any, blob: bytes) -> list[Tensor]:
             values = decode(blob[offset:offset + size], datatype, count, where)
             offset += size
         elif "data" in t:
-            values = flatten(t["data"], f"{where}.data")
+            values = flatten(t["data"], f"{where}.data", shape)
             if len(values) != count:
                 raise PayloadError(f"{where}: shape {shape} holds {count} values but data has {len(values)}", 400)
         else:
@@ -142,26 +143,40 @@ def _text(raw: bytes) -> str:
         raise PayloadError("a BYTES element is not UTF-8 text", 400, "bad_binary_data") from None
 
 
-def flatten(data: Any, where: str = "data") -> list[Any]:
-    """The values of a nested list, row-major, without recursion; tensors deeper than ``MAX_DIMS`` are refused."""
+def flatten(data: Any, where: str = "data", shape: list[int] | None = None) -> list[Any]:
+    """The values of a nested list, row-major, without recursion. Nested data must follow ``shape``:
+    a list of lists at depth d holds shape[d] of them, a list of values at depth d holds the rest
+    of the tensor (prod(shape[d:]) values), so rows are never re-cut; deeper than ``MAX_DIMS`` is refused."""
     if not isinstance(data, list):
         raise PayloadError(f"{where} must be a list", 400)
     if not data or not isinstance(data[0], list):
         return data
     out: list[Any] = []
     stack = [(iter(data), 1)]
+    _check_level(data, 0, shape, where)
     while stack:
         items, depth = stack[-1]
         for d in items:
             if isinstance(d, list):
                 if depth >= MAX_DIMS:
                     raise PayloadError(f"{where} is nested more than {MAX_DIMS} levels deep", 400)
+                _check_level(d, depth, shape, where)
                 stack.append((iter(d), depth + 1))
                 break
             out.append(d)
         else:
             stack.pop()
     return out
+
+
+def _check_level(items: list[Any], depth: int, shape: list[int] | None, where: str) -> None:
+    if shape is None:
+        return
+    nested = bool(items) and isinstance(items[0], list)
+    want = (shape[depth] if depth < len(shape) else 0) if nested else math.prod(shape[depth:])
+    if len(items) != want or any(isinstance(v, list) != nested for v in items):
+        raise PayloadError(f"{where} is nested unlike its shape {shape} (a list of {len(items)} at depth {depth})",
+                           400)
 
 
 def encode(values: list[Any], datatype: str) -> bytes:
