@@ -282,6 +282,45 @@ def test_new_categories_and_an_all_missing_column_are_counted(store):
     assert summary["features"]["city"]["drifted"] is True
 
 
+def test_versions_of_an_ab_split_have_windows_and_gauges_of_their_own(model):
+    rng = np.random.default_rng(8)
+    X = _rows(1000, rng)
+    nbmlops.register_model(LogisticRegression(C=0.01).fit(X, _labels(X, rng)), "live", reference=(X, _labels(X, rng)))
+    metrics = Metrics("live")
+    monitor = Monitor(metrics, 200, 10_000, record=False)
+    for version, shift in ((1, 0.0), (2, 3.0)):
+        served, rows = ServedModel(f"live/{version}"), _rows(200, rng, shift=shift)
+        monitor.add(served, rows.to_numpy().tolist(), served.predict_frame(rows), f"r{version}")
+    calm, moved = (monitor.judge(monitor.versions[v]) for v in (1, 2))
+    assert calm["version"] == 1 and moved["version"] == 2 and calm["rows"] == moved["rows"] == 200
+    assert calm["drift_share"] < moved["drift_share"] and moved["features"]["a"]["drifted"]
+    shares = samples(metrics.render().decode(), "model_drift_share")
+    assert shares == {(("model_name", "live"), ("model_version", "1")): calm["drift_share"],
+                      (("model_name", "live"), ("model_version", "2")): moved["drift_share"]}
+
+
+def test_a_regressor_gets_estimated_mae_beside_the_realized_one(store):
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(9)
+    X = _rows(600, rng)
+    y = 2 * X.a - X.b + rng.normal(0, 0.5, 600)
+    nbmlops.register_model(LinearRegression().fit(X, y), "price", reference=(X, y))
+    served, metrics = ServedModel("price/1"), Metrics("price")
+    monitor = Monitor(metrics, 200, 10_000, record=False)
+    window = _rows(200, rng)
+    out = served.predict_frame(window)
+    monitor.add(served, window.to_numpy().tolist(), out, "r")
+    truth = (2 * window.a - window.b + rng.normal(0, 0.5, 200)).tolist()
+    monitor.label("r", 1, truth)
+    summary = monitor.judge(monitor.versions[1])
+    assert summary["estimate_method"] == "dle" and set(summary["estimated"]) == {"mae", "rmse"}
+    assert summary["realized"]["labels"] == 200 and abs(summary["estimated"]["mae"] - summary["realized"]["mae"]) < 0.1
+    text = metrics.render().decode()
+    assert samples(text, "model_estimated_mae")[(("model_name", "price"), ("model_version", "1"))] > 0
+    assert not samples(text, "model_estimated_accuracy")  # no accuracy series for a regressor
+
+
 def test_a_time_window_keeps_the_rows_of_its_duration_only(model):
     served = ServedModel("live/1")
     monitor = Monitor(Metrics("live"), "1s", 10_000, record=False)
