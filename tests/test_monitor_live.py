@@ -119,33 +119,45 @@ def _send_and_wait(dep, X: pd.DataFrame, rng, label: bool = True, timeout: float
 # --- a real server -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.process
-def test_drifted_traffic_raises_drift_share_and_near_boundary_traffic_lowers_estimated_accuracy(monitored):
-    dep, rng = monitored, np.random.default_rng(1)
-    _send_and_wait(dep, _rows(WINDOW, rng), rng)
-    assert _gauge(dep, "model_drift_share") < 0.5
-    calm = _gauge(dep, "model_estimated_accuracy")
-    assert calm > 0.85, calm
-    realized = _gauge(dep, "model_realized_accuracy")
-    assert _gauge(dep, "model_realized_window_labels") > 0 and abs(realized - calm) < 0.08
+@pytest.fixture(scope="module")
+def phases(served_live, registered):
+    """Three windows of traffic, each labelled through /feedback: calm, shifted (a moves by 2.5), then
+    near the decision boundary (the labelling function unchanged); the /metrics text after each."""
+    nbmlops.set_store(registered)
+    dep, rng, seen = served_live, np.random.default_rng(1), {}
+    for name, rows in (("calm", _rows(WINDOW, rng)), ("shifted", _rows(WINDOW, rng, shift=2.5)),
+                       ("near", _rows(WINDOW, rng, near=True))):
+        _send_and_wait(dep, rows, rng)
+        seen[name] = call(dep, "GET", "/metrics")[1]
+    return seen
 
-    _send_and_wait(dep, _rows(WINDOW, rng, shift=2.5), rng)  # one window of shifted traffic: a and the prediction drift
-    assert _gauge(dep, "model_drift_share") >= 0.5
-    text = call(dep, "GET", "/metrics")[1]
-    drifted = samples(text, "model_feature_drift")
+
+def _value(text: str, name: str) -> float:
+    return samples(text, name)[(("model_name", "live"), ("model_version", "1"))]
+
+
+@pytest.mark.process
+def test_drifted_traffic_raises_drift_share_and_near_boundary_traffic_lowers_estimated_accuracy(phases):
+    calm, shifted, near = phases["calm"], phases["shifted"], phases["near"]
+    assert _value(calm, "model_drift_share") < 0.5
+    estimated = _value(calm, "model_estimated_accuracy")
+    assert estimated > 0.85, estimated
+    assert _value(calm, "model_realized_window_labels") > 0
+    assert abs(_value(calm, "model_realized_accuracy") - estimated) < 0.08
+
+    assert _value(shifted, "model_drift_share") >= 0.5  # a and the prediction drift
+    drifted = samples(shifted, "model_feature_drift")
     assert drifted[(("feature", "a"), ("model_name", "live"), ("model_version", "1"))] == 1.0
     assert set(k[0][1] for k in drifted) == {"a", "b"}  # one series per feature of the model, no more
-    assert samples(text, "model_window_out_of_range_values")[(("model_name", "live"), ("model_version", "1"))] > 0
+    assert _value(shifted, "model_window_out_of_range_values") > 0
 
-    _send_and_wait(dep, _rows(WINDOW, rng, near=True), rng)  # the labelling function unchanged, near its boundary
-    near = _gauge(dep, "model_estimated_accuracy")
-    assert near < calm - 0.1, (calm, near)
-    realized = _gauge(dep, "model_realized_accuracy")
-    assert realized < calm - 0.1 and abs(realized - near) < 0.12, (near, realized)
+    lower, realized = _value(near, "model_estimated_accuracy"), _value(near, "model_realized_accuracy")
+    assert lower < estimated - 0.1, (estimated, lower)
+    assert realized < estimated - 0.1 and abs(realized - lower) < 0.12, (lower, realized)
 
 
 @pytest.mark.process
-def test_monitor_json_and_windows_in_drift_history(monitored):
+def test_monitor_json_and_windows_in_drift_history(monitored, phases):
     dep = monitored
     status, answer, _ = call(dep, "GET", "/monitor")
     assert status == 200 and answer["window"] == WINDOW and answer["every"] == EVERY
@@ -165,6 +177,27 @@ def test_monitor_json_and_windows_in_drift_history(monitored):
     doc = get_summary(history.id[0])
     assert doc["window"]["rows"] == WINDOW and doc["window"]["deployment"] == "live"
     assert {"accuracy", "roc_auc", "f1"} <= set(doc["window"]["estimated"]) and doc["summary"]["n_columns"] == 2
+
+
+@pytest.mark.process
+@needs_promtool
+def test_the_monitor_alert_rules_take_their_thresholds_and_pass_promtool(monitored, tmp_path):
+    import subprocess
+
+    from test_prometheus import PROMTOOL
+
+    dep = monitored
+    dep.prometheus_config(tmp_path, drift_share=0.3, drift_windows=2, accuracy_floor=0.8, estimate_gap=0.05)
+    rules = (tmp_path / "nbmlops-live.rules.yml").read_text()
+    assert 'model_drift_share{job="nbmlops-live"} >= 0.3 and model_drifted_windows_in_a_row{job="nbmlops-live"} >= 2' \
+        in rules and 'model_estimated_accuracy{job="nbmlops-live"} < 0.8' in rules and ") > 0.05" in rules
+    done = subprocess.run([PROMTOOL, "check", "rules", str(tmp_path / "nbmlops-live.rules.yml")], capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0 and "SUCCESS" in done.stdout, done
+    with pytest.raises(InvalidInput, match="drift_windows must be a number of windows"):
+        dep.prometheus_config(tmp_path / "bad", drift_windows=0)
+    with pytest.raises(InvalidInput, match="accuracy_floor must be a positive number below 1"):
+        dep.prometheus_config(tmp_path / "bad", accuracy_floor=1.5)
 
 
 @pytest.mark.process
@@ -271,7 +304,7 @@ def test_new_categories_and_an_all_missing_column_are_counted(store):
     X = pd.DataFrame({"city": rng.choice(["paris", "oslo"], 600), "x": rng.normal(size=600)})
     y = (X.x > 0).astype(int)
     clf = make_pipeline(make_column_transformer((OneHotEncoder(handle_unknown="ignore"), ["city"]),
-                                                remainder="passthrough"), HistGradientBoostingClassifier()).fit(X, y)
+                                                remainder="passthrough"), HistGradientBoostingClassifier(max_iter=20)).fit(X, y)
     nbmlops.register_model(clf, "cities", reference=(X, y))
     window = pd.DataFrame({"city": rng.choice(["paris", "lima"], 200), "x": [np.nan] * 200})
     summary = _judge("cities/1", window)
