@@ -101,7 +101,7 @@ def _gauge(dep, name: str) -> float | None:
     return got
 
 
-def _send_and_wait(dep, X: pd.DataFrame, rng, label: bool = True, timeout: float = 30.0) -> dict:
+def _send_and_wait(dep, X: pd.DataFrame, rng, label: bool = True, timeout: float = 30.0, version: str = "1") -> dict:
     """Send ``X`` (a multiple of the monitor's ``every`` rows), then wait until a window holding its last
     row was judged (off the request path, within the monitor's CPU budget); returns that window."""
     _send(dep, X.iloc[:-50], rng, label)
@@ -109,7 +109,7 @@ def _send_and_wait(dep, X: pd.DataFrame, rng, label: bool = True, timeout: float
     _send(dep, X.iloc[-50:], rng, label)
     deadline = time.time() + timeout
     while time.time() < deadline:
-        latest = call(dep, "GET", "/monitor")[1]["versions"].get("1", {})
+        latest = call(dep, "GET", "/monitor")[1]["versions"].get(version, {})
         if (latest.get("last") or 0) >= sent and "drift_share" in latest:
             return latest
         time.sleep(0.1)
@@ -198,6 +198,30 @@ def test_the_monitor_alert_rules_take_their_thresholds_and_pass_promtool(monitor
         dep.prometheus_config(tmp_path / "bad", drift_windows=0)
     with pytest.raises(InvalidInput, match="accuracy_floor must be a positive number below 1"):
         dep.prometheus_config(tmp_path / "bad", accuracy_floor=1.5)
+
+
+@pytest.mark.process
+def test_an_alias_switch_gives_the_new_version_windows_of_its_own(store):
+    rng = np.random.default_rng(10)
+    X = _rows(1000, rng)
+    y = _labels(X, rng)
+    for c in (1.0, 0.01):
+        nbmlops.register_model(LogisticRegression(C=c).fit(X, y), "moving", reference=(X, y))
+    nbmlops.set_alias("moving", "prod", 1)
+    dep = nbmlops.serve("moving@prod", monitor=True, monitor_window=100, monitor_every=100, monitor_cpu=0.5,
+                        log_requests=False)
+    try:
+        first = _send_and_wait(dep, _rows(100, rng), rng, label=False)
+        nbmlops.set_alias("moving", "prod", 2)
+        deadline = time.time() + 20
+        while dep.predict(_rows(1, rng))["version"] != 2 and time.time() < deadline:
+            time.sleep(0.2)
+        second = _send_and_wait(dep, _rows(100, rng), rng, label=False, version="2")
+        versions = dep.monitor()["versions"]
+        assert second["version"] == 2 and second["rows"] == 100  # none of version 1's rows in it
+        assert versions["1"]["first"] == first["first"]  # the retired version keeps its last window
+    finally:
+        dep.stop()
 
 
 @pytest.mark.process

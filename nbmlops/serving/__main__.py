@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                                key=lambda v: info["versions"][v])), switches=info["switches"])
             if "switch" in event:
                 metrics.set_weights({int(v): w for v, w in info["versions"].items()})
+                if monitor is not None:  # the old version's window is memory no longer needed
+                    monitor.retire(event["switch"]["from"])
         if "switch_failed" in event:
             deployments.update(args.deployment, load_error=event["error"])
             print(f"nbmlops serving: {event['error']}", file=sys.stderr, flush=True)

@@ -151,6 +151,13 @@ class Monitor:
         while len(state.labels) > self.rows:
             state.labels.popitem(last=False)
 
+    def retire(self, version: int) -> None:
+        """A version no longer served (an alias moved on): its rows and labels go, its last window stays."""
+        state = self.versions.get(version)
+        if state is not None:
+            state.buf.clear()
+            state.labels.clear()
+
     # -- the monitor's thread ------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
