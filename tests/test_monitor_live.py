@@ -260,7 +260,8 @@ def test_a_version_without_reference_is_refused(store):
         nbmlops.serve("noref/1", monitor=True)
 
 
-def test_serve_magic_refuses_a_bad_window_in_one_line(ip, capsys):
+@pytest.mark.process
+def test_serve_magic_refuses_a_bad_window_in_one_line_and_serves_a_good_one(ip, capsys):
     from IPython.core.error import UsageError
 
     ip.run_cell("""
@@ -277,6 +278,14 @@ nbmlops.register_model(clf, "tiny", reference=(X, X[:, 0] > 0))
     with pytest.raises(UsageError, match="need monitor=True"):
         ip.run_line_magic("serve", "tiny --every 10")
     assert nbmlops.list_deployments(all=True).empty
+    ip.run_line_magic("serve", "tiny --monitor --window 1h --every 100 --no-log")
+    dep = nbmlops.get_deployment("tiny")
+    try:
+        assert {k: dep.monitor()[k] for k in ("window", "every", "max_rows")} == \
+            {"window": "1h", "every": 100, "max_rows": 100_000}
+        assert dep.doc["settings"]["monitor"] == {"window": "1h", "every": 100, "cpu": 0.02}
+    finally:
+        dep.stop()
 
 
 # --- the limits, on the real classes in this process ---------------------------------------------------------
