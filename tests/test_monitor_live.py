@@ -387,6 +387,23 @@ def test_a_regressor_gets_estimated_mae_beside_the_realized_one(store):
     assert not samples(text, "model_estimated_accuracy")  # no accuracy series for a regressor
 
 
+@needs_promtool
+def test_the_monitor_series_pass_promtool_lint(model):
+    import subprocess
+
+    from test_prometheus import PROMTOOL
+
+    served, metrics = ServedModel("live/1"), Metrics("live")
+    monitor = Monitor(metrics, 200, 10_000, record=False)
+    X = _rows(200, np.random.default_rng(11))
+    monitor.add(served, X.to_numpy().tolist(), served.predict_frame(X), "r")
+    monitor.judge(monitor.versions[1])
+    text = metrics.render()
+    assert b"model_estimated_accuracy{" in text and b"model_feature_drift{" in text
+    lint = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, timeout=30)
+    assert lint.returncode == 0 and lint.stdout == lint.stderr == b"", lint
+
+
 def test_a_time_window_keeps_the_rows_of_its_duration_only(model):
     served = ServedModel("live/1")
     monitor = Monitor(Metrics("live"), "1s", 10_000, record=False)
