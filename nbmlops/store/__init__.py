@@ -165,13 +165,15 @@ class Store:
         return self.root / "db" / "runs" / check_id("experiment", experiment_id)
 
     def run_file(self, experiment_id: str, run_id: str) -> DocFile[RunRecord]:
-        return DocFile(self.runs_dir(experiment_id) / f"{check_id('run', run_id)[:2]}.json")
+        return self._doc("runs", check_id("experiment", experiment_id), f"{check_id('run', run_id)[:2]}.json")
 
     def run_files(self, experiment_id: str) -> list[DocFile[RunRecord]]:
+        """The experiment's run shards, each the same cached DocFile as ``run_file``'s (a listing of
+        10,000 runs builds no new FileLocks)."""
         d = self.runs_dir(experiment_id)
         if not d.exists():
             return []
-        return [DocFile(p) for p in sorted(d.glob("??.json"))]
+        return [self._doc("runs", d.name, p.name) for p in sorted(d.glob("??.json"))]
 
     def run_docs(self, experiment_id: str) -> list[RunRecord]:
         """Every run document of an experiment; a damaged shard is reported and left out."""

@@ -133,16 +133,22 @@ def parse_order(spec: object) -> tuple[Callable[[dict[str, Any]], Any], bool]:
 
 
 def _sort(docs: list[dict[str, Any]], order_by: Iterable[str]) -> list[dict[str, Any]]:
+    """``docs`` stably sorted by each key (the first most significant); runs without a key's value
+    go last, either way. Each value is read once per key."""
     for spec in reversed(list(order_by)):
         get, desc = parse_order(spec)
-        present = [d for d in docs if get(d) is not None]
-        missing = [d for d in docs if get(d) is None]
+        keyed = [(get(d), d) for d in docs]
+        present = [kd for kd in keyed if kd[0] is not None]
         try:
-            present.sort(key=get, reverse=desc)
+            present.sort(key=_first, reverse=desc)
         except TypeError:
-            present.sort(key=lambda d: str(get(d)), reverse=desc)
-        docs = present + missing  # runs without the value go last, either way
+            present.sort(key=lambda kd: str(kd[0]), reverse=desc)
+        docs = [d for _, d in present] + [d for v, d in keyed if v is None]
     return docs
+
+
+def _first(kd: tuple[Any, Any]) -> Any:
+    return kd[0]
 
 
 def search_runs(experiment: str | list[str] | None = None, filter: str | None = None,
