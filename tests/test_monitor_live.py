@@ -173,6 +173,8 @@ def test_monitor_json_and_windows_in_drift_history(monitored, phases):
     history = nbmlops.drift_history("live")
     assert 3 <= len(history) <= _gauge(dep, "model_monitor_windows_total") and set(history.version) == {1}
     assert history.current.str.startswith("serving:live").all()
+    assert (history.deployment == "live").all() and history.drift_share.between(0, 1).all()
+    assert history.estimated_accuracy.between(0, 1).all()  # the live windows' numbers, as columns
     assert list(history.dataset_drift[::-1][:3]) == [False, True, False]  # oldest first
     doc = get_summary(history.id[0])
     assert doc["window"]["rows"] == WINDOW and doc["window"]["deployment"] == "live"

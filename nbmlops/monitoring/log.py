@@ -99,6 +99,17 @@ def history(model: str | None = None, limit: int = 100) -> Any:
              "n_drifted": d["summary"].get("n_drifted"), "n_columns": d["summary"].get("n_columns"),
              "drifted_columns": ", ".join(d["summary"].get("drifted_columns", [])[:10]),
              "reference": d.get("sources", {}).get("reference"), "current": d.get("sources", {}).get("current"),
-             "run_id": d.get("run_id")} for d in docs[:limit]]
+             "run_id": d.get("run_id"), **_live(d.get("window"))} for d in docs[:limit]]
     return pd.DataFrame(rows, columns=["id", "time", "model", "version", "dataset_drift", "n_drifted", "n_columns",
-                                       "drifted_columns", "reference", "current", "run_id"])
+                                       "drifted_columns", "reference", "current", "run_id", "deployment",
+                                       "drift_share", "estimated_accuracy", "realized_accuracy"])
+
+
+def _live(window: Any) -> dict[str, Any]:
+    """A live window's numbers (a deployment's monitor judged it): drift share, estimated and realized
+    accuracy (None where a report was not live, or an estimate or label was not available)."""
+    if not isinstance(window, dict):
+        return {}
+    return {"deployment": window.get("deployment"), "drift_share": window.get("drift_share"),
+            "estimated_accuracy": (window.get("estimated") or {}).get("accuracy"),
+            "realized_accuracy": (window.get("realized") or {}).get("accuracy")}
