@@ -80,6 +80,9 @@ def report_html(drift_id: str) -> str:
     """The saved HTML page of a logged report (hash checked), as logged."""
     doc = get_summary(drift_id)
     if not doc.get("html"):
+        if doc.get("window"):
+            raise NotFound(f"drift report {drift_id} is a window a deployment's monitor judged: it keeps its numbers "
+                           "(nbmlops.monitoring.log.get_summary), not an HTML page")
         raise NotFound(f"drift report {drift_id} was logged before reports kept their HTML page; "
                        "log the report again to keep it")
     return current_store(create=False).blobs.read_bytes(doc["html"]["sha256"]).decode()
