@@ -130,7 +130,7 @@ def _realized(predictions: list[Any], labels: list[Any], method: str | None) -> 
     if method == "dle":
         try:
             out["mae"] = float(np.mean([abs(float(p) - float(y)) for p, y in known]))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError):  # labels that are not numbers: no realized MAE, the label count stays
             pass
         return out
     out["accuracy"] = sum(str(p) == str(y) for p, y in known) / len(known)
