@@ -138,15 +138,20 @@ def _realized(predictions: list[Any], labels: list[Any], method: str | None) -> 
 
 
 def record_window(uri: str, deployment: str | None, summary: dict[str, Any], report: Any,
-                  first: int, last: int) -> DriftSummaryRecord:
+                  first: int, last: int, frame: Any = None, labels: list[Any] | None = None) -> DriftSummaryRecord:
     """Add a judged window to the drift history (``drift_history``) and to the version's monitoring
-    list; its full numbers are a blob, as a logged report's are (no HTML page: windows are many)."""
+    list; its full numbers are a blob, as a logged report's are, and so are its rows (``frame``, the
+    features and predictions, with ``labels`` as a ``target`` column): :func:`window_report` draws the
+    full report of it again, :func:`window_data` gives them back (no HTML page is kept: windows are many)."""
     store = current_store()
     sha, size = store.blobs.put_bytes(report.to_json().encode())
     version = get_model_version(uri)
     window: LiveWindowRecord = {"deployment": deployment, "rows": summary["rows"], "first": first, "last": last,
                                 "drift_share": summary["drift_share"], "estimated": summary["estimated"],
                                 "realized": summary["realized"]}
+    if frame is not None:
+        data_sha, data_size = store.blobs.put_bytes(_window_bytes(frame, labels))
+        window["data"] = {"sha256": data_sha, "size": data_size, "format": "parquet"}
     sources = {"reference": f"model:{version.name}/{version.version}",
                "current": f"serving:{deployment or version.name} (last {summary['rows']:,} rows)",
                "model": f"{version.name}/{version.version}"}
@@ -162,3 +167,61 @@ def record_window(uri: str, deployment: str | None, summary: dict[str, Any], rep
     except NotFound:  # the version was deleted while served: the history keeps the window
         pass
     return doc
+
+
+# -- a recorded window, back: its rows and its full report ---------------------------------------------
+def _window_bytes(frame: Any, labels: list[Any] | None) -> bytes:
+    """The window's rows as Parquet: features, ``prediction`` and the labels that arrived (``target``,
+    missing where none did). Labels of mixed types are kept as text."""
+    import io
+
+    data = frame.reset_index(drop=True).copy()
+    if labels is not None:
+        data[TARGET] = list(labels)
+    buf = io.BytesIO()
+    try:
+        data.to_parquet(buf, index=False)
+    except (TypeError, ValueError):  # pyarrow refuses a column of mixed types (labels 1 and "yes"): as text
+        for column in data.select_dtypes(include="object").columns:
+            data[column] = [None if v is None else str(v) for v in data[column]]
+        buf = io.BytesIO()
+        data.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def _recorded(drift_id: str) -> tuple[DriftSummaryRecord, LiveWindowRecord]:
+    from .log import get_summary  # the history's reader; live.py is imported lazily, log eagerly
+
+    doc = get_summary(drift_id)
+    window = doc.get("window")
+    if not window:
+        raise InvalidInput(f"drift report {drift_id} is not a window a deployment's monitor judged "
+                           "(nbmlops.drift_history() shows a deployment for those)")
+    if not window.get("data"):
+        raise NotFound(f"window {drift_id} was recorded before windows kept their rows: only its numbers remain")
+    return doc, window
+
+
+def window_data(drift_id: str) -> Any:
+    """The rows of a window the live monitor recorded (``drift_history()``'s id): the features as the
+    model saw them, ``prediction``, and ``target`` where a label arrived through ``/feedback``."""
+    import io
+
+    import pandas as pd
+
+    _, window = _recorded(drift_id)
+    blob = current_store(create=False).blobs.read_bytes(window["data"]["sha256"])  # hash checked
+    return pd.read_parquet(io.BytesIO(blob))
+
+
+def window_report(drift_id: str, correction: str | None = None) -> Any:
+    """The full drift report (a :class:`~nbmlops.monitoring.report.DriftReport`, with its pictures) of a
+    window the live monitor recorded, against the version's reference, computed again from its rows
+    with ``drift_report``'s tests: what the window's numbers in ``drift_history`` came from."""
+    doc, _ = _recorded(drift_id)
+    data = window_data(drift_id)
+    reference = get_model_version(f"{doc['model_name']}/{doc['model_version']}").reference()
+    reference = reference.drop(columns=[TARGET], errors="ignore")
+    columns = [c for c in reference.columns if c in data.columns]
+    return drift_report(reference[columns], data[columns], ColumnMapping(target=None), correction=correction,
+                        performance=False, progress=False)

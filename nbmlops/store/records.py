@@ -334,6 +334,7 @@ class LiveWindowRecord(TypedDict):
     drift_share: float
     estimated: dict[str, float]         # CBPE accuracy/roc_auc/f1 or DLE mae/rmse
     realized: dict[str, Any]            # from /feedback labels within the window, with their count
+    data: NotRequired[dict[str, Any]]   # its rows as a Parquet blob: sha256, size, format
 
 
 class FeatureField(TypedDict):
