@@ -296,7 +296,7 @@ def judge_window(uri: str, deployment: str | None, rows: list[Any], predictions:
     summary["estimate_method"] = ref.method
     summary["feature_names"] = model.schema.features or ref.features
     if report is not None and record is not None and (record or summary["dataset_drift"] != verdict):
-        doc = live.record_window(uri, deployment, summary, report, first or 0, last or 0)
+        doc = live.record_window(uri, deployment, summary, report, first or 0, last or 0, frame, labels)
         summary["drift_id"] = doc["id"]
     summary["cpu_s"] = round(clock() - cpu, 4)
     return summary
