@@ -15,7 +15,8 @@ from ._args import parse, usage_errors
 from ._progress import WidgetProgress
 
 USAGE = ("usage: %serve NAME[@ALIAS|/VERSION] [--port P] [--token T] [--name D] [--detach] "
-         "[--ab V=W,V=W] [--shadow V] [--restart] [--accuracy-window N] [--monitor [--window 1000|1h] [--every 500]] "
+         "[--ab V=W,V=W] [--shadow V] [--restart] [--accuracy-window N] "
+         "[--monitor [--window 1000|1h] [--every 500] [--on-drift retrain:PIPELINE]] "
          "[--prometheus DIR] | "
          "%serve --list | %serve --stop D | %serve --logs D | "
          "%serve --batch MODEL INPUT OUTPUT [--parallelism N]")
@@ -62,6 +63,8 @@ class Serve(Magics):
               "gauges, drift_history)")
     @argument("--window", metavar="ROWS|DURATION", help="with --monitor: rows per window (1000) or a duration (1h)")
     @argument("--every", metavar="ROWS", help="with --monitor: rows between two windows (500)")
+    @argument("--on-drift", metavar="retrain:PIPELINE", help="with --monitor: retrain with this pipeline on a "
+              "drifted window's labelled rows (retrain+promote:PIPELINE also moves the alias by the promotion rule)")
     @argument("--prometheus", metavar="DIR", help="write a Prometheus scrape config and alerting rules for "
               "this deployment into DIR (then: prometheus --config.file=DIR/prometheus.yml)")
     @argument("--batch", nargs=3, metavar=("MODEL", "INPUT", "OUTPUT"), help="score a file (CSV, Parquet, JSON Lines)")
@@ -93,7 +96,7 @@ class Serve(Magics):
                                 name=args.name, detach=args.detach, batching=not args.no_batching,
                                 log_requests=not args.no_log, ab=ab, shadow=args.shadow, restart=args.restart,
                                 accuracy_window=args.accuracy_window, monitor=args.monitor,
-                                monitor_window=args.window, monitor_every=args.every)
+                                monitor_window=args.window, monitor_every=args.every, on_drift=args.on_drift)
             if args.prometheus:
                 config = dep.prometheus_config(args.prometheus)
                 print(f"wrote a Prometheus config and alerting rules for {dep.name}: "

@@ -21,17 +21,19 @@ from typing import Any
 
 from .._util import new_id, now_ms
 from ..errors import InvalidInput, NbmlopsError, NotFound
-from ..monitoring import drift_report
+from ..monitoring import drift_report, live
+from ..monitoring.live import TARGET
 from ..monitoring.sources import read_file
 from ..registry import get_model_version, load_model, register_model, set_alias
 from ..registry.uri import check_alias, parse
 from ..store import SCHEMA, current_store
 from ..store.records import RetrainDecisionRecord
-from ..tracking.datasets import load_dataset, log_version
+from ..tracking.datasets import get_dataset_version, load_dataset, log_version
 from . import records
 from .pipeline import get_pipeline
 from .runner import StepFailed
 
+WINDOW = "window:"  # current="window:<id>": the rows of a window the live monitor recorded
 _FILES = (".csv", ".parquet", ".pq", ".json", ".jsonl", ".feather")  # read as files, not dataset references
 HIGHER_IS_BETTER = {"roc_auc": True, "accuracy": True, "f1": True, "r2": True, "rmse": False, "mae": False,
                     "log_loss": False}
@@ -66,12 +68,42 @@ def _frame(data: Any, what: str) -> Any:
 
     if isinstance(data, pd.DataFrame):
         return data
+    if isinstance(data, str) and data.startswith(WINDOW):
+        return _window_rows(data[len(WINDOW):], what)
     if isinstance(data, str):
         if Path(data).suffix.lower() in _FILES and Path(data).exists():
             return read_file(Path(data), what)
         return load_dataset(data)
-    raise InvalidInput(f"{what} is a DataFrame, a dataset reference ('customers@4') or a CSV/Parquet path, "
-                       f"not {type(data).__name__}")
+    raise InvalidInput(f"{what} is a DataFrame, a dataset reference ('customers@4'), a CSV/Parquet path or a "
+                       f"live window ('window:<id>' from drift_history), not {type(data).__name__}")
+
+
+def _window_rows(drift_id: str, what: str) -> Any:
+    """The rows of a window the live monitor recorded that got a label, the label as ``target``."""
+    rows = live.window_data(drift_id)
+    if TARGET not in rows.columns or rows[TARGET].isna().all():
+        raise InvalidInput(f"{what}: window {drift_id} has no labels yet (send them to the deployment's /feedback); "
+                           "retraining needs them")
+    return rows[rows[TARGET].notna()].drop(columns=["prediction"], errors="ignore").reset_index(drop=True)
+
+
+def _as_dataset(rows: Any, dataset: str, features: list[str], target: str | None) -> tuple[Any, str]:
+    """A window's labelled rows in the columns of ``dataset``'s latest version: its label column
+    (``target``, or the one column the model does not read) takes the labels; a column the window
+    lacks is refused, naming it."""
+    columns = get_dataset_version(dataset).columns
+    if target is None:
+        extra = [c for c in columns if c not in features]
+        if len(extra) != 1:
+            raise InvalidInput(f"say which column of dataset {dataset} holds the labels with target= (columns the "
+                               f"model does not read: {', '.join(map(str, extra)) or 'none'})")
+        target = str(extra[0])
+    rows = rows.rename(columns={TARGET: target})
+    lacking = [c for c in columns if c not in rows.columns]
+    if lacking:
+        raise InvalidInput(f"the window lacks columns of dataset {dataset} that the model does not read "
+                           f"({', '.join(map(str, lacking[:5]))}): retrain from a DataFrame that has them")
+    return rows[list(columns)], target
 
 
 def _score(metric: str, model: Any, X: Any, y: Any) -> float:
@@ -117,10 +149,12 @@ def retrain_on_drift(model: str, current: Any, pipeline: Any, *, threshold: floa
     ``threshold``: the share of the model's input columns that must drift (default 0.5, Evidently's
     dataset-drift rule). ``dataset``: the pipeline input the new data becomes a version of (default:
     its only external dataset input). ``held_out``: rows to score both models on (default: a seeded
-    ``holdout`` fraction of ``current``, kept out of training). ``train_data``: what to train on
-    instead of ``current`` minus the held-out rows (e.g. old and new data together). ``metric``:
-    roc_auc, accuracy, f1, r2, rmse, mae or log_loss (auto: roc_auc for binary classifiers with
-    probabilities, accuracy for other classifiers, r2 for regressors)."""
+    ``holdout`` fraction of ``current``, kept out of training). ``current`` may be a window the
+    live monitor recorded, ``"window:<id>"`` (``drift_history()``'s id): its rows that got a label,
+    the label under the dataset's label column (``serve(..., on_drift="retrain:PIPELINE")`` does this).
+    ``train_data``: what to train on instead of ``current`` minus the held-out rows (e.g. old and new
+    data together). ``metric``: roc_auc, accuracy, f1, r2, rmse, mae or log_loss (auto: roc_auc for
+    binary classifiers with probabilities, accuracy for other classifiers, r2 for regressors)."""
     # -- every check first: nothing is written before they pass ------------------------------------
     ref = parse(model)
     if ref.alias is None and ref.version is None:
@@ -169,6 +203,8 @@ def retrain_on_drift(model: str, current: Any, pipeline: Any, *, threshold: floa
     cols = [c for c in features if c in cur.columns and c in reference.columns]
     if not cols:
         raise InvalidInput(f"current has none of the model's input columns ({', '.join(features[:8])})")
+    if isinstance(current, str) and current.startswith(WINDOW):  # a window's labels take the dataset's label name
+        cur, target = _as_dataset(cur, dataset, features, target)
     scored = held if held is not None else cur
     if target is None:
         extra = [c for c in scored.columns if c not in features]
@@ -190,7 +226,8 @@ def retrain_on_drift(model: str, current: Any, pipeline: Any, *, threshold: floa
         "production": production.uri, "candidate": None, "threshold": threshold, "margin": margin,
         "auto_promote": bool(auto_promote), "pipeline": pipe.name, "pipeline_run": None, "dataset": None,
         "drift": {"drift_id": logged["id"], **{k: summary.get(k) for k in (
-            "dataset_drift", "share_drifted", "n_columns", "n_drifted", "drifted_columns", "rows")}},
+            "dataset_drift", "share_drifted", "n_columns", "n_drifted", "drifted_columns", "rows")},
+            **({"window": current[len(WINDOW):]} if isinstance(current, str) and current.startswith(WINDOW) else {})},
         "metrics": None, "decision": None, "reason": None,
     }
     share = f"{summary['n_drifted']} of {summary['n_columns']} input columns drifted ({summary['share_drifted']:.0%})"

@@ -22,6 +22,7 @@ from .app import LOOPBACK, create_app
 from .batching import Batcher
 from .metrics import ACCURACY_WINDOW, Metrics
 from .monitor import CPU_SHARE, EVERY, WINDOW, Monitor
+from .ondrift import RetrainPolicy
 from .reqlog import RequestLog
 from .router import Router
 
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--monitor-window", default=str(WINDOW), help="rows (1000) or a duration (1h) per window")
     p.add_argument("--monitor-every", type=int, default=EVERY, help="rows between two windows of a version")
     p.add_argument("--monitor-cpu", type=float, default=CPU_SHARE, help="share of one core the monitor may use")
+    p.add_argument("--on-drift", help="retrain:PIPELINE or retrain+promote:PIPELINE, for drifted windows")
     return p
 
 
@@ -150,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     port = sock.getsockname()[1]
     try:
         name = (store.deployments().get("id", args.deployment) or {}).get("name", args.deployment)
+        policy = RetrainPolicy(args.on_drift, args.model) if args.on_drift else None
         monitor = Monitor(metrics, args.monitor_window, args.monitor_every, name,
-                          cpu_share=args.monitor_cpu) if args.monitor else None
+                          cpu_share=args.monitor_cpu, policy=policy) if args.monitor else None
     except Exception as exc:
         print(f"nbmlops serving: bad monitor settings: {exc}", file=sys.stderr, flush=True)
         deployments.update(args.deployment, status="failed", error=str(exc))

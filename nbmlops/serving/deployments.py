@@ -34,6 +34,7 @@ from ..store.records import DeploymentRecord, DeploymentSettings
 from ..tracking import environment
 from .metrics import ACCURACY_WINDOW
 from .monitor import CPU_SHARE, EVERY, WINDOW, check_every, parse_window
+from .ondrift import parse_on_drift
 from .promconfig import Target, alert_rules, scrape_config
 from .reqlog import deployment_requests
 
@@ -414,7 +415,8 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
           ab: dict[Any, float] | None = None, shadow: int | str | None = None, timeout: float = 60,
           restart: bool = False, feedback_mb: int = 32, accuracy_window: int = ACCURACY_WINDOW,
           monitor: bool = False, monitor_window: int | str | None = None,
-          monitor_every: int | None = None, monitor_cpu: float | None = None) -> Deployment:
+          monitor_every: int | None = None, monitor_cpu: float | None = None,
+          on_drift: str | None = None) -> Deployment:
     """Serve a registered model from a background process; returns once it answers ``/health``.
     ``NAME@ALIAS`` follows the alias as it moves; ``ab={"churn/2": 0.9, "churn/3": 0.1}`` splits
     traffic (sticky by ``X-Request-Key``); ``shadow=3`` scores a copy of each request with version 3.
@@ -428,7 +430,9 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
     ``monitor_every`` rows (500) the last ``monitor_window`` rows (1000, or a duration: ``"1h"``) of a
     version against its monitoring reference (drift, data quality, estimated performance), as gauges,
     ``GET /monitor`` and windows in ``drift_history``; judging takes at most ``monitor_cpu`` of a
-    core (0.02), windows further apart when traffic outpaces it.
+    core (0.02), windows further apart when traffic outpaces it. ``on_drift="retrain:PIPELINE"`` hands
+    a recorded drifted window (its labelled rows) to ``retrain_on_drift`` in a process of its own, which
+    registers a candidate; ``"retrain+promote:PIPELINE"`` also moves the alias when its rule says so.
 
     >>> dep = nbmlops.serve("churn@production")
     >>> dep.predict(X_test.head(3))
@@ -446,6 +450,11 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
         raise InvalidInput(f"accuracy_window must be a number of labels from 1 to 10,000,000, got {accuracy_window!r}")
     version = get_model_version(model_uri)
     watch = _monitor_settings(monitor, monitor_window, monitor_every, monitor_cpu)
+    policy = parse_on_drift(on_drift)
+    if policy is not None:
+        if watch is None:
+            raise InvalidInput("on_drift acts on the live monitor's windows: it needs monitor=True (%serve --monitor)")
+        watch["on_drift"] = policy
     weights = _ab_weights(version.name, ab) if ab is not None else None
     if watch is not None:
         for v in weights or [version.version]:
@@ -500,6 +509,7 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
     if watch is not None:
         cmd += ["--monitor", "--monitor-window", str(watch["window"]), "--monitor-every", str(watch["every"]),
                 "--monitor-cpu", str(watch["cpu"])]
+        cmd += ["--on-drift", watch["on_drift"]] if watch.get("on_drift") else []
     env = {**os.environ, "NBMLOPS_SERVE_TOKEN": token or "", "NBMLOPS_SERVE_ADMIN_TOKEN": doc["admin_token"]}
     with store.deployments().edit() as docs:  # the check that no other process started this name is under the same lock
         rival = _rival(docs.all(), name)

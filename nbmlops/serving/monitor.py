@@ -90,12 +90,13 @@ class Monitor:
 
     def __init__(self, metrics: Metrics, window: int | str = WINDOW, every: int = EVERY,
                  deployment: str | None = None, record: bool = True, correction: str | None = None,
-                 record_every: float = RECORD_EVERY, cpu_share: float = CPU_SHARE) -> None:
+                 record_every: float = RECORD_EVERY, cpu_share: float = CPU_SHARE, policy: Any = None) -> None:
         self.window, self.every = parse_window(window), check_every(every)
         self.seconds = seconds(self.window)
         self.rows = MAX_ROWS if self.seconds is not None else int(self.window)
         self.metrics, self.deployment, self.record, self.correction = metrics, deployment, record, correction
         self.record_every, self.cpu_share = record_every, cpu_share
+        self.policy = policy  # what a drifted window sets off (serving.ondrift.RetrainPolicy), or None
         self._pool: Any = None
         self.versions: dict[int, _Version] = {}
         self._pending: deque[_Version] = deque()
@@ -204,6 +205,10 @@ class Monitor:
         if "drift_id" in summary:
             state.recorded, state.verdict = time.time(), summary["dataset_drift"]
         summary.pop("feature_names", None)
+        if self.policy is not None:
+            job = self.policy.after(model.name, model.version, summary)
+            if job is not None:
+                summary["retrain"] = job
         summary["judge_s"] = round(time.perf_counter() - started, 4)  # the window's cost, store write included
         self.metrics.window_done(model.version, summary["judge_s"])
         state.latest = {**head, **summary, "windows": state.windows}

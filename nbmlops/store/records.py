@@ -519,6 +519,7 @@ class DriftEvidence(TypedDict):
     n_drifted: int
     drifted_columns: list[str]
     rows: dict[str, int]        # reference, current
+    window: NotRequired[str]    # the live monitor's drifted window (drift history id) it retrained on
 
 
 class DecisionMetrics(TypedDict):
