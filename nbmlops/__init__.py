@@ -54,6 +54,7 @@ _API: dict[str, str] = {
     # monitoring
     **dict.fromkeys(("drift_report", "drift_history", "DriftReport", "ColumnMapping"), "monitoring"),
     **dict.fromkeys(("CBPE", "DLE", "estimator_for"), "monitoring.estimate"),
+    **dict.fromkeys(("window_report", "window_data"), "monitoring.live"),
     "drift_widget": "widgets.drift",
     # export
     "export_mlflow": "export.mlflow", "import_mlflow": "export.mlflow_import", "export_feast": "export.feast",
@@ -89,6 +90,7 @@ if TYPE_CHECKING:
     from .info import store_info
     from .monitoring import ColumnMapping, DriftReport, drift_history, drift_report
     from .monitoring.estimate import CBPE, DLE, estimator_for
+    from .monitoring.live import window_data, window_report
     from .pipelines import (
         Pipeline,
         export_kfp,
