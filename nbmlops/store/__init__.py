@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 from ..errors import InvalidInput, StoreError
 from .blobs import BlobStore
 from .documents import DamagedFile, DocFile, Docs, atomic_write, readable_docs
-from .logs import AppendLog, RotatingLog, read_lines
+from .logs import AppendLog, RotatingLog, read_blocks, read_lines
 from .procs import own_start, pid_alive, pid_space, proc_start
 from .records import (
     CacheEntryRecord,
@@ -49,8 +49,8 @@ from .records import (
 )
 
 __all__ = ["Store", "DocFile", "Docs", "DamagedFile", "readable_docs", "AppendLog", "RotatingLog", "read_lines",
-           "SCHEMA", "current_store", "set_store", "locate", "check_id", "resolve_named", "pid_alive", "pid_space",
-           "proc_start", "own_start", "chosen_store"]
+           "read_blocks", "SCHEMA", "current_store", "set_store", "locate", "check_id", "resolve_named", "pid_alive",
+           "pid_space", "proc_start", "own_start", "chosen_store"]
 
 SCHEMA = 1
 MARKER = "STORE.json"
