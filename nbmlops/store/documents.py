@@ -206,6 +206,10 @@ class Docs(Generic[D]):
     def insert(self, doc: D) -> None:
         self._t.insert(doc)
 
+    def insert_many(self, docs: Iterable[D]) -> None:
+        """Insert several documents in one write (``insert`` rewrites the file once per document)."""
+        self._t.insert_multiple(docs)
+
     def update(self, fields: dict[str, Any], **match: Any) -> int:
         """Set ``fields`` on every document matching; how many were changed."""
         return len(self._t.update(fields, _query(match)))
