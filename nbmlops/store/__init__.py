@@ -31,6 +31,7 @@ from typing import Any, BinaryIO
 from ..errors import InvalidInput, StoreError
 from .blobs import BlobStore
 from .documents import DamagedFile, DocFile, Docs, atomic_write, readable_docs
+from .index import RunTable, run_table
 from .logs import AppendLog, RotatingLog, read_blocks, read_lines
 from .procs import own_start, pid_alive, pid_space, proc_start
 from .records import (
@@ -178,6 +179,11 @@ class Store:
     def run_docs(self, experiment_id: str) -> list[RunRecord]:
         """Every run document of an experiment; a damaged shard is reported and left out."""
         return readable_docs(self.run_files(experiment_id))
+
+    def run_table(self, experiment_id: str) -> RunTable:
+        """The experiment's runs as columns (``store/index.py``): what searches filter, sort and show,
+        from the summary index and the run shards changed since it was written."""
+        return run_table(self.root, check_id("experiment", experiment_id), self.run_files(experiment_id))
 
     def metric_log(self, run_id: str) -> Path:
         return self.root / "logs" / "metrics" / f"{check_id('run', run_id)}.jsonl"
