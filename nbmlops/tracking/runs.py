@@ -31,7 +31,7 @@ from .entities import RunData, RunInfo
 from .fingerprint import fingerprint
 from .names import random_name
 from .session import active_run, pop_run, push_run, tracking_store
-from .stale import metric_points, metric_summaries, register_active, unregister_active
+from .stale import FLOAT_MAX, metric_points, metric_summaries, register_active, unregister_active
 
 # old names, until tests/conftest.py uses session's public ones
 
@@ -59,7 +59,9 @@ def _metric_value(key: str, value: Any) -> float | int:
             raise InvalidInput(f"metric {key!r} is {value}: metrics must be finite numbers")
         return value
     if t is int:
-        return value
+        if -FLOAT_MAX <= value <= FLOAT_MAX:
+            return value
+        raise InvalidInput(f"metric {key!r} is an integer of {value.bit_length()} bits: too large for a float")
     if isinstance(value, (str, bytes, bool)) or not hasattr(value, "__float__"):
         raise InvalidInput(f"metric {key!r} must be a number, got {type(value).__name__} {value!r:.80}")
     number = float(value)

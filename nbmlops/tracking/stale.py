@@ -3,20 +3,22 @@ open the store marks it KILLED (with metric summaries rebuilt from its log)."""
 
 from __future__ import annotations
 
-import math
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
-from ..store import SCHEMA, DamagedFile, Store, own_start, pid_alive, pid_space, read_lines
+from ..store import SCHEMA, DamagedFile, Store, own_start, pid_alive, pid_space, read_blocks
 from ..store.records import ActiveRecord, MetricSummary, RunRecord
 from . import environment
 
-__all__ = ["register_active", "unregister_active", "sweep_stale_runs", "metric_summaries", "metric_points"]
+__all__ = ["register_active", "unregister_active", "sweep_stale_runs", "metric_summaries", "metric_points",
+           "FLOAT_MAX"]
 
+FLOAT_MAX = int(sys.float_info.max)  # a larger integer is no float: no chart, summary or export can take it
 
 
 def register_active(store: Store, doc: RunRecord) -> None:
@@ -69,17 +71,21 @@ def _mark_killed(store: Store, a: dict[str, Any], host: str) -> bool:
 
 def metric_points(path: Path, skipped: list[int] | None = None) -> Iterator[list[Any]]:
     """The points ``[key, step, timestamp, value]`` of a metric log. A line cut short by a crash, or
-    one that is not a point (wrong shape or types), is skipped and counted in ``skipped[0]``."""
+    one that is not a point (wrong shape or types, a value that is not a finite float), is skipped
+    and counted in ``skipped[0]``. Read a block at a time: memory stays bounded however long the log."""
     counts: dict[str, int] = {}
-    for line in read_lines(path, counts):
-        if (isinstance(line, list) and len(line) == 4 and isinstance(line[0], str)
-                and all(type(x) is int for x in line[1:3]) and type(line[3]) in (int, float)
-                and math.isfinite(line[3])):  # json reads NaN and Infinity; log_metric never writes them
-            yield line
-        elif skipped is not None:
-            skipped[0] += 1
+    bad = 0
+    top = FLOAT_MAX
+    for items in read_blocks(path, counts):
+        # one comprehension per block, no call per point: json reads NaN and Infinity (v - v != 0),
+        # log_metric never writes them
+        good = [p for p in items if type(p) is list and len(p) == 4 and type(p[0]) is str and type(p[1]) is int
+                and type(p[2]) is int and ((type(v := p[3]) is float and v - v == 0.0)
+                                           or (type(v) is int and -top <= v <= top))]
+        bad += len(items) - len(good)
+        yield from good
     if skipped is not None:
-        skipped[0] += counts.get("skipped", 0)
+        skipped[0] += bad + counts.get("skipped", 0)
 
 
 def metric_summaries(store: Store, run_id: str) -> dict[str, MetricSummary]:
