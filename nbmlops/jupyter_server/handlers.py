@@ -32,7 +32,8 @@ from . import artifacts, data, stores, views
 STATIC = Path(__file__).parent / "static"
 _JS = "application/javascript; charset=UTF-8"
 # loaded in this order by index.html: helpers, charts, then one file per view, then the router
-SCRIPTS = ("core.js", "charts.js", "home.js", "run.js", "compare.js", "model.js", "deployment.js", "app.js")
+SCRIPTS = ("core.js", "charts.js", "home.js", "run.js", "compare.js", "model.js", "drift.js", "deployment.js",
+           "app.js")
 ASSETS = {"app.css": "text/css; charset=UTF-8", **dict.fromkeys(SCRIPTS, _JS)}
 CHUNK = 256 * 1024
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="nbmlops-dashboard")

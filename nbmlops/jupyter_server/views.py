@@ -10,6 +10,7 @@ from typing import Any
 import nbmlops
 
 from ..errors import InvalidInput, NotFound, ServingError
+from ..monitoring.timeline import monitor_timeline
 from ..registry.uri import check_name, parse
 from ..tracking.curves import metric_curves
 from . import prom
@@ -113,25 +114,26 @@ def _signature(sig: dict[str, Any]) -> dict[str, Any]:
 
 
 def drift_timeline(name: str, version: int) -> dict[str, Any]:
-    """The drift summaries logged against one version (the last 100 the registry keeps), oldest first:
-    share of drifted columns, the threshold, and the performance fields when the report had them."""
+    """One version's monitoring timeline (``monitor_timeline``), oldest first: the live windows and logged
+    reports (share of drifted columns against the threshold, estimated vs realized performance) and the
+    moves of the aliases its deployments follow, to and from it. ``share_drifted`` is a point's share,
+    ``drift_share`` the threshold (the names of the stored summary)."""
     mv = nbmlops.get_model_version(f"{check_name(name)}/{version}")
+    tl = monitor_timeline(mv.name, mv.version)
     points = []
-    for m in mv.doc.get("monitoring", []):
-        perf = m.get("performance") or {}
-        point = {"time": m.get("time"), "id": m.get("drift_id"), "share_drifted": m.get("share_drifted"),
-                 "drift_share": m.get("drift_share"), "dataset_drift": m.get("dataset_drift"),
-                 "n_drifted": m.get("n_drifted"), "n_columns": m.get("n_columns"),
-                 "drifted_columns": (m.get("drifted_columns") or [])[:10],
-                 "rows": m.get("rows"), "task": perf.get("task"),
-                 "reference": perf.get("reference"), "current": perf.get("current")}
-        for key in ("estimated", "realized"):  # estimated (e.g. from confidence) vs realized (from labels)
-            value = m.get(f"{key}_performance", perf.get(key))
-            if value is not None:
-                point[key] = value
+    for w in tl.window_records:
+        point = {"time": w["time"], "id": w["id"], "kind": w["kind"], "deployment": w["deployment"],
+                 "first": w["first"], "last": w["last"], "rows": w["rows"], "share_drifted": w["drift_share"],
+                 "drift_share": w["threshold"], "dataset_drift": w["drifted"], "n_drifted": w["n_drifted"],
+                 "n_columns": w["n_columns"], "drifted_columns": w["drifted_columns"][:10], "page": w["page"],
+                 "labels": w["labels"], "method": w["method"]}
+        for side in ("estimated", "realized"):  # estimated (CBPE, DLE) vs realized (from labels)
+            point[side] = {m: w[f"{side}_{m}"] for m in ("accuracy", "roc_auc", "f1", "mae")
+                           if w.get(f"{side}_{m}") is not None}
         points.append(point)
-    points.sort(key=lambda p: p["time"] or 0)
-    return _json({"name": mv.name, "version": mv.version, "aliases": mv.aliases, "points": points})
+    return _json({"name": mv.name, "version": mv.version, "aliases": mv.aliases, "metric": tl.metric,
+                  "threshold": tl.threshold, "followed": tl.aliases, "truncated": tl.truncated,
+                  "deployments": tl.deployments, "switches": tl.switch_records, "points": points})
 
 
 # ------------------------------------------------------------------ deployment, live

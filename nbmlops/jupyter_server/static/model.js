@@ -1,6 +1,6 @@
 // nbmlops dashboard, a model version (#/model/<name>/<version>, #/model/<name> = its latest): lineage drawn
-// (dataset versions -> run -> version -> deployments -> drift reports) and alias history; and a version's
-// drift timeline (#/drift/<model>/<version>): share of drifted columns over time, performance when recorded.
+// (dataset versions -> run -> version -> deployments -> drift reports) and alias history. A version's drift
+// timeline (#/drift/<model>/<version>) is drift.js.
 (function () {
   "use strict";
 
@@ -88,57 +88,6 @@
       var ah = NB.section("Alias history of " + v.name, "alias-history");
       ah.appendChild(historyTable(v.alias_history.slice().reverse(), "alias-history-table"));
       view.appendChild(ah);
-    });
-  };
-
-  function perfSeries(points) {  // {metric: [{label, x, y, dashed}]} from reference / current / estimated / realized
-    var out = {};
-    ["reference", "current", "estimated", "realized"].forEach(function (side) {
-      points.forEach(function (p) {
-        var values = p[side];
-        if (!values || typeof values !== "object") { return; }
-        Object.keys(values).forEach(function (k) {
-          if (typeof values[k] !== "number") { return; }
-          out[k] = out[k] || {};
-          var s = out[k][side] = out[k][side] || { label: side, x: [], y: [], dashed: side === "reference" || side === "estimated" };
-          s.x.push(p.time); s.y.push(values[k]);
-        });
-      });
-    });
-    return out;
-  }
-
-  NB.views.drift = function (args, query, view) {
-    var name = args[0], version = args[1];
-    return NB.api("models/" + NB.enc(name) + "/versions/" + NB.enc(version) + "/drift").then(function (d) {
-      NB.crumbs([["models", []], [d.name, ["model", d.name]], ["v" + d.version, ["model", d.name, d.version]], ["drift"]]);
-      view.appendChild(el("h2", { "class": "page-title", "data-testid": "drift-title", text: "Drift of " + d.name + " v" + d.version }));
-      var pts = d.points;
-      if (!pts.length) { view.appendChild(el("p", { "class": "muted", text: "no drift report was logged against this version" })); return; }
-      var threshold = pts[pts.length - 1].drift_share;
-      view.appendChild(NB.lineChart({ title: "share of drifted columns" + (threshold ? " (line: the dataset-drift threshold " + threshold + ")" : ""),
-        testid: "drift-chart", xTime: true, width: 640, height: 240, yScale: NB.niceScale(0, 1, 5),
-        bands: threshold ? [{ y: threshold }] : [],
-        series: [{ label: "share drifted", x: pts.map(function (p) { return p.time; }), y: pts.map(function (p) { return p.share_drifted; }) }] }));
-      var perf = perfSeries(pts), keys = Object.keys(perf).sort();
-      if (keys.length) {
-        var ps = NB.section("Performance", "drift-performance");
-        var charts = el("div", { "class": "charts" });
-        keys.forEach(function (k) {
-          var series = ["reference", "estimated", "current", "realized"].filter(function (s) { return perf[k][s]; }).map(function (s) { return perf[k][s]; });
-          charts.appendChild(NB.lineChart({ title: k, key: k, testid: "performance-chart", xTime: true, series: series, legend: true }));
-        });
-        ps.appendChild(charts);
-        view.appendChild(ps);
-      }
-      var list = NB.section("Reports", "drift-reports");
-      list.appendChild(el("table", { "class": "kvtable" }, [el("tbody", {}, pts.slice().reverse().map(function (p) {
-        return el("tr", { "data-testid": "drift-point" }, [el("td", {}, [NB.timeEl(p.time)]),
-          el("td", { text: p.dataset_drift ? "DRIFT" : "no drift" }),
-          el("td", { text: text(p.n_drifted) + " of " + text(p.n_columns) + (p.drifted_columns.length ? ": " + p.drifted_columns.join(", ") : "") }),
-          el("td", {}, [p.id ? el("a", { href: NB.API + "drift/" + NB.enc(p.id) + "/html", target: "_blank", rel: "noopener noreferrer", text: "open report" }) : ""])]);
-      }))]));
-      view.appendChild(list);
     });
   };
 }());
