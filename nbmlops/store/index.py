@@ -30,13 +30,10 @@ import warnings
 from collections.abc import Iterable
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import StoreError
 from .documents import DamagedFile, DocFile, atomic_write
-
-if TYPE_CHECKING:
-    import numpy as np
 
 FORMAT = "nbmlops-run-index"
 VERSION = 1
@@ -67,7 +64,7 @@ class Column:
         """The values of ``rows`` as the documents hold them (None: no value)."""
         if isinstance(self.values, list):
             vals = self.values
-            return [vals[i] for i in rows]
+            return vals[rows] if isinstance(rows, slice) else [vals[i] for i in rows]
         import numpy as np  # numpy: heavy, only once a search runs
 
         picked = self.values[rows]
@@ -324,7 +321,8 @@ def concat(tables: list[RunTable]) -> RunTable:
         for k in names:
             parts = [t.kind(kind).get(k) for t in tables]
             if all(p is None or p.numeric for p in parts):
-                values = np.concatenate([np.full(t.n, np.nan) if p is None else p.values for t, p in zip(tables, parts)])
+                values = np.concatenate([np.full(t.n, np.nan) if p is None else p.values
+                                         for t, p in zip(tables, parts)])
             else:
                 values = list(chain.from_iterable([None] * t.n if p is None else p.python(slice(None))
                                                   for t, p in zip(tables, parts)))

@@ -1,24 +1,26 @@
 """A run listing: read the runs once, then filter, sort and page them many times cheaply.
 
 What a runs browser (the widget, the dashboard) needs: ``search_runs`` builds one DataFrame of
-every run on each call; a ``RunListing`` keeps the run documents it read, answers a query (a
-``search_runs`` filter, or plain text matched against run names, ids and tags) with a
-``RunSelection``, and builds a DataFrame only for the page shown.
+every run on each call; a ``RunListing`` keeps the runs it read (the store's summary index, as
+columns: ``tracking/selection.py``), answers a query (a ``search_runs`` filter, or plain text
+matched against run names, ids and tags) with a ``RunSelection`` of row numbers, and builds a
+DataFrame only for the page shown.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInput
 from ..store import current_store
-from . import experiments
+from . import experiments, selection
 from .lookup import find_run_doc
-from .search import _ATTRS, _getter, parse_filter, runs_frame
+from .search import _ATTRS, Clause, _field, parse_clauses
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 BASE_COLUMNS = ("run_name", "status", "start_time", "duration")
@@ -35,31 +37,31 @@ def looks_like_filter(text: str) -> bool:
     return bool(_FILTER_LIKE.search(text))
 
 
-def _sort_key(column: str, names: dict[str, str]) -> Callable[[dict[str, Any]], Any]:
+def _column_field(column: str) -> tuple[str, str]:
     if column == "experiment":
-        return lambda d: names.get(d["experiment_id"])
+        return "experiment", ""
     if column == "run_id":
-        return lambda d: d["id"]
-    return _getter(column)
+        return "attributes", "id"
+    return _field(column)
 
 
 class RunSelection:
     """The runs a query kept, in order: ``total``, ``ids``, ``page(offset, limit)``, ``values(column)``."""
 
-    def __init__(self, listing: RunListing, docs: list[dict[str, Any]]) -> None:
+    def __init__(self, listing: RunListing, rows: np.ndarray) -> None:
         self.listing = listing
-        self._docs = docs
+        self._rows = rows
 
     @property
     def total(self) -> int:
-        return len(self._docs)
+        return len(self._rows)
 
     def __len__(self) -> int:
-        return len(self._docs)
+        return len(self._rows)
 
     @property
     def ids(self) -> list[str]:
-        return [d["id"] for d in self._docs]
+        return selection.column(self.listing.table, "attributes", "id", self._rows, {})
 
     def page(self, offset: int = 0, limit: int = 50) -> pd.DataFrame:
         """Rows ``offset`` to ``offset + limit`` as ``search_runs``' DataFrame; its columns are every
@@ -69,12 +71,13 @@ class RunSelection:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidInput(f"limit must be a positive integer, got {limit!r}")
         lst = self.listing
-        return runs_frame(self._docs[offset:offset + limit], lst.experiments, lst.params, lst.metrics, lst.tags)
+        return selection.frame(lst.table, self._rows[offset:offset + limit], lst.experiments, lst.params,
+                               lst.metrics, lst.tags)
 
     def values(self, column: str) -> list[Any]:
         """One column's value for every selected run, in order (None where a run has none)."""
-        get = _sort_key(column, self.listing.experiments)
-        return [get(d) for d in self._docs]
+        kind, key = _column_field(column)
+        return selection.column(self.listing.table, kind, key, self._rows, self.listing.experiments)
 
 
 class RunListing:
@@ -93,20 +96,19 @@ class RunListing:
         self.experiment: str | None = exps[0]["name"] if experiment is not None else None
         self.experiments: dict[str, str] = {e["id"]: e["name"] for e in exps}
         self.include_deleted = include_deleted
-        docs = [d for e in exps for d in store.run_docs(e["id"]) if include_deleted or not d.get("deleted")]
-        docs.sort(key=lambda d: d["start_time"], reverse=True)  # newest first: the order of ties in any sort
-        self._docs = docs
+        self.table = selection.runs_table(store, list(self.experiments))
+        rows = selection.select(self.table, [], include_deleted)
+        self._rows = selection.order(self.table, rows, "attributes", "start_time", True)  # newest first: ties
         self._keys()
 
     def _keys(self) -> None:
-        docs = self._docs
-        self.params: list[str] = sorted({k for d in docs for k in d["params"]})
-        self.metrics: list[str] = sorted({k for d in docs for k in d["metrics"]})
-        self.tags: list[str] = sorted({k for d in docs for k in d["tags"]})
+        self.params: list[str] = selection.keys_of(self.table, "params", self._rows)
+        self.metrics: list[str] = selection.keys_of(self.table, "metrics", self._rows)
+        self.tags: list[str] = selection.keys_of(self.table, "tags", self._rows)
         self._text: list[str] | None = None
 
     def __len__(self) -> int:
-        return len(self._docs)
+        return len(self._rows)
 
     @property
     def columns(self) -> list[str]:
@@ -121,59 +123,58 @@ class RunListing:
         among ties; runs without a value last). ``query`` is a ``search_runs`` filter
         (``metrics.acc > 0.9 and params.model = 'rf'``) or plain words, found case-insensitively in
         run names, ids and tags (``key=value``). A malformed filter raises ``InvalidInput``."""
-        docs = self._docs
+        rows = self._rows
         text = (query or "").strip()
         if text:
             try:
-                keep: Callable[[dict[str, Any]], bool] | None = parse_filter(text)
+                clauses: list[Clause] | None = parse_clauses(text)
             except InvalidInput:
                 if looks_like_filter(text):
                     raise
-                keep = None
-            if keep is not None:
-                docs = [d for d in docs if keep(d)]
+                clauses = None
+            if clauses is not None:
+                rows = rows[selection.matches(self.table, clauses)[rows]]
             else:
                 words = text.lower().split()
                 hay = self._haystack()
-                docs = [d for d, h in zip(docs, hay) if all(w in h for w in words)]
+                rows = rows[[all(w in h for w in words) for h in hay]]
         if sort:
-            docs = self._sorted(docs, sort, descending)
-        return RunSelection(self, docs)
+            rows = self._sorted(rows, sort, descending)
+        return RunSelection(self, rows)
 
     def _haystack(self) -> list[str]:
+        """Per listed run, in order: its name, id and tags as key=value, lower case."""
         if self._text is None:
-            self._text = [" ".join([d["name"], d["id"], *(f"{k}={v}" for k, v in d["tags"].items())]).lower()
-                          for d in self._docs]
+            t, ids = self.table, self._rows.tolist()
+            tags = [(k, c.values if isinstance(c.values, list) else c.python(slice(None)), c.present)
+                    for k, c in t.tags.items()]
+            self._text = [" ".join([t.attrs["name"][i], t.attrs["id"][i],
+                                    *(f"{k}={v[i]}" for k, v, p in tags if p[i])]).lower() for i in ids]
         return self._text
 
-    def _sorted(self, docs: list[dict[str, Any]], column: str, descending: bool) -> list[dict[str, Any]]:
+    def _sorted(self, rows: np.ndarray, column: str, descending: bool) -> np.ndarray:
         if column not in self.columns and column != "run_id":
             raise InvalidInput(f"cannot sort by {column!r}: choose one of the columns "
                                f"({', '.join(self.columns[:12])}{', …' if len(self.columns) > 12 else ''})")
-        get = _sort_key(column, self.experiments)
-        keyed = [(get(d), d) for d in docs]
-        present = [p for p in keyed if p[0] is not None]
-        missing = [d for v, d in keyed if v is None]
-        try:
-            present.sort(key=lambda p: p[0], reverse=descending)
-        except TypeError:  # mixed types (a param logged as 3 in one run and "3" in another): as text
-            present.sort(key=lambda p: str(p[0]), reverse=descending)
-        return [d for _, d in present] + missing
+        kind, key = _column_field(column)
+        return selection.order(self.table, rows, kind, key, descending, self.experiments)
 
     def update(self, run_ids: Iterable[str]) -> None:
         """Read these runs again (after tagging or deleting them): changed ones are replaced in
-        place, deleted ones leave the listing (unless it includes deleted runs)."""
+        place, deleted ones leave the listing (unless it includes deleted runs); no other run
+        joins or leaves it."""
+        import numpy as np  # numpy: heavy, imported by the first search that needs it
+
         store = current_store(create=False)
-        fresh = {}
         for run_id in run_ids:
-            doc = find_run_doc(store, run_id)
-            fresh[doc["id"]] = doc
-        docs = []
-        for d in self._docs:
-            new = fresh.get(d["id"], d)
-            if self.include_deleted or not new.get("deleted"):
-                docs.append(new)
-        self._docs = docs
+            find_run_doc(store, run_id)  # an unknown id is refused, as before
+        old = selection.column(self.table, "attributes", "id", self._rows, {})
+        self.table = selection.runs_table(store, list(self.experiments))
+        where = {run_id: i for i, run_id in enumerate(self.table.attrs["id"])}
+        rows = [where[r] for r in old if r in where]
+        if not self.include_deleted:
+            rows = [r for r in rows if not self.table.deleted[r]]
+        self._rows = np.array(rows, dtype=np.int64)
         self._keys()
 
 
