@@ -240,7 +240,7 @@ def test_wide_data_shows_progress_drifted_first_and_the_rest_collapsed():
     html = report._repr_html_()
     from nbmlops.display.drift import MAX_PLOTS
 
-    assert html.count("<img") == MAX_PLOTS and "pictures of 940 more columns left out" in html
+    assert html.count("<svg") == MAX_PLOTS and "pictures of 940 more columns left out" in html
     assert html.index("<b>n0</b>") < html.index("columns without drift</summary>")
     assert "<details style" in html  # collapsed, not open
     assert len(html) < 2_000_000

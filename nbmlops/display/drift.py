@@ -1,7 +1,8 @@
 """HTML of a drift report (``DriftReport.html()``): inline styles only (survives nbconvert and
-notebook sanitizers), every user string escaped, pictures embedded as PNG data URIs. The inline
+notebook sanitizers), every user string escaped, pictures as inline SVG (``plots``). The inline
 output has no script; the saved page adds a few lines of our own JavaScript to sort the tables
-by a click on a heading.
+by a click on a heading. ``DriftReport`` renders once and keeps the result for its inline view,
+``html()`` and ``save()``.
 
 Drifted columns come first and are shown open; the columns without drift and those not tested
 sit in collapsed ``<details>``, so 1,000 columns stay readable. Pictures are drawn for at most
@@ -15,7 +16,7 @@ from html import escape
 from typing import Any
 
 from .html import badge
-from .plots import distribution_png, errors_png, windows_png
+from .plots import distribution_svg, errors_svg, windows_svg
 from .style import AMBER, BORDER, FAINT, GREEN, MUTED, MUTED_CSS, RED, RULE, SUBTLE, TEXT
 
 MAX_PLOTS = 60
@@ -72,12 +73,6 @@ def details(summary: str, body: str, open_: bool = False) -> str:
             f"{summary}</summary>{body}</details>")
 
 
-def img(uri: str | None, alt: str, width: int = 260) -> str:
-    if not uri:
-        return ""
-    return f'<img src="{uri}" alt="{e(alt)}" style="width:{width}px;max-width:100%;display:block">'
-
-
 def _side(stats: dict[str, Any], kind: str) -> str:
     if not stats:
         return "—"
@@ -104,8 +99,7 @@ def column_rows(cols: list[Any], plots: set[str]) -> tuple[list[list[str]], list
         test = (f"{e(c.stattest_label or c.stattest)}<br><span style=\"{_MUTED};font-size:11px\">{e(c.reason)}</span>"
                 if c.stattest else "—")
         note = f'<div style="color:{_AMBER};font-size:11px">{e(c.note)}</div>' if c.note else ""
-        picture = img(distribution_png(c.distribution, c.kind), f"distribution of {c.name}") \
-            if c.name in plots else ""
+        picture = (distribution_svg(c.distribution, c.kind, c.name) or "") if c.name in plots else ""
         rows.append([f"<b>{e(c.name)}</b>{note}", e(c.kind), test,
                      f"{score_txt}<br><span style=\"{_MUTED};font-size:11px\">{e(kind_of)}</span>"
                      if c.tested else score_txt,
@@ -231,7 +225,7 @@ def render_performance(p: dict[str, Any] | None) -> str:
                 for side, d in (("reference", ref), ("current", cur)) if d.get("confusion_matrix")]
         parts.append(f'<div style="display:flex;gap:24px;flex-wrap:wrap">{"".join(mats)}</div>')
     else:
-        parts.append(img(errors_png(ref.get("error_histogram"), cur.get("error_histogram")), "error distribution", 360))
+        parts.append(errors_svg(ref.get("error_histogram"), cur.get("error_histogram")) or "")
     parts += [f'<div style="color:{_AMBER}">{e(n)}</div>' for n in p.get("notes", [])]
     return "".join(parts)
 
@@ -253,7 +247,7 @@ def render_windows(w: dict[str, Any] | None) -> str:
              badge("drift", _RED) if r["dataset_drift"] else badge("ok", _GREEN)] for r in w["windows"]]
     by = f"time column <b>{e(w['column'])}</b>, " if w.get("column") else ""
     return (f"<h4 style=\"margin:12px 0 2px\">Drift over time · {by}windows of {e(w['window'])}</h4>"
-            + img(windows_png(w, worst), "drift score per window", 700)
+            + (windows_svg(w, worst) or "")
             + details(f"{len(rows):,} windows",
                       table(["window start", "rows", "drifted columns", "share", "dataset"], rows),
                       open_=len(rows) <= 12))

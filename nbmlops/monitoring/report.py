@@ -69,7 +69,12 @@ class ColumnDrift:
 @dataclass
 class DriftReport:
     """Result of :func:`nbmlops.drift_report`: ``summary``, ``to_dict()``, ``to_json()``, ``save(path)``,
-    ``as_frame()``, ``report["col"]``; shown as HTML in a notebook."""
+    ``as_frame()``, ``report["col"]``; shown as HTML in a notebook.
+
+    Immutable once computed: its HTML (tables and pictures) is drawn on first use and kept, so the
+    inline view, ``html()``, ``save()`` and ``log()`` share one drawing. A face may label
+    ``sources`` before the report is first shown; assigning a field after that is refused, and
+    nothing may change a field's contents in place."""
 
     columns: list[ColumnDrift]
     rows: dict[str, int]
@@ -84,7 +89,13 @@ class DriftReport:
     sources: dict[str, Any] = field(default_factory=dict)
     created: str = ""
     elapsed: float = 0.0
-    _html: str | None = field(default=None, repr=False, compare=False)
+    _drawn: dict[bool, str] = field(default_factory=dict, init=False, repr=False, compare=False)  # full_page -> HTML
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if getattr(self, "_drawn", None):
+            raise InvalidInput(f"a DriftReport is immutable once shown or saved; cannot set {name!r} "
+                               "(compute a new report instead)")
+        super().__setattr__(name, value)
 
     # -- verdicts ----------------------------------------------------------------
     @property
@@ -187,9 +198,12 @@ class DriftReport:
     def html(self, full_page: bool = False) -> str:
         from ..display.drift import render_page, render_report  # display delegation (listed in pyproject)
 
-        if self._html is None:
-            self._html = render_report(self)
-        return render_page(self, self._html) if full_page else self._html
+        if full_page not in self._drawn:
+            body = self._drawn.get(False) or render_report(self)
+            self._drawn[False] = body
+            if full_page:
+                self._drawn[True] = render_page(self, body)
+        return self._drawn[full_page]
 
     def _repr_html_(self) -> str:
         return self.html()
