@@ -1,15 +1,15 @@
-"""Batch prediction jobs: score a file in chunks with N worker processes, resumable and lossless.
+"""Batch prediction jobs: score a file in chunks, in this process and N-1 workers, resumable and lossless.
 
-Chunks of ``chunk_rows`` rows are read one after another (memory is bounded by the chunk
-size, not the file) and scored by worker processes that each load the model once (hash
-verified). With Parquet input and parallelism ≥ 2 the parent only plans the chunks from the
-file's metadata and each worker reads its own rows (shipping chunks to workers costs more
-than it saves): it decodes the row groups a chunk overlaps and slices. A worker writes its
-chunk's predictions and rejects as files in ``OUTPUT.parts/`` (rejects first, then
-predictions, each by atomic rename): a chunk whose predictions file exists is done, so a
-rerun after a crash skips it. A failed chunk is retried up to ``max_retries`` times. At the
-end the parts are joined in input order into OUTPUT and OUTPUT's rejects file, and every
-input row is checked to be in exactly one.
+Chunks of ``chunk_rows`` rows are read by a thread one chunk ahead of the scoring (memory is bounded
+by the chunk size, not the file; pyarrow decodes without holding the GIL) and scored in this process;
+with parallelism ≥ 2, worker processes (each loads the model once, hash verified) score chunks too,
+whichever is free taking the next. With Parquet input each worker reads its own chunks' row groups
+(shipping chunks to workers costs more than it saves); CSV and JSON Lines are parsed here and sent.
+Each chunk's predictions and rejects are written as files in ``OUTPUT.parts/`` (rejects first, then
+predictions, each by atomic rename): a chunk whose predictions file exists is done, so a rerun after
+a crash skips it. A failed chunk is retried up to ``max_retries`` times. As chunks finish they are
+appended in input order to OUTPUT and OUTPUT's rejects file (written in the parts folder, moved into
+place at the end), and every input row is checked to be in exactly one.
 """
 
 from __future__ import annotations
@@ -17,154 +17,42 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, ServingError
 from ..registry import get_model_version
-from ..store import current_store, set_store
+from ..store import current_store
+from . import batch_score as score
+from .batch_io import OrderedOutput, ParquetRows, ReadAhead, file_format, parquet_rows, part_path, text_chunks
 from .model import ServedModel
 
-FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+MIN_ROWS_PER_PROCESS = 2_000_000  # below this, starting a worker (≈1 s of CPU) costs more than it saves
 
 
-def _format(path: Path, what: str) -> str:
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise InvalidInput(f"{what} {str(path)!r} must end in .csv, .parquet or .jsonl")
-    return fmt
+def choose_parallelism(rows: int | None, fmt: str, cpus: int | None = None, load: float | None = None) -> int:
+    """The parallelism ``batch_predict`` uses when not given: 1 for CSV and JSON Lines (parsing here is
+    the bottleneck) and for Parquet under ``MIN_ROWS_PER_PROCESS`` rows per process; else one process
+    per idle core (``cpus`` minus the 1-minute load average)."""
+    if fmt != "parquet" or not rows:
+        return 1
+    cpus = cpus or _cpus()
+    load = os.getloadavg()[0] if load is None else load
+    idle = int(cpus - load + 0.5)
+    return max(1, min(cpus, idle, rows // MIN_ROWS_PER_PROCESS))
 
 
-def _chunks(path: Path, fmt: str, rows: int, read: bool = True) -> Iterator[Any]:
-    """The input's chunks as DataFrames; with ``read=False`` (Parquet only), their row counts from the metadata."""
-    import pandas as pd
-
-    if not read:
-        import pyarrow.parquet as pq
-
-        total = pq.read_metadata(path).num_rows
-        yield from (min(rows, total - start) for start in range(0, total, rows))
-    elif fmt == "csv":
-        yield from pd.read_csv(path, chunksize=rows)
-    elif fmt == "jsonl":
-        yield from pd.read_json(path, lines=True, chunksize=rows)
-    else:
-        import pyarrow.parquet as pq
-
-        for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=rows):
-            yield batch.to_pandas()
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
-# -- the worker side ------------------------------------------------------------------------------
-_model: Any = None
-
-
-def _init(store: str, uri: str, threads: int = 0) -> None:
-    global _model
-    set_store(store)
-    _model = ServedModel(uri)
-    if threads:  # a worker: share the cores with the others (BLAS/OpenMP threads would spin against them)
-        from threadpoolctl import threadpool_limits  # installed with scikit-learn
-
-        threadpool_limits(threads)
-
-
-_files: dict[str, Any] = {}
-
-
-def _score_rows(index: int, start: int, n: int, path: str, parts: str) -> tuple[int, int, int]:
-    """Read rows [start, start + n) of a Parquet file (kept open in this worker), then ``_score`` them."""
-    import pyarrow.parquet as pq
-
-    f = _files.get(path) or _files.setdefault(path, pq.ParquetFile(path, pre_buffer=False))
-    meta = f.metadata
-    bounds = [0, *accumulate(meta.row_group(i).num_rows for i in range(meta.num_row_groups))]
-    groups = [i for i in range(meta.num_row_groups) if bounds[i] < start + n and bounds[i + 1] > start]
-    table = f.read_row_groups(groups, use_threads=False).slice(start - bounds[groups[0]], n)
-    return _score(index, start, table.to_pandas(), parts)
-
-
-def _score(index: int, start: int, df: Any, parts: str) -> tuple[int, int, int]:
-    """Score one chunk, write its rejects and predictions files; return (index, scored, rejected)."""
-    import numpy as np
-    import pandas as pd
-
-    model = _model
-    features = model.schema.features or [c for c in df.columns][: model.schema.n or len(df.columns)]
-    rows = np.arange(start, start + len(df))
-    reasons = pd.Series([None] * len(df), dtype=object)
-    X = df.reindex(columns=features).reset_index(drop=True)
-    numeric_flags = model.schema.numeric or [True] * len(features)
-    if all(numeric_flags) and all(X[c].dtype.kind == "f" for c in features):  # the common case, vectorized
-        finite = np.isfinite(X.to_numpy()) | X.isna().to_numpy()
-        numeric_flags = [not finite[:, j].all() for j in range(len(features))]  # only columns with ±inf
-    for name, numeric in zip(features, numeric_flags):
-        if not numeric:
-            continue
-        raw = X[name]
-        values = pd.to_numeric(raw, errors="coerce")
-        bad = (values.isna() & raw.notna()) | np.isinf(values.to_numpy(dtype=float, na_value=np.nan))
-        for i in np.flatnonzero(bad.to_numpy() & reasons.isna().to_numpy()):
-            reasons.iloc[i] = f"feature {name!r} is not a finite number: {str(raw.iloc[i])[:40]!r}"
-        X[name] = values
-    ok = reasons.isna().to_numpy()
-    est = model.estimator
-
-    def scores(idx: Any) -> tuple[Any, Any]:
-        part = X if len(idx) == len(X) else X.iloc[idx]
-        part = part if model.schema.features else part.to_numpy(dtype=float)
-        if model.proba:
-            p = est.predict_proba(part)
-            top = p.argmax(axis=1)
-            return est.classes_[top], p[np.arange(len(top)), top]
-        return np.asarray(est.predict(part)), None
-
-    good = np.flatnonzero(ok)
-    pred = np.empty(len(df), dtype=object)
-    proba = np.full(len(df), np.nan)
-    if len(good):
-        try:
-            values, best = scores(good)
-            pred[good] = values
-            if best is not None:
-                proba[good] = best
-        except Exception:  # find the rows the model refuses, one by one
-            for i in good:
-                try:
-                    values, best = scores([i])
-                    pred[i] = values[0]
-                    if best is not None:
-                        proba[i] = best[0]
-                except Exception as exc:
-                    reasons.iloc[i] = f"{type(exc).__name__}: {str(exc)[:200]}"
-                    ok[i] = False
-    out = pd.DataFrame({"row": rows[ok], "prediction": pd.Series(pred[ok]).infer_objects().to_numpy()})
-    if model.proba:
-        out["probability"] = proba[ok]
-    out["model_version"] = model.version
-    rejects = df.reset_index(drop=True)[~ok].copy()
-    rejects.insert(0, "row", rows[~ok])
-    for col in rejects.columns[1:]:
-        rejects[col] = rejects[col].astype(str)  # rejects keep the raw values, as text
-    rejects["reason"] = reasons[~ok].astype(str).to_numpy()
-    folder = Path(parts)
-    if len(rejects):
-        _write_atomic(rejects, folder / f"rejects-{index:06d}.parquet")
-    _write_atomic(out, folder / f"part-{index:06d}.parquet")  # last: marks the chunk done
-    return index, int(ok.sum()), int((~ok).sum())
-
-
-def _write_atomic(df: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
-# -- the job --------------------------------------------------------------------------------------
 class BatchResult(dict):
     def __repr__(self) -> str:
         return (f"batch job {self['model']}/{self['version']}: {self['rows']} rows → {self['scored']} scored "
@@ -173,19 +61,21 @@ class BatchResult(dict):
 
 
 def batch_predict(model_uri: str, input: str | os.PathLike[str], output: str | os.PathLike[str],
-                  parallelism: int = 1, max_retries: int = 3, chunk_rows: int = 100_000,
+                  parallelism: int | None = None, max_retries: int = 3, chunk_rows: int = 100_000,
                   progress: bool | Callable[[int, int | None], None] = True) -> BatchResult:
     """Score ``input`` (CSV, Parquet or JSON Lines) into ``output`` in input order (``row``,
     ``prediction``, [``probability``], ``model_version``); rows that cannot be scored go to
     ``OUTPUT.rejects.parquet`` with the reason. Rerun after a crash to resume.
 
+    ``parallelism``: processes scoring (this one and parallelism - 1 workers); by default chosen from the
+    input's format and size and the idle cores (``choose_parallelism``).
     ``progress``: a tqdm bar (True), none (False), or a function called with (rows done, total rows or None)."""
     src, dst = Path(input), Path(output)
-    in_fmt, out_fmt = _format(src, "input"), _format(dst, "output")
+    in_fmt, out_fmt = file_format(src, "input"), file_format(dst, "output")
     if not src.is_file():
         raise InvalidInput(f"input {str(src)!r} does not exist")
-    for name, value, low in (("parallelism", parallelism, 1), ("chunk_rows", chunk_rows, 1),
-                             ("max_retries", max_retries, 0)):
+    for name, value, low in (("parallelism", 1 if parallelism is None else parallelism, 1),
+                             ("chunk_rows", chunk_rows, 1), ("max_retries", max_retries, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise InvalidInput(f"{name} must be an integer ≥ {low}, got {value!r}")
     version = get_model_version(model_uri)
@@ -205,163 +95,185 @@ def batch_predict(model_uri: str, input: str | os.PathLike[str], output: str | o
     else:
         parts.mkdir(parents=True, exist_ok=True)
         mfile.write_text(json.dumps(manifest))
-    store = str(current_store(create=False).root)
-    bar = _bar(progress, src, in_fmt)
-    counts = {"chunks": 0, "skipped": 0}
-    tries: dict[int, int] = {}
-    pending: dict[Future[Any], tuple[int, int, int, Any]] = {}
-    threads = max(1, (os.cpu_count() or 1) // parallelism)
+    total = parquet_rows(src) if in_fmt == "parquet" else None
+    job = _Job(ServedModel(uri), str(current_store(create=False).root), src, in_fmt, parts, max_retries,
+               parallelism or choose_parallelism(total, in_fmt), _bar(progress, src, total))
+    plan = [(s, min(chunk_rows, total - s)) for s in range(0, total, chunk_rows)] if total is not None else []
+    out = OrderedOutput(parts, dst, out_fmt, rejects_path, plan)
+    try:
+        job.run(out, plan, chunk_rows)
+        scored, rejected = _join(out, len(plan), sum(n for _, n in plan))
+    finally:
+        out.close()
+    shutil.rmtree(parts)
+    return BatchResult(model=version.name, version=version.version, rows=sum(n for _, n in plan), scored=scored,
+                       rejected=rejected, output=str(dst), rejects=str(rejects_path), chunks=len(plan),
+                       chunks_skipped=job.skipped)
 
-    def new_pool() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(parallelism, initializer=_init, initargs=(store, uri, threads), mp_context=_spawn())
 
-    pool = None if parallelism == 1 else new_pool()
-    if pool is None:
-        _init(store, uri)
+def _join(out: OrderedOutput, chunks: int, rows: int) -> tuple[int, int]:
+    """Close OUTPUT and its rejects file and move them into place, checked: every chunk and row came out once."""
+    return out.finish(chunks, rows)
 
-    def submit(task: tuple[int, int, int, Any]) -> None:  # (index, start row, rows, DataFrame or None: read it)
-        nonlocal pool
-        index, first, n, df = task
-        work = (_score, index, first, df, str(parts)) if df is not None else \
-            (_score_rows, index, first, n, str(src), str(parts))
-        if pool is None:
-            _finish(task, lambda: work[0](*work[1:]))
-            return
+
+class _Job:
+    """One run of a batch job: the chunks' scheduling between this process and the workers."""
+
+    def __init__(self, model: ServedModel, store: str, src: Path, fmt: str, parts: Path, max_retries: int,
+                 parallelism: int, bar: Any) -> None:
+        self.model, self.store, self.src, self.fmt, self.parts = model, store, src, fmt, parts
+        self.max_retries, self.parallelism, self.bar = max_retries, parallelism, bar
+        self.tries: dict[int, int] = {}
+        self.pending: dict[Future[Any], tuple[int, int, int, Any]] = {}
+        self.pool: ProcessPoolExecutor | None = None
+        self.skipped = 0
+        self.threads = max(1, _cpus() // parallelism)
+
+    def run(self, out: OrderedOutput, plan: list[tuple[int, int]], chunk_rows: int) -> None:
+        self.out = out
+        if self.parallelism > 1:
+            self.pool = self._new_pool()
         try:
-            pending[pool.submit(*work)] = task
-        except BrokenProcessPool:
-            pool = new_pool()
-            pending[pool.submit(*work)] = task
+            with self._limit_threads():
+                if self.fmt == "parquet":
+                    self._run_parquet(plan)
+                else:
+                    self._run_text(plan, chunk_rows)
+                self._collect(0)
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(cancel_futures=True)
+            if self.bar is not None:
+                self.bar.close()
 
-    def _finish(task: tuple[int, int, int, Any], call: Any) -> None:
+    def _run_parquet(self, plan: list[tuple[int, int]]) -> None:
+        todo = []
+        for i, (_, n) in enumerate(plan):
+            if part_path(self.parts, i).exists():
+                self._done(i, n, None)
+                self.skipped += 1
+            else:
+                todo.append(i)
+        lock = threading.Lock()
+        next_chunk = iter(todo)
+
+        def take() -> int | None:
+            with lock:
+                return next(next_chunk, None)
+
+        def produce(put: Callable[[Any], bool]) -> None:  # this process's chunks, read one ahead
+            reader = ParquetRows(self.src, use_threads=self.pool is None)
+            while (i := take()) is not None and put((i, *plan[i], reader.read(*plan[i]))):
+                pass
+
+        ahead = ReadAhead(produce)
+        try:
+            while True:
+                while self.pool is not None and len(self.pending) < self._window() and (i := take()) is not None:
+                    self._submit((i, *plan[i], None))
+                item = ahead.get()
+                if item is None:
+                    break
+                self._local(item)
+                self._collect(len(self.pending), block=False)
+        finally:
+            ahead.close()
+
+    def _run_text(self, plan: list[tuple[int, int]], chunk_rows: int) -> None:
+        def produce(put: Callable[[Any], bool]) -> None:  # every chunk in order, parsed one ahead
+            start = 0
+            for i, df in enumerate(text_chunks(self.src, self.fmt, chunk_rows)):
+                plan.append((start, len(df)))
+                if not put((i, start, len(df), None if part_path(self.parts, i).exists() else df)):
+                    return
+                start += len(df)
+
+        ahead = ReadAhead(produce)
+        try:
+            while (item := ahead.get()) is not None:
+                if item[3] is None:
+                    self._done(item[0], item[2], None)
+                    self.skipped += 1
+                elif self.pool is not None and len(self.pending) < self._window():
+                    self._submit(item)
+                else:
+                    self._local(item)
+                self._collect(len(self.pending), block=False)
+        finally:
+            ahead.close()
+
+    def _window(self) -> int:
+        return 2 * (self.parallelism - 1)
+
+    def _done(self, index: int, n: int, tables: tuple[Any, Any] | None) -> None:
+        self.out.add(index, tables)
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def _failed(self, index: int, exc: BaseException) -> None:
+        self.tries[index] = self.tries.get(index, 0) + 1
+        if self.tries[index] > self.max_retries:
+            raise ServingError(f"chunk {index} failed {self.tries[index]} times ({type(exc).__name__}: {exc}); "
+                               "finished chunks are kept: rerun to resume") from None
+
+    def _local(self, task: tuple[int, int, int, Any]) -> None:
+        index, start, n, data = task
         while True:
             try:
-                call()
+                if self.fmt == "parquet":
+                    tables = score.score_table(self.model, data, start)
+                else:
+                    tables = score.score_pandas(self.model, data, start)
+                result = score.finish_chunk(index, *tables, str(self.parts))
                 break
             except Exception as exc:
-                tries[task[0]] = tries.get(task[0], 0) + 1
-                if tries[task[0]] > max_retries:
-                    raise ServingError(f"chunk {task[0]} failed {tries[task[0]]} times ({type(exc).__name__}: {exc}); "
-                                       "finished chunks are kept: rerun to resume") from None
-        if bar is not None:
-            bar.update(task[2])
+                self._failed(index, exc)
+        self._done(index, n, result[3:])
 
-    def drain(block_until: int) -> None:
-        nonlocal pool
-        while len(pending) > block_until:
-            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-            for fut in done:
-                task = pending.pop(fut)
+    def _limit_threads(self) -> Any:
+        """With workers, this process's BLAS/OpenMP threads share the cores too (as the workers' do)."""
+        if self.pool is None:
+            from contextlib import nullcontext
+
+            return nullcontext()
+        from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+        return threadpool_limits(self.threads)
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.parallelism - 1, initializer=score.init, mp_context=_spawn(),
+                                   initargs=(self.store, f"{self.model.name}/{self.model.version}", self.threads))
+
+    def _submit(self, task: tuple[int, int, int, Any]) -> None:  # (index, start row, rows, DataFrame or None: read it)
+        index, first, n, df = task
+        work = (score.score_frame, index, first, df, str(self.parts)) if df is not None else \
+            (score.score_rows, index, first, n, str(self.src), str(self.parts))
+        assert self.pool is not None
+        try:
+            self.pending[self.pool.submit(*work)] = task
+        except BrokenProcessPool:
+            self.pool = self._new_pool()
+            self.pending[self.pool.submit(*work)] = task
+
+    def _collect(self, keep: int, block: bool = True) -> None:
+        """Take finished workers' chunks until at most ``keep`` are pending (without ``block``: only those done)."""
+        while len(self.pending) > (keep if block else 0):
+            done, _ = wait(list(self.pending), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+            if not done:
+                return
+            for fut in sorted(done, key=lambda f: self.pending[f][0]):
+                task = self.pending.pop(fut)
                 try:
-                    fut.result()
-                    if bar is not None:
-                        bar.update(task[2])
+                    result = fut.result()
                 except Exception as exc:
-                    tries[task[0]] = tries.get(task[0], 0) + 1
-                    if tries[task[0]] > max_retries:
-                        raise ServingError(f"chunk {task[0]} failed {tries[task[0]]} times ({type(exc).__name__}: "
-                                           f"{exc}); finished chunks are kept: rerun to resume") from None
+                    self._failed(task[0], exc)
                     if isinstance(exc, BrokenProcessPool):
-                        pool = new_pool()
-                    submit(task)
-
-    try:
-        start = 0
-        read = in_fmt != "parquet" or pool is None  # else the workers read their own rows
-        for index, chunk in enumerate(_chunks(src, in_fmt, chunk_rows, read)):
-            n = len(chunk) if read else chunk
-            counts["chunks"] += 1
-            if (parts / f"part-{index:06d}.parquet").exists():
-                counts["skipped"] += 1
-                if bar is not None:
-                    bar.update(n)
-            else:
-                submit((index, start, n, chunk if read else None))
-                drain(2 * parallelism)
-            start += n
-        drain(0)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-        if bar is not None:
-            bar.close()
-    result = _join(parts, counts["chunks"], start, dst, out_fmt, rejects_path)
-    shutil.rmtree(parts)
-    return BatchResult(model=version.name, version=version.version, rows=start, scored=result[0], rejected=result[1],
-                       output=str(dst), rejects=str(rejects_path), chunks=counts["chunks"],
-                       chunks_skipped=counts["skipped"])
-
-
-def _join(parts: Path, chunks: int, rows: int, dst: Path, fmt: str, rejects_path: Path) -> tuple[int, int]:
-    """Join the parts in order, streaming; check every input row is in exactly one output."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    seen = 0
-    scored = rejected = 0
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    writer: Any = None
-    rwriter: Any = None
-    rtmp = rejects_path.with_name(f".{rejects_path.name}.tmp")
-    try:
-        for i in range(chunks):
-            part = pq.read_table(parts / f"part-{i:06d}.parquet")
-            rpath = parts / f"rejects-{i:06d}.parquet"
-            rej = pq.read_table(rpath) if rpath.exists() else pa.table({"row": pa.array([], pa.int64())})
-            import numpy as np
-
-            got = np.sort(np.concatenate([part.column("row").to_numpy(), rej.column("row").to_numpy()]))
-            if not np.array_equal(got, np.arange(seen, seen + len(got))):
-                raise ServingError(f"chunk {i} does not hold rows {seen}… exactly once; remove {parts} and rerun")
-            seen += len(got)
-            scored += part.num_rows
-            rejected += rej.num_rows
-            writer = _append(writer, tmp, fmt, part)
-            if rej.num_rows:
-                rwriter = _append(rwriter, rtmp, "parquet", rej if rwriter is None else rej.cast(rwriter.schema))
-    finally:
-        for w in (writer, rwriter):
-            if w is not None and hasattr(w, "close"):
-                w.close()
-    if seen != rows:
-        raise ServingError(f"{rows} rows were read but {seen} came out; remove {parts} and rerun")
-    if writer is None:
-        writer = _append(None, tmp, fmt, pa.table({"row": pa.array([], pa.int64())}))
-        if hasattr(writer, "close"):
-            writer.close()
-    os.replace(tmp, dst)
-    if rwriter is not None:
-        os.replace(rtmp, rejects_path)
-    else:
-        rejects_path.unlink(missing_ok=True)
-    return scored, rejected
-
-
-class _TextWriter:
-    def __init__(self, path: Path, fmt: str) -> None:
-        self.f = open(path, "w")  # noqa: SIM115 (closed by close())
-        self.fmt = fmt
-        self.header = True
-
-    def write_table(self, table: Any) -> None:
-        df = table.to_pandas()
-        if self.fmt == "csv":
-            df.to_csv(self.f, index=False, header=self.header)
-        else:
-            df.to_json(self.f, orient="records", lines=True)
-        self.header = False
-
-    def close(self) -> None:
-        self.f.close()
-
-
-def _append(writer: Any, path: Path, fmt: str, table: Any) -> Any:
-    import pyarrow.parquet as pq
-
-    if writer is None:
-        writer = pq.ParquetWriter(path, table.schema) if fmt == "parquet" else _TextWriter(path, fmt)
-    writer.write_table(table)
-    return writer
+                        self.pool = self._new_pool()
+                    self._submit(task)
+                    continue
+                self._done(task[0], task[2], result[3:])
+            if not block:
+                return
 
 
 def _spawn() -> Any:
@@ -384,14 +296,9 @@ class _CallbackBar:
         pass
 
 
-def _bar(progress: bool | Callable[[int, int | None], None], src: Path, fmt: str) -> Any:
+def _bar(progress: bool | Callable[[int, int | None], None], src: Path, total: int | None) -> Any:
     if not progress:
         return None
-    total = None
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        total = pq.ParquetFile(src).metadata.num_rows
     if callable(progress):
         return _CallbackBar(progress, total)
     try:
