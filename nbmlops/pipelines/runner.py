@@ -1,7 +1,12 @@
 """Running a pipeline: plan (every check, nothing written), then steps in dependency order.
 
-- Independent steps run in parallel, at most ``workers`` at a time: notebook steps in their own
-  kernels; function steps in this process, one at a time (they share the active-run stack).
+- Independent steps run in parallel, at most ``workers`` at a time: notebook steps in kernels;
+  function steps in this process, one at a time (they share the active-run stack).
+- Notebook steps share warm kernels (``isolate="namespace"``, the default): a pipeline run keeps
+  its kernels, and each later step starts in a fresh namespace of the same process (variables,
+  working directory, environment, settings reset; installed packages stay imported: that is the
+  speed-up; see ``kernels``). ``isolate="kernel"`` starts a new kernel per step, as papermill does.
+  Reports, caching and failures are the same; a kernel whose step failed is not reused.
 - Each step execution is a tracked run (tags ``nbmlops.pipeline``, ``nbmlops.pipeline_run``,
   ``nbmlops.step``) whose inputs are named dataset versions and models, and whose outputs become
   the next steps' inputs.
@@ -48,12 +53,14 @@ from ..tracking.runs import Run, start_run
 from ..tracking.session import pop_run, push_run, tracking_store
 from . import context, notebook, records
 from .definition import CACHE_VERSION, Port, Step, check_params, order, producers_of, upstream
+from .kernels import KernelPool
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline, PipelineRun
 
 _tracking = threading.RLock()  # creating runs and running function steps: the active-run stack is per process
 DONE = ("done", "cached")
+ISOLATION = ("namespace", "kernel")
 
 
 class StepFailed(NbmlopsError):
@@ -174,16 +181,22 @@ def cache_key(kind: str, code: str, params: dict[str, Any], inputs: dict[str, St
 # -- running ----------------------------------------------------------------------------------
 def execute(plan: Plan, *, cache: bool = True, workers: int | None = None,
             progress: Callable[[PipelineRun], None] | None = None, resume: bool = True,
-            reports: Path | None = None) -> PipelineRun:
+            reports: Path | None = None, isolate: str = "namespace") -> PipelineRun:
+    """Run the plan's steps; ``isolate`` is "namespace" (warm kernels, a fresh namespace per notebook
+    step) or "kernel" (a new kernel per notebook step)."""
     from .pipeline import PipelineRun  # cycle: pipeline imports this module
 
+    if isolate not in ISOLATION:
+        raise InvalidInput(f"isolate is 'namespace' (warm kernels, a fresh namespace per step) or 'kernel' (a new "
+                           f"kernel per step), got {isolate!r}")
     pipeline = plan.pipeline
     store = tracking_store()  # creates the store if needed and sweeps runs whose process died
     records.save_definition(store, pipeline.name, pipeline.to_dict())
     doc = _start_or_resume(store, plan, cache, resume)
     reports_dir = (reports or pipeline.reports or Path.cwd() / "reports" / "pipelines") / pipeline.name / doc["id"][:8]
     n_workers = max(1, int(workers or pipeline.workers or min(4, os.cpu_count() or 1)))
-    state = _State(store, plan, doc, cache, reports_dir)
+    kernels = KernelPool() if isolate == "namespace" else None
+    state = _State(store, plan, doc, cache, reports_dir, kernels)
     prun = PipelineRun(store, doc)
     notify = progress or (lambda _run: None)
     failed: str | None = None
@@ -217,12 +230,16 @@ def execute(plan: Plan, *, cache: bool = True, workers: int | None = None,
     except BaseException:
         interrupted = True
         pool.shutdown(wait=False, cancel_futures=True)
+        if kernels is not None:
+            kernels.close(now=True)  # the steps still running stop with their kernels
         state.finish("KILLED", "interrupted (KeyboardInterrupt)")
         notify(prun.refresh(state.doc))
         raise
     finally:
         if not interrupted:
             pool.shutdown(wait=True)
+            if kernels is not None:
+                kernels.close()
     if failed is not None:
         rec = state.doc["steps"][failed]
         for s in plan.steps:
@@ -295,8 +312,10 @@ def _outputs_exist(store: Store, outputs: dict[str, StepRef]) -> bool:
 class _State:
     """The pipeline run document and the work of its steps (called from worker threads)."""
 
-    def __init__(self, store: Store, plan: Plan, doc: PipelineRunRecord, cache: bool, reports: Path) -> None:
+    def __init__(self, store: Store, plan: Plan, doc: PipelineRunRecord, cache: bool, reports: Path,
+                 kernels: KernelPool | None) -> None:
         self.store, self.plan, self.doc, self.cache, self.reports = store, plan, doc, cache, reports
+        self.kernels = kernels
         self._lock = threading.Lock()
         self._version = 0
         self._seen = -1
@@ -401,7 +420,8 @@ class _State:
         out = self.reports / f"{s.name}.ipynb"
         try:
             error = notebook.execute(s.notebook, out, ctx_path, params, step=s.name,  # type: ignore[arg-type]
-                                     pipeline=self.plan.pipeline.name, kernel=s.kernel, timeout=s.timeout)
+                                     pipeline=self.plan.pipeline.name, kernel=s.kernel, timeout=s.timeout,
+                                     kernels=self.kernels)
         finally:
             ctx_path.unlink(missing_ok=True)
         report: StepReport | None = None
