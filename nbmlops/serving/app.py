@@ -20,7 +20,6 @@ import hmac
 import logging
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,15 +29,27 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from . import protocols
 from .batching import Overloaded
-from .http import Reader, body_schema, error_body, error_response, json_response, reader
+from .fast import FastPath
+from .http import (
+    Incoming,
+    Reader,
+    answer_response,
+    body_schema,
+    error_answer,
+    error_body,
+    error_response,
+    json_response,
+    reader,
+    send_answer,
+)
 from .metrics import UNMATCHED, Metrics
 from .monitor import Monitor
-from .payloads import PayloadError, parse_predict
-from .protocols import protocol_routes
+from .payloads import PayloadError
 from .reqlog import RequestLog
 from .router import Router
-from .session import ModelError, ServingSession
+from .session import ServingSession
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 # liveness and readiness, the same on every protocol: no token asked (probes rarely carry one)
@@ -80,29 +91,32 @@ class Guard:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = dict(scope["headers"])
+        refused = self.refusal(scope, dict(scope["headers"]))
+        if refused:
+            return await self._deny(scope, send, *refused)
+        return await self.app(scope, receive, send)
+
+    def refusal(self, scope: dict[str, Any], headers: dict[bytes, bytes]) -> tuple[int, str, str] | None:
+        """Why the request is refused at the door, as (status, reason, message); None when it may pass."""
         if self.loopback:
             host = headers.get(b"host", b"").decode("latin-1")
             name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
             if name not in LOOPBACK:
-                return await self._deny(scope, send, 403, "host_not_allowed",
-                                        "this server only answers requests addressed to a loopback host")
+                return 403, "host_not_allowed", "this server only answers requests addressed to a loopback host"
         origin = headers.get(b"origin")
         if origin is not None and origin.lower() not in (b"http://" + headers.get(b"host", b"").lower(),
                                                          b"https://" + headers.get(b"host", b"").lower()):
-            return await self._deny(scope, send, 403, "cross_origin",
-                                    "requests from other web pages are refused (Origin is not this server)")
+            return 403, "cross_origin", "requests from other web pages are refused (Origin is not this server)"
         denied = self._auth(scope["path"], headers.get(b"authorization", b""))
         if denied:
-            return await self._deny(scope, send, 401, "unauthorized", denied)
+            return 401, "unauthorized", denied
         refused = _media_refused(scope["path"], headers) if scope["method"] == "POST" else None
         if refused:
-            return await self._deny(scope, send, 415, "unsupported_media_type", refused)
+            return 415, "unsupported_media_type", refused
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            return await self._deny(scope, send, 413, "body_too_large",
-                                    f"request bodies are limited to {self.max_body} bytes")
-        return await self.app(scope, receive, send)
+            return 413, "body_too_large", f"request bodies are limited to {self.max_body} bytes"
+        return None
 
     def _auth(self, path: str, given: bytes) -> str | None:
         """Why the Authorization header does not open ``path`` (None when it does)."""
@@ -120,9 +134,7 @@ class Guard:
     async def _deny(self, scope: dict[str, Any], send: Any, status: int, reason: str, message: str) -> None:
         self.metrics.count_error(reason)
         status, body = error_body(scope["path"], status, message)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await send_answer(send, status, body, "application/json")
 
 
 class HttpMetrics:
@@ -171,7 +183,8 @@ def create_app(router: Router, metrics: Metrics, *, token: str | None = None, lo
                log: RequestLog | None = None, max_body: int = 4 << 20, deployment: str | None = None,
                admin_token: str | None = None, feedback_bytes: int | None = None,
                monitor: Monitor | None = None) -> Any:
-    """The ASGI app serving ``router``'s model(s), behind its :class:`Guard`."""
+    """The ASGI app serving ``router``'s model(s), behind its :class:`Guard`; the prediction routes
+    through the :class:`~nbmlops.serving.fast.FastPath` in front of it."""
     session = ServingSession(router, metrics, log, feedback_bytes, monitor)
 
     @asynccontextmanager
@@ -186,25 +199,25 @@ def create_app(router: Router, metrics: Metrics, *, token: str | None = None, lo
     _error_handlers(app, metrics)
     _info_routes(app, session, read_json, deployment)
     _predict_routes(app, session, read_json)
-    protocol_routes(app, session, read_json)
+    protocols.protocol_routes(app, session, read_json)
     app.state.metrics = metrics
     app.state.router = router
     app.state.feedback = session.recent
     app.state.session = session
-    return HttpMetrics(Guard(app, loopback, token, max_body, metrics, admin_token), app.routes, metrics)
+    guard = Guard(app, loopback, token, max_body, metrics, admin_token)
+    return FastPath(HttpMetrics(guard, app.routes, metrics), guard.refusal, session, read_json)
 
 
 def _error_handlers(app: Any, metrics: Metrics) -> None:
     """Every error as ``{"error": "..."}`` with its status, counted by reason."""
 
-    @app.exception_handler(PayloadError)
-    async def _payload_error(request: Request, exc: PayloadError) -> Response:
-        metrics.count_error(exc.reason, exc.version if isinstance(exc, ModelError) else None)
-        return error_response(request.url.path, exc.status, str(exc), reason=exc.reason)
+    async def _answer_error(request: Request, exc: Exception) -> Response:
+        status, body, headers = error_answer(exc, request.url.path, metrics)
+        return Response(body, status, headers=headers, media_type="application/json")
 
-    @app.exception_handler(Overloaded)
-    async def _overloaded(request: Request, exc: Overloaded) -> Response:
-        return error_response(request.url.path, 503, "the server is busy; retry shortly", {"Retry-After": "1"})
+    app.add_exception_handler(PayloadError, _answer_error)
+    app.add_exception_handler(Overloaded, _answer_error)
+    app.add_exception_handler(Exception, _answer_error)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -217,11 +230,6 @@ def _error_handlers(app: Any, metrics: Metrics) -> None:
         metrics.count_error("invalid_input")
         why = "; ".join(str(e.get("msg")) for e in exc.errors()[:3])
         return error_response(request.url.path, 422, f"invalid request: {why}")
-
-    @app.exception_handler(Exception)
-    async def _internal(request: Request, exc: Exception) -> Response:
-        metrics.count_error("internal")
-        return error_response(request.url.path, 500, f"internal error ({type(exc).__name__})")
 
 
 def _info_routes(app: Any, session: ServingSession, read_json: Reader, deployment: str | None) -> None:
@@ -262,25 +270,11 @@ def _info_routes(app: Any, session: ServingSession, read_json: Reader, deploymen
 
 def _predict_routes(app: Any, session: ServingSession, read_json: Reader) -> None:
     """nbmlops' own /predict and /feedback."""
-    name = session.name
 
     @app.post("/predict", summary="Predict one row (features), rows (instances) or named inputs",
               openapi_extra=body_schema("predict"))
     async def predict(request: Request) -> Response:
-        body = await read_json(request)
-        route = session.route(request.headers.get("x-request-key"), body)
-        rows, single = parse_predict(body, route.model.schema)
-        rid = uuid.uuid4().hex
-        out = await session.predict(route, rows, rid)
-        result: dict[str, Any] = {"model": name, "version": route.model.version, "request_id": rid}
-        if single:
-            result["prediction"] = out["predictions"][0]
-            for key in ("probability", "confidence", "probabilities"):
-                if key in out:
-                    result[key] = out[key][0]
-        else:
-            result.update(out)
-        return json_response(result)
+        return answer_response(await protocols.predict(session, Incoming(request, read_json)))
 
     @app.post("/feedback", summary="The true label of an earlier request: feeds model_accuracy",
               openapi_extra=body_schema("feedback"))

@@ -7,6 +7,12 @@ batch is one request; under load batches grow by themselves. The queue is bounde
 when full, the caller gets ``Overloaded`` (answered 503 with Retry-After). When the model
 fails on a batch of several requests, each request is scored again on its own, so only the
 request that makes the model fail gets the error (and no request sees another's error).
+
+A model that scores a batch in under :data:`INLINE_BELOW` seconds (a linear model, say) is called
+on the event loop itself: handing each batch to the model's thread and back would cost more than
+the call, and under load the two threads wait for each other's GIL. Slower models (a forest) and
+requests of ``max_batch_size`` rows or more stay on the model's thread, so the server keeps
+reading requests while they score.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+INLINE_BELOW = 0.001  # seconds: a model call this quick runs on the event loop (see the module's docstring)
 
 
 class Overloaded(Exception):
@@ -33,6 +41,7 @@ class Batcher:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="nbmlops-model")
         self.task: asyncio.Task[None] | None = None
         self.on_batch: Callable[[int], None] | None = None
+        self.cost: float | None = None  # seconds per model call, a moving average; None until measured
 
     def start(self) -> None:
         if self.enabled and self.task is None:
@@ -40,8 +49,10 @@ class Batcher:
 
     async def submit(self, rows: list[list[Any]]) -> dict[str, list[Any]]:
         loop = asyncio.get_running_loop()
-        if not self.enabled or len(rows) >= self.max_batch_size:
+        if len(rows) >= self.max_batch_size:  # a big request never blocks the loop
             return await loop.run_in_executor(self.executor, self._call, rows)
+        if not self.enabled:
+            return await self._score(rows)
         future: asyncio.Future[Any] = loop.create_future()
         try:
             self.queue.put_nowait((rows, future))
@@ -54,8 +65,19 @@ class Batcher:
             self.on_batch(len(rows))
         return self.predict(rows)
 
+    async def _score(self, rows: list[list[Any]]) -> dict[str, list[Any]]:
+        """``_call`` on the loop when the model is known to be quick, else on the model's thread;
+        either way the call's time updates ``cost``."""
+        start = time.perf_counter()
+        try:
+            if self.cost is not None and self.cost < INLINE_BELOW:
+                return self._call(rows)
+            return await asyncio.get_running_loop().run_in_executor(self.executor, self._call, rows)
+        finally:
+            took = time.perf_counter() - start
+            self.cost = took if self.cost is None else 0.8 * self.cost + 0.2 * took
+
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             batch = [await self.queue.get()]
             size = len(batch[0][0])
@@ -73,7 +95,7 @@ class Batcher:
                 size += len(item[0])
             rows = [r for rows, _ in batch for r in rows]
             try:
-                out = await loop.run_in_executor(self.executor, self._call, rows)
+                out = await self._score(rows)
             except Exception as exc:
                 if len(batch) == 1:
                     if not batch[0][1].done():
@@ -89,12 +111,11 @@ class Batcher:
                 start = end
 
     async def _one_by_one(self, batch: list[tuple[list[list[Any]], asyncio.Future[Any]]]) -> None:
-        loop = asyncio.get_running_loop()
         for rows, fut in batch:
             if fut.done():
                 continue
             try:
-                out = await loop.run_in_executor(self.executor, self._call, rows)
+                out = await self._score(rows)
             except Exception as exc:
                 out = exc
             if not fut.done():

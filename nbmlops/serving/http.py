@@ -1,17 +1,22 @@
-"""What the HTTP routes share: JSON answers, OpenAPI body schemas and reading a request body
-(size-capped, gzip/deflate inflated within the same cap)."""
+"""What the HTTP routes share: JSON answers, error bodies, OpenAPI body schemas and reading a
+request body (size-capped, gzip/deflate inflated within the same cap), the same for FastAPI's
+routes and for the fast path (:mod:`nbmlops.serving.fast`)."""
 
 from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from .batching import Overloaded
+from .metrics import Metrics
 from .payloads import PayloadError
+from .session import ModelError
 
 log_ = logging.getLogger("nbmlops.serving")
 _ROWS = {"type": "array", "items": {"type": "array", "items": {}}}
@@ -34,9 +39,21 @@ _SCHEMAS = {
 }
 
 
+JSON = "application/json"
+Answer = tuple[bytes, str, dict[str, str] | None]  # body, media type, extra headers: what a prediction route answers
+
+
+def dumps(data: Any) -> bytes:
+    return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS), status,
-                    headers=headers, media_type="application/json")
+    return Response(dumps(data), status, headers=headers, media_type=JSON)
+
+
+def answer_response(answer: Answer) -> Response:
+    body, media, headers = answer
+    return Response(body, media_type=media, headers=headers)
 
 
 MLFLOW_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "ENDPOINT_NOT_FOUND",
@@ -61,7 +78,19 @@ def error_body(path: str, status: int, message: str, reason: str = "") -> tuple[
 def error_response(path: str, status: int, message: str, headers: dict[str, str] | None = None,
                    reason: str = "") -> Response:
     status, body = error_body(path, status, message, reason)
-    return Response(body, status, headers=headers, media_type="application/json")
+    return Response(body, status, headers=headers, media_type=JSON)
+
+
+def error_answer(exc: Exception, path: str, metrics: Metrics) -> tuple[int, bytes, dict[str, str] | None]:
+    """Status, body and extra headers of the error ``exc`` raised answering ``path``, counted by reason
+    (an overload was counted where it happened, with its version)."""
+    if isinstance(exc, PayloadError):
+        metrics.count_error(exc.reason, exc.version if isinstance(exc, ModelError) else None)
+        return (*error_body(path, exc.status, str(exc), exc.reason), None)
+    if isinstance(exc, Overloaded):
+        return (*error_body(path, 503, "the server is busy; retry shortly"), {"Retry-After": "1"})
+    metrics.count_error("internal")
+    return (*error_body(path, 500, f"internal error ({type(exc).__name__})"), None)
 
 
 def body_schema(schema: str, *others: str) -> dict[str, Any]:
@@ -77,32 +106,44 @@ def check_name(asked: str, name: str) -> None:
         raise PayloadError(f"no such model here; this server serves {name!r}", 404, "unknown_model")
 
 
+def loads(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise PayloadError("the body is not valid JSON", 400, "malformed_json") from None
+
+
 class Reader:
     """Reads request bodies of at most ``max_body`` bytes, on the wire and once inflated.
 
     ``await read_json(request)`` parses JSON; ``await read_json.raw(request)`` gives the bytes,
-    inflated when the client sent ``Content-Encoding: gzip`` or ``deflate``."""
+    inflated when the client sent ``Content-Encoding: gzip`` or ``deflate``; ``body`` does the
+    same from any stream of chunks (the fast path's ASGI messages)."""
 
     def __init__(self, max_body: int) -> None:
         self.max_body = max_body
 
     async def raw(self, request: Request) -> bytes:
+        return await self.body(request.stream(), request.headers.get("content-encoding", ""),
+                               f"{request.method} {request.url.path}")
+
+    async def body(self, stream: AsyncIterator[bytes], encoding: str, what: str) -> bytes:
+        """The body ``stream`` brings, inflated per ``encoding``; ``what`` names the request in the server log."""
         max_body = self.max_body
         chunks: list[bytes] = []
         size = 0
         try:
-            async for chunk in request.stream():
+            async for chunk in stream:
                 size += len(chunk)
                 if size > max_body:
                     raise PayloadError(f"request bodies are limited to {max_body} bytes", 413, "body_too_large")
                 chunks.append(chunk)
         except ClientDisconnect:  # one line, not a traceback: a client that goes away is no server error
-            log_.warning("aborted: %s %s, the client went away after %d bytes of the body", request.method,
-                         request.url.path, size)
+            log_.warning("aborted: %s, the client went away after %d bytes of the body", what, size)
             raise PayloadError("the client disconnected before the body was complete", 400,
                                "client_disconnected") from None
-        body = b"".join(chunks)
-        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        encoding = encoding.strip().lower()
         if encoding in ("identity", ""):
             return body
         if encoding not in ("gzip", "deflate"):
@@ -135,12 +176,34 @@ class Reader:
                 raise PayloadError(f"{len(rest)} bytes follow the {encoding} stream", 400, "bad_encoding")
 
     async def __call__(self, request: Request) -> Any:
-        body = await self.raw(request)
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise PayloadError("the body is not valid JSON", 400, "malformed_json") from None
+        return loads(await self.raw(request))
 
 
 def reader(max_body: int) -> Reader:
     return Reader(max_body)
+
+
+class Incoming:
+    """What a prediction route needs of its request, from FastAPI's ``Request`` (the fast path has
+    its own): a header by its lower-case name and the body, read by the :class:`Reader`."""
+
+    def __init__(self, request: Request, read: Reader) -> None:
+        self.request, self.read = request, read
+
+    def header(self, name: str) -> str | None:
+        return self.request.headers.get(name)
+
+    async def raw(self) -> bytes:
+        return await self.read.raw(self.request)
+
+    async def json(self) -> Any:
+        return loads(await self.raw())
+
+
+async def send_answer(send: Any, status: int, body: bytes, media: str, headers: dict[str, str] | None = None) -> None:
+    """Answer an ASGI request in two messages (no Starlette ``Response`` in between)."""
+    raw = [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode())]
+    if headers:
+        raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
