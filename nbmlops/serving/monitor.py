@@ -1,17 +1,20 @@
 """The live monitor of a serving process (``serve(..., monitor=True)``).
 
-The request path only appends the served rows, predictions and probabilities to a bounded deque
-per model version (:meth:`Monitor.add`); every ``every`` rows a version is due, and a thread hands
-its window (the last ``window`` rows, or those of the last ``window`` seconds) to one worker process
-(spawned, at a lower priority: judging there leaves the server's GIL to the requests), which judges
-it with :mod:`nbmlops.monitoring.live`. Back in the server: gauges in
+The request path only appends one tuple per request (its time, rows, predictions and probabilities,
+as the request made them: nothing converted) to a deque per model version (:meth:`Monitor.add`);
+every ``every`` rows a version is due, and a thread cuts its window (the last ``window`` rows, or those
+of the last ``window`` seconds) into columns, pickles it and hands it to one worker process (spawned,
+at a lower priority: judging there leaves the server's GIL to the requests), which judges it with
+:mod:`nbmlops.monitoring.live` against the version's reference, prepared once. That thread's CPU
+and the worker's count against the budget ``cpu_share``. Back in the server: gauges in
 :class:`~nbmlops.serving.metrics.Metrics` and the latest summary for ``GET /monitor``. The worker
 records a window in the version's drift history at most every :data:`RECORD_EVERY` seconds, and
 whenever the drift verdict changes. A version due again while its previous window still waits is
 dropped and counted (``model_monitor_windows_dropped_total``).
 
-Memory: at most ``window`` rows per version (a time window keeps at most :data:`MAX_ROWS`), each
-a reference to the row, prediction and probabilities the request already made, plus the labels of
+Memory: at most ``window`` rows per version and the rest of one request (a time window keeps at most
+:data:`MAX_ROWS`), references to the rows, predictions and probabilities the request already made,
+plus the labels of
 as many requests from ``/feedback``; the worker holds one window at a time and the model again.
 """
 
@@ -20,13 +23,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import pickle
 import re
 import threading
 import time
 from collections import OrderedDict, deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from itertools import repeat
 from typing import Any
 
 from ..errors import InvalidInput
@@ -34,7 +37,10 @@ from ..store import current_store, set_store
 from .metrics import Metrics
 from .model import ServedModel
 
-WINDOW, EVERY = 1000, 500  # defaults: rows in a window, rows between two windows
+# defaults: rows in a window; rows between two windows of a duration. A window of rows is judged every
+# `window` rows unless told: each row is judged once (windows that overlap judge each row window/every
+# times, CPU the budget then takes from later windows)
+WINDOW, EVERY = 1000, 1000
 RECORD_EVERY = 60.0  # seconds: a version's windows go to the store this often, and when the verdict changes
 CPU_SHARE = 0.02  # of one core at most, for judging: after a window that took c CPU seconds, none for c / CPU_SHARE
 MAX_ROWS = 100_000  # rows a version keeps at most (a time window's bound)
@@ -62,6 +68,27 @@ def seconds(window: int | str) -> float | None:
     return None if isinstance(window, int) else int(window[:-1]) * _UNITS[window[-1]]
 
 
+def default_every(window: int | str) -> int:
+    """Rows between two windows when none is given: the window's rows (a duration: :data:`EVERY`)."""
+    return window if isinstance(window, int) else EVERY
+
+
+def check_stattest(name: Any) -> str | None:
+    """A drift test's name as ``drift_report`` knows it (``ks``, ``psi``, …), checked; None: the default tests,
+    sized by the window (:func:`nbmlops.monitoring.live.window_drift_options`)."""
+    if name is None:
+        return None
+    # the tests' registry loads pandas and numpy: only when a test is named
+    from ..monitoring.stattests import STATTESTS, get_stattest
+
+    if not isinstance(name, str):
+        raise InvalidInput(f"monitor_stattest is the name of a drift test ({', '.join(STATTESTS)}), got {name!r}")
+    try:
+        return get_stattest(name).name
+    except InvalidInput as exc:
+        raise InvalidInput(f"monitor_stattest: {exc}") from None
+
+
 def check_every(every: Any) -> int:
     if isinstance(every, str) and every.strip().isdigit():
         every = int(every)
@@ -73,9 +100,10 @@ def check_every(every: Any) -> int:
 class _Version:
     """One served version's window, its reference once loaded, and its latest summary."""
 
-    def __init__(self, model: ServedModel, rows: int) -> None:
+    def __init__(self, model: ServedModel) -> None:
         self.model = model
-        self.buf: deque[tuple[Any, ...]] = deque(maxlen=rows)  # (time ms, row, prediction, probabilities, id, i)
+        self.buf: deque[tuple[Any, ...]] = deque()  # per request: (time ms, rows, predictions, probabilities, id)
+        self.held = 0  # rows in buf
         self.labels: OrderedDict[str, list[Any]] = OrderedDict()  # request id -> labels of its rows
         self.since = 0
         self.recorded = 0.0  # when a window of it was last recorded in the store, and its verdict then
@@ -88,10 +116,13 @@ class _Version:
 class Monitor:
     """Windows of served traffic per version, handed by one thread to a worker process that judges them."""
 
-    def __init__(self, metrics: Metrics, window: int | str = WINDOW, every: int = EVERY,
+    def __init__(self, metrics: Metrics, window: int | str = WINDOW, every: int | None = None,
                  deployment: str | None = None, record: bool = True, correction: str | None = None,
-                 record_every: float = RECORD_EVERY, cpu_share: float = CPU_SHARE, policy: Any = None) -> None:
-        self.window, self.every = parse_window(window), check_every(every)
+                 record_every: float = RECORD_EVERY, cpu_share: float = CPU_SHARE, policy: Any = None,
+                 stattest: str | None = None) -> None:
+        self.window = parse_window(window)
+        self.every = check_every(default_every(self.window) if every is None else every)
+        self.stattest = check_stattest(stattest)  # one drift test for every column it applies to; None: defaults
         self.seconds = seconds(self.window)
         self.rows = MAX_ROWS if self.seconds is not None else int(self.window)
         self.metrics, self.deployment, self.record, self.correction = metrics, deployment, record, correction
@@ -122,15 +153,17 @@ class Monitor:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
-    # -- the request path: O(rows of the request), no lock but every `every` rows ----------------
+    # -- the request path: one append per request, no lock but every `every` rows ----------------
     def add(self, model: ServedModel, rows: list[list[Any]], out: dict[str, list[Any]], request_id: str) -> None:
         state = self.versions.get(model.version)
         if state is None:
-            state = self.versions[model.version] = _Version(model, self.rows)
-        probas = out.get("probabilities")
-        state.buf.extend(zip(repeat(time.time_ns() // 1_000_000), rows, out["predictions"],
-                             probas if probas is not None else repeat(None), repeat(request_id), range(len(rows))))
-        state.since += len(rows)
+            state = self.versions[model.version] = _Version(model)
+        buf, n = state.buf, len(rows)
+        buf.append((time.time_ns() // 1_000_000, rows, out["predictions"], out.get("probabilities"), request_id))
+        state.held += n
+        while state.held - len(buf[0][1]) >= self.rows:  # the oldest request is outside the window
+            state.held -= len(buf.popleft()[1])
+        state.since += n
         if state.since >= self.every:
             state.since = 0
             self._due(state)
@@ -156,7 +189,7 @@ class Monitor:
         """A version no longer served (an alias moved on): its rows and labels go, its last window stays."""
         state = self.versions.get(version)
         if state is not None:
-            state.buf.clear()
+            state.buf, state.held = deque(), 0
             state.labels.clear()
 
     # -- the monitor's thread ------------------------------------------------------------------------------
@@ -173,13 +206,15 @@ class Monitor:
                 if self._stopped:
                     return
                 state = self._pending.popleft()
-            started = time.monotonic()
+            started, own = time.monotonic(), time.thread_time()
             try:
                 cpu = self.judge(state).get("cpu_s", 0.0)
             except Exception as exc:  # a monitor's failure must not stop the server: said where it shows
                 log_.warning("live monitor: version %s: %s: %s", state.model.version, type(exc).__name__, exc)
                 state.latest = {"version": state.model.version, "error": f"{type(exc).__name__}: {exc}"[:500]}
                 cpu = 0.0
+            if self._pool is not None:  # this thread's share: the window cut and pickled, the gauges set
+                cpu += time.thread_time() - own
             rest = cpu / self.cpu_share - (time.monotonic() - started)
             if rest > 0:  # the CPU budget: windows due meanwhile wait (one per version) or are dropped
                 with self._cond:
@@ -189,13 +224,12 @@ class Monitor:
         """Judge the current window of ``state``'s version (in the worker process once started):
         gauges, ``/monitor`` and, now and then, the store."""
         model, started = state.model, time.perf_counter()
-        entries = self._snapshot(state)
+        rows, predictions, probas, labels, first, last = self._snapshot(state)
         head = {"version": model.version, "time": int(time.time() * 1000), "window": self.window,
-                "first": entries[0][0] if entries else None, "last": entries[-1][0] if entries else None}
+                "first": first, "last": last}
         record = self.record and (state.verdict is None or time.time() - state.recorded >= self.record_every)
-        job = (f"{model.name}/{model.version}", self.deployment, [e[1] for e in entries], [e[2] for e in entries],
-               [e[3] for e in entries] if model.proba else None, [self._label(state, e) for e in entries],
-               head["first"], head["last"], self.correction, record if self.record else None, state.verdict)
+        job = (f"{model.name}/{model.version}", self.deployment, rows, predictions, probas if model.proba else None,
+               labels, first, last, self.correction, record if self.record else None, state.verdict, self.stattest)
         summary = self._submit(job) if self._pool is not None else judge_window(*job)
         state.windows += 1
         if "drift_share" in summary:
@@ -215,15 +249,17 @@ class Monitor:
         return state.latest
 
     def _submit(self, job: tuple[Any, ...]) -> dict[str, Any]:
-        """``judge_window(*job)`` in the worker process (a new one if the last one died)."""
+        """``judge_window(*job)`` in the worker process (a new one if the last one died), pickled here so
+        that its CPU counts in this thread's."""
         try:
-            return self._pool.submit(judge_window, *job).result()  # type: ignore[union-attr]
+            return self._pool.submit(_judge_pickled, pickle.dumps(job, pickle.HIGHEST_PROTOCOL)).result()
         except BrokenProcessPool:
             self._pool = self._new_pool()
             raise
 
-    def _snapshot(self, state: _Version) -> list[tuple[Any, ...]]:
-        """The window's entries: a copy of the deque (taken whole under the GIL), a time window cut."""
+    def _snapshot(self, state: _Version) -> tuple[list[Any], list[Any], list[Any], list[Any], int | None, int | None]:
+        """The window as columns: (rows, predictions, probabilities, labels, first and last time in ms),
+        from a copy of the deque (taken whole under the GIL), cut to the window's rows or duration."""
         for _ in range(5):
             try:
                 entries = list(state.buf)
@@ -235,23 +271,31 @@ class Monitor:
         if self.seconds is not None:
             since = time.time_ns() // 1_000_000 - self.seconds * 1000
             entries = [e for e in entries if e[0] >= since]
-        return entries
-
-    @staticmethod
-    def _label(state: _Version, entry: tuple[Any, ...]) -> Any:
-        labels = state.labels.get(entry[4])
-        return None if labels is None or entry[5] >= len(labels) else labels[entry[5]]
+        rows = [r for e in entries for r in e[1]]
+        predictions = [p for e in entries for p in e[2]]
+        probas = [p for e in entries for p in (e[3] if e[3] is not None else [None] * len(e[1]))]
+        known = state.labels
+        labels = [_nth(known.get(e[4]), i) for e in entries for i in range(len(e[1]))]
+        cut = max(len(rows) - self.rows, 0)  # the oldest request may reach back beyond the window
+        first = entries[0][0] if entries else None
+        return rows[cut:], predictions[cut:], probas[cut:], labels[cut:], first, entries[-1][0] if entries else None
 
     def info(self) -> dict[str, Any]:
         """``GET /monitor``: the settings and the latest window of every version."""
-        return {"window": self.window, "every": self.every, "max_rows": self.rows,
+        retrain = {"on_drift": self.policy.spec, "jobs": self.policy.status()} if self.policy is not None else None
+        return {"window": self.window, "every": self.every, "max_rows": self.rows, "retrain": retrain,
                 "versions": {str(v): s.latest or {"version": v, "rows": len(s.buf), "until_next": self.every - s.since,
                                                   "note": "no window judged yet"}
                              for v, s in self.versions.items()}}
 
 
 # -- the judging, in the worker process (or in this one before the monitor starts) ------------------------
-_JUDGES: dict[str, tuple[ServedModel, Any]] = {}  # store:uri -> (model, its LiveReference or why there is none)
+_JUDGES: dict[tuple[str, ...], tuple[ServedModel, Any]] = {}  # (store, uri, options) -> (model, its LiveReference
+#                                                                  or why there is none)
+
+
+def _nth(labels: list[Any] | None, i: int) -> Any:
+    return None if labels is None or i >= len(labels) else labels[i]
 
 
 def _worker_init(store_root: str | None) -> None:
@@ -263,15 +307,25 @@ def _worker_init(store_root: str | None) -> None:
     from ..monitoring import live  # noqa: F401  (pandas, scipy, the drift tests: loaded once, here)
 
 
-def _judge_of(uri: str) -> tuple[ServedModel, Any]:
+def _judge_pickled(job: bytes) -> dict[str, Any]:
+    """:func:`judge_window` of a pickled job, its unpickling counted in the window's CPU."""
+    cpu = time.process_time()
+    args = pickle.loads(job)
+    cpu = time.process_time() - cpu
+    summary = judge_window(*args)
+    summary["cpu_s"] = round(summary.get("cpu_s", 0.0) + cpu, 4)
+    return summary
+
+
+def _judge_of(uri: str, stattest: str | None, correction: str | None) -> tuple[ServedModel, Any]:
     # pandas, scipy and the drift tests: loaded only where windows are judged
     from ..monitoring import live  # the judging code: only where windows are judged (see _worker_init)
 
-    key = f"{current_store().root}:{uri}"
+    key = (str(current_store().root), uri, str(stattest), str(correction))
     if key not in _JUDGES:
         model = ServedModel(uri)
         try:
-            ref: Any = live.LiveReference(uri, model.estimator, bool(model.schema.features))
+            ref: Any = live.LiveReference(uri, model.estimator, bool(model.schema.features), stattest, correction)
         except Exception as exc:
             ref = f"no monitoring reference for {uri}: {exc}"
         _JUDGES[key] = (model, ref)
@@ -280,12 +334,14 @@ def _judge_of(uri: str) -> tuple[ServedModel, Any]:
 
 def judge_window(uri: str, deployment: str | None, rows: list[Any], predictions: list[Any],
                  probabilities: list[Any] | None, labels: list[Any], first: int | None, last: int | None,
-                 correction: str | None, record: bool | None, verdict: bool | None) -> dict[str, Any]:
+                 correction: str | None, record: bool | None, verdict: bool | None,
+                 stattest: str | None = None) -> dict[str, Any]:
     """One window of ``uri``'s traffic judged against its reference; recorded in the store when
     ``record``, or when its drift verdict differs from ``verdict`` (``record`` None: never)."""
     from ..monitoring import live  # loaded by _judge_of already: the same module
 
-    model, ref = _judge_of(uri)  # the first window of a version loads it and fits its estimator: not counted
+    # the first window of a version loads it, prepares its reference and fits its estimator: not counted
+    model, ref = _judge_of(uri, stattest, correction)
     clock = time.process_time if multiprocessing.parent_process() is not None else time.thread_time
     cpu = clock()  # in the worker: all of its CPU (unpickling threads too); in the server: this thread's
     if isinstance(ref, str):
@@ -297,7 +353,7 @@ def judge_window(uri: str, deployment: str | None, rows: list[Any], predictions:
 
         names = [str(c) for c in ref.estimator.classes]
         probas = np.array([[p[c] for c in names] for p in probabilities], dtype=float)
-    summary, report = live.evaluate_window(ref, frame, probas, labels, correction)
+    summary, report = live.evaluate_window(ref, frame, probas, labels)
     summary["estimate_method"] = ref.method
     summary["feature_names"] = model.schema.features or ref.features
     if report is not None and record is not None and (record or summary["dataset_drift"] != verdict):

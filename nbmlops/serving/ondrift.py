@@ -45,6 +45,7 @@ class RetrainPolicy:
     """Starts the retrain job for drifted windows and says where each version's job stands."""
 
     def __init__(self, spec: str, model_uri: str) -> None:
+        self.spec = spec
         action, self.pipeline = spec.split(":", 1)
         self.promote = ACTIONS[action]
         self.model_uri = model_uri
@@ -84,8 +85,7 @@ class RetrainPolicy:
         self.jobs[version] = job
         return job
 
-    def close(self) -> None:
-        """The server stops: a job still running is left to finish (it records its own decision)."""
-        for job in self.jobs.values():
-            if job["state"] == "running":
-                job["proc"].poll()
+    def status(self) -> dict[str, Any]:
+        """Each version's job as ``/monitor`` shows it: pid, window, state (running, decided, waiting for
+        labels, failed)."""
+        return {str(v): {k: x for k, x in (self._poll(v) or {}).items() if k != "proc"} for v in self.jobs}
