@@ -105,7 +105,8 @@ def test_a_window_without_labels_waits_for_them_and_writes_nothing(churn, capsys
     drifted = steps.raw_data(120, seed=3, shift=1.5)
     window = _recorded_window("churn@production", drifted[["x1", "x2"]])
     assert nbmlops.window_data(window).target.isna().all()
-    args = ["retrain", "--store", str(nbmlops.store.current_store().root), "--window", window, "--pipeline", "churn", "--model", "churn@production"]
+    args = ["retrain", "--store", str(nbmlops.store.current_store().root), "--window", window,
+            "--pipeline", "churn", "--model", "churn@production"]
     assert retrain_job(args) == TOO_FEW
     assert "0 of its 120 rows have a label" in capsys.readouterr().err
     assert retrain_decisions("churn").empty and list(nbmlops.list_datasets("raw").version) == [1]
