@@ -1,7 +1,9 @@
-"""The drift widget: pick columns, test, threshold and correction; the report re-renders.
+"""The drift widgets: pick columns, test, threshold and correction and the report re-renders; or watch a
+model's monitoring timeline, version by version.
 
-A thin face over ``nbmlops.drift_report``: the data is read once (a ``model:`` reference too), each
-change of a control computes a new report of the chosen columns and shows its HTML.
+Thin faces over ``nbmlops.drift_report`` (the data is read once, a ``model:`` reference too; each change
+of a control computes a new report of the chosen columns and shows its HTML) and over
+``monitor_timeline`` (each refresh reads the store again).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ..display.style import AMBER, RED
 from ..errors import NbmlopsError
 from ..monitoring.sources import load
 from ..monitoring.stattests import STATTESTS
+from ..monitoring.timeline import monitor_timeline
 from ._static import StaticFallback
 
 DEFAULT = "default (Evidently's choice)"
@@ -89,3 +92,45 @@ class DriftWidget(StaticFallback, w.VBox):
 def drift_widget(reference: Any, current: Any, **kwargs: Any) -> DriftWidget:
     """An ipywidgets panel over ``drift_report(reference, current, **kwargs)``."""
     return DriftWidget(reference, current, **kwargs)
+
+
+class TimelineWidget(StaticFallback, w.VBox):
+    """A model's monitoring timeline: pick a version (or all) and the alias whose moves are marked,
+    refresh to read new windows; ``.timeline`` is the one shown."""
+
+    ALL = "all versions"
+
+    def __init__(self, model: str, version: int | None = None, alias: str | None = None) -> None:
+        self.timeline = monitor_timeline(model, version, alias)  # mistakes reach the caller, before any control
+        versions = monitor_timeline(self.timeline.model).versions
+        self.version = w.Dropdown(description="version", options=[self.ALL, *versions],
+                                  value=self.timeline.version if self.timeline.version in versions else self.ALL)
+        alias = alias or (model.split("@", 1)[1] if "@" in model else None)  # "churn@production": its moves
+        self.alias = w.Text(value=alias or "", placeholder="the deployments' aliases", description="alias",
+                            continuous_update=False)
+        self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="auto"))
+        self.status = w.HTML()
+        self.view = w.HTML(self.timeline.html())
+        self.version.observe(lambda _: self.refresh(), names="value")
+        self.alias.observe(lambda _: self.refresh(), names="value")
+        self.refresh_button.on_click(lambda _: self.refresh())
+        wrap = w.Layout(flex_flow="row wrap", align_items="center")
+        super().__init__([w.HBox([self.version, self.alias, self.refresh_button], layout=wrap), self.status, self.view])
+
+    def refresh(self) -> None:
+        version = None if self.version.value == self.ALL else int(self.version.value)
+        try:
+            self.timeline = monitor_timeline(self.timeline.model, version, self.alias.value.strip() or None)
+        except NbmlopsError as exc:
+            self.status.value = f'<span style="color:{RED}">{escape(str(exc))}</span>'
+            return
+        self.status.value = ""
+        self.view.value = self.timeline.html()
+
+    def _static_html(self) -> str:
+        return self.view.value
+
+
+def timeline_widget(model: str, version: int | None = None, alias: str | None = None) -> TimelineWidget:
+    """An ipywidgets panel over ``monitor_timeline(model, version, alias)``, refreshed on demand."""
+    return TimelineWidget(model, version, alias)
