@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -41,7 +42,7 @@ class Batcher:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="nbmlops-model")
         self.task: asyncio.Task[None] | None = None
         self.on_batch: Callable[[int], None] | None = None
-        self.cost: float | None = None  # seconds per model call, a moving average; None until measured
+        self.took: deque[float] = deque(maxlen=16)  # seconds of the last model calls, timed inside each call
 
     def start(self) -> None:
         if self.enabled and self.task is None:
@@ -63,19 +64,24 @@ class Batcher:
     def _call(self, rows: list[list[Any]]) -> dict[str, list[Any]]:
         if self.on_batch is not None:
             self.on_batch(len(rows))
-        return self.predict(rows)
-
-    async def _score(self, rows: list[list[Any]]) -> dict[str, list[Any]]:
-        """``_call`` on the loop when the model is known to be quick, else on the model's thread;
-        either way the call's time updates ``cost``."""
         start = time.perf_counter()
         try:
-            if self.cost is not None and self.cost < INLINE_BELOW:
-                return self._call(rows)
-            return await asyncio.get_running_loop().run_in_executor(self.executor, self._call, rows)
+            return self.predict(rows)
         finally:
-            took = time.perf_counter() - start
-            self.cost = took if self.cost is None else 0.8 * self.cost + 0.2 * took
+            self.took.append(time.perf_counter() - start)
+
+    @property
+    def quick(self) -> bool:
+        """The model's last calls took under INLINE_BELOW seconds, by their median (a call the machine
+        slowed down, or one batch bigger than the rest, does not move it)."""
+        took = self.took
+        return bool(took) and sorted(took)[len(took) // 2] < INLINE_BELOW
+
+    async def _score(self, rows: list[list[Any]]) -> dict[str, list[Any]]:
+        """``_call`` on the loop when the model is quick, else on the model's thread."""
+        if self.quick:
+            return self._call(rows)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self._call, rows)
 
     async def _run(self) -> None:
         while True:
