@@ -247,8 +247,18 @@ def test_monitor_route_needs_a_monitor_and_the_token(model):
     ({"monitor_window": 100, "monitor_every": 500}, "larger than monitor_window"),
     ({"monitor_cpu": 0}, "monitor_cpu is the share of one core"),
     ({"monitor": False, "monitor_window": 100}, "need monitor=True"),
+    ({"monitor": False, "monitor_stattest": "ks"}, "need monitor=True"),
+    ({"monitor_stattest": "t-test"}, "monitor_stattest: unknown stattest 't-test'; choose one of: ks, chisquare"),
+    ({"monitor_stattest": 3}, "monitor_stattest is the name of a drift test"),
+    ({"monitor_window": 300}, None),  # every defaults to the window's rows: accepted (no 'larger than' refusal)
 ])
 def test_bad_monitor_configuration_is_refused_with_one_line(model, options, message):
+    if message is None:
+        from nbmlops.serving.deployments import _monitor_settings
+
+        assert _monitor_settings(True, 300, None, None, None) == {"window": 300, "every": 300, "cpu": 0.02}
+        assert Monitor(Metrics("live"), "1h").every == 1000 and Monitor(Metrics("live"), 300).every == 300
+        return
     with pytest.raises(InvalidInput, match=message) as info:
         nbmlops.serve("live/1", name="bad", **{"monitor": True, **options})
     assert "\n" not in str(info.value)
@@ -279,13 +289,16 @@ nbmlops.register_model(clf, "tiny", reference=(X, X[:, 0] > 0))
     assert "\n" not in str(info.value)
     with pytest.raises(UsageError, match="need monitor=True"):
         ip.run_line_magic("serve", "tiny --every 10")
+    with pytest.raises(UsageError, match="monitor_stattest: unknown stattest 'kss'") as info:
+        ip.run_line_magic("serve", "tiny --monitor --stattest kss")
+    assert "\n" not in str(info.value)
     assert nbmlops.list_deployments(all=True).empty
-    ip.run_line_magic("serve", "tiny --monitor --window 1h --every 100 --no-log")
+    ip.run_line_magic("serve", "tiny --monitor --window 1h --every 100 --stattest PSI --no-log")
     dep = nbmlops.get_deployment("tiny")
     try:
         assert {k: dep.monitor()[k] for k in ("window", "every", "max_rows")} == \
             {"window": "1h", "every": 100, "max_rows": 100_000}
-        assert dep.doc["settings"]["monitor"] == {"window": "1h", "every": 100, "cpu": 0.02}
+        assert dep.doc["settings"]["monitor"] == {"window": "1h", "every": 100, "cpu": 0.02, "stattest": "psi"}
     finally:
         dep.stop()
 
@@ -406,6 +419,56 @@ def test_the_monitor_series_pass_promtool_lint(model):
     assert lint.returncode == 0 and lint.stdout == lint.stderr == b"", lint
 
 
+def test_a_window_is_cut_to_its_rows_with_each_rows_label_from_requests_of_any_size(model):
+    served = ServedModel("live/1")
+    monitor = Monitor(Metrics("live"), 100, 10_000, record=False)
+    X = _rows(150, np.random.default_rng(12))
+    for i in range(0, 150, 30):  # five requests of 30 rows: the window holds the last 100 rows
+        part = X.iloc[i:i + 30]
+        monitor.add(served, part.to_numpy().tolist(), served.predict_frame(part), f"r{i}")
+    state = monitor.versions[1]
+    assert (state.held, len(state.buf)) == (120, 4)  # the oldest request kept reaches 20 rows back beyond it
+    monitor.label("r30", 1, ["x"] * 30)   # 20 of its rows are in the window
+    monitor.label("r120", 1, list(range(30)))
+    rows, predictions, probas, labels, first, last = monitor._snapshot(state)
+    assert rows == X.iloc[50:].to_numpy().tolist() and len(predictions) == len(probas) == 100
+    assert labels == ["x"] * 10 + [None] * 60 + list(range(30))
+    summary = monitor.judge(state)
+    assert summary["rows"] == 100 and summary["realized"]["labels"] == 40
+
+
+def test_monitor_stattest_tests_every_column_it_applies_to_and_the_default_is_sized_by_the_window(store):
+    """Against a 3,000-row reference ``drift_report`` gives normed Wasserstein (by the reference's
+    size); a 200-row window gets K-S (by its own), or the test named."""
+    rng = np.random.default_rng(13)
+    X = _rows(3000, rng)
+    X["plan"] = rng.choice(["a", "b", "c"], 3000)
+    y = _labels(X, rng)
+    from sklearn.compose import make_column_transformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    clf = make_pipeline(make_column_transformer((OneHotEncoder(), ["plan"]), remainder="passthrough"),
+                        LogisticRegression()).fit(X, y)
+    nbmlops.register_model(clf, "sized", reference=(X, y))
+    window = _rows(200, rng)
+    window["plan"] = rng.choice(["a", "b", "c"], 200)
+    served = ServedModel("sized/1")
+    rows = window.to_numpy(dtype=object).tolist()
+    tests = {}
+    for stattest in (None, "psi", "wasserstein"):
+        monitor = Monitor(Metrics("sized"), 200, 10_000, record=False, stattest=stattest)
+        monitor.add(served, rows, served.predict(rows), "r")
+        summary = monitor.judge(monitor.versions[1])
+        tests[stattest] = {c: f["stattest"] for c, f in summary["features"].items()}
+    assert tests == {None: {"a": "ks", "b": "ks", "plan": "chisquare"},
+                     "psi": {"a": "psi", "b": "psi", "plan": "psi"},
+                     "wasserstein": {"a": "wasserstein", "b": "wasserstein", "plan": "chisquare"}}
+    reference = nbmlops.get_model_version("sized/1").reference()
+    assert nbmlops.drift_report(reference.drop(columns="target"), window, performance=False)["a"].stattest == \
+        "wasserstein"
+
+
 def test_a_time_window_keeps_the_rows_of_its_duration_only(model):
     served = ServedModel("live/1")
     monitor = Monitor(Metrics("live"), "1s", 10_000, record=False)
@@ -428,7 +491,8 @@ def test_a_window_due_while_the_last_one_waits_is_dropped_and_counted(model):
     rows = X.to_numpy().tolist()
     for _ in range(4):
         monitor.add(served, rows, out, "r")
-    assert len(monitor.versions[1].buf) == 100  # bounded by the window
+    state = monitor.versions[1]
+    assert (state.held, len(state.buf)) == (100, 2)  # bounded by the window: the last two requests of 50 rows
     dropped = samples(metrics.render().decode(), "model_monitor_windows_dropped_total")
     assert dropped == {(("model_name", "live"), ("model_version", "1")): 3.0}
 

@@ -16,7 +16,7 @@ from ._progress import WidgetProgress
 
 USAGE = ("usage: %serve NAME[@ALIAS|/VERSION] [--port P] [--token T] [--name D] [--detach] "
          "[--ab V=W,V=W] [--shadow V] [--restart] [--accuracy-window N] "
-         "[--monitor [--window 1000|1h] [--every 500] [--on-drift retrain:PIPELINE]] "
+         "[--monitor [--window 1000|1h] [--every ROWS] [--stattest NAME] [--on-drift retrain:PIPELINE]] "
          "[--prometheus DIR] | "
          "%serve --list | %serve --stop D | %serve --logs D | "
          "%serve --batch MODEL INPUT OUTPUT [--parallelism N]")
@@ -62,7 +62,9 @@ class Serve(Magics):
               "quality and estimated performance of each window against the version's reference (GET /monitor, "
               "gauges, drift_history)")
     @argument("--window", metavar="ROWS|DURATION", help="with --monitor: rows per window (1000) or a duration (1h)")
-    @argument("--every", metavar="ROWS", help="with --monitor: rows between two windows (500)")
+    @argument("--every", metavar="ROWS", help="with --monitor: rows between two windows (the window's rows)")
+    @argument("--stattest", metavar="NAME", help="with --monitor: one drift test for every column it applies to "
+              "(ks, psi, wasserstein, jensenshannon, ...; default: drift_report's choice for the window's size)")
     @argument("--on-drift", metavar="retrain:PIPELINE", help="with --monitor: retrain with this pipeline on a "
               "drifted window's labelled rows (retrain+promote:PIPELINE also moves the alias by the promotion rule)")
     @argument("--prometheus", metavar="DIR", help="write a Prometheus scrape config and alerting rules for "
@@ -96,7 +98,8 @@ class Serve(Magics):
                                 name=args.name, detach=args.detach, batching=not args.no_batching,
                                 log_requests=not args.no_log, ab=ab, shadow=args.shadow, restart=args.restart,
                                 accuracy_window=args.accuracy_window, monitor=args.monitor,
-                                monitor_window=args.window, monitor_every=args.every, on_drift=args.on_drift)
+                                monitor_window=args.window, monitor_every=args.every,
+                                monitor_stattest=args.stattest, on_drift=args.on_drift)
             if args.prometheus:
                 config = dep.prometheus_config(args.prometheus)
                 print(f"wrote a Prometheus config and alerting rules for {dep.name}: "

@@ -2,7 +2,8 @@
 
 The serving process keeps the window; this module judges it, with nothing of HTTP in it:
 per-column drift, the drift share, prediction drift and data-quality numbers come from
-:func:`~nbmlops.monitoring.drift.drift_report` itself (same tests, same corrections), estimated
+:func:`~nbmlops.monitoring.drift.drift_report` itself (same tests, same corrections; the reference
+side prepared once, :class:`~nbmlops.monitoring.prepared.PreparedReference`), estimated
 performance from :mod:`~nbmlops.monitoring.estimate` (CBPE or DLE, fitted once per version on the
 reference), realized performance from the labels that arrived for rows of the window.
 :func:`record_window` adds the window to the drift history of the version.
@@ -23,6 +24,8 @@ from ..store.records import DriftSummaryRecord, LiveWindowRecord
 from .columns import ColumnMapping
 from .drift import drift_report
 from .estimate import CBPE, estimator_for
+from .prepared import PreparedReference
+from .stattests import BOTH, get_stattest
 
 MIN_ROWS = 30  # below this a window is not tested: the tests' p-values say little about 30 values or fewer
 TARGET, PREDICTION = "target", "prediction"  # the reference's columns besides the features (tracking.modelfiles)
@@ -30,14 +33,18 @@ TARGET, PREDICTION = "target", "prediction"  # the reference's columns besides t
 
 class LiveReference:
     """What the windows of one version are compared with: its reference's features and predictions,
-    and a performance estimator fitted once on it (``unavailable`` says why there is none)."""
+    prepared once for the drift tests (``stattest``: one test for every column it applies to, else the
+    default tests sized by the window, see :func:`window_drift_options`), and a performance estimator
+    fitted once on it (``unavailable`` says why there is none)."""
 
-    def __init__(self, uri: str, model: Any, named_features: bool) -> None:
+    def __init__(self, uri: str, model: Any, named_features: bool, stattest: str | None = None,
+                 correction: str | None = None) -> None:
         frame = get_model_version(uri).reference()  # NotFound when the version was registered without one
         self.uri = uri
         target = frame.pop(TARGET) if TARGET in frame.columns else None
         self.frame = frame
         self.features = [c for c in frame.columns if c != PREDICTION]
+        self.drift = PreparedReference(frame, ColumnMapping(target=None), **window_drift_options(stattest, correction))
         self.estimator: Any = None
         self.unavailable: str | None = None
         if target is None or target.isna().all():
@@ -57,8 +64,22 @@ class LiveReference:
         return "cbpe" if isinstance(self.estimator, CBPE) else "dle"
 
 
-def evaluate_window(ref: LiveReference, window: Any, probas: np.ndarray | None, labels: list[Any],
-                    correction: str | None = None) -> tuple[dict[str, Any], Any]:
+def window_drift_options(stattest: str | None, correction: str | None) -> dict[str, Any]:
+    """``drift_report``'s options for windows of served traffic. The default tests are sized by the
+    window, not by the reference as ``drift_report``'s are: against a reference of more than 1,000 rows
+    Evidently's rule gives normed Wasserstein at 0.1, which a window of a few hundred rows of the
+    reference's own distribution crosses by chance (``drift.smaller_side_stattest``); a window of up to
+    1,000 rows gets K-S, chi-square or Z, larger ones the distances. A named ``stattest`` tests every
+    column of the kinds it applies to; the others keep those defaults."""
+    options: dict[str, Any] = {"correction": correction, "performance": False, "default_by": "smaller"}
+    if stattest is not None:
+        test = get_stattest(stattest)
+        options["stattest" if test.kinds == BOTH else "num_stattest"] = test.name
+    return options
+
+
+def evaluate_window(ref: LiveReference, window: Any, probas: np.ndarray | None,
+                    labels: list[Any]) -> tuple[dict[str, Any], Any]:
     """Judge ``window`` (the features and a ``prediction`` column, one row per served row) against
     ``ref``: returns (summary, the drift report or None when the window is too small to test).
     ``probas`` are the served probabilities in the estimator's class order; ``labels`` the known
@@ -71,8 +92,7 @@ def evaluate_window(ref: LiveReference, window: Any, probas: np.ndarray | None, 
                           "nothing computed; wait for more traffic")
         return out, None
     compared = window[[*ref.features, PREDICTION]] if PREDICTION in ref.frame.columns else window[ref.features]
-    report = drift_report(ref.frame, compared, ColumnMapping(target=None), correction=correction,
-                          performance=False, progress=False, workers=1)
+    report = ref.drift.compare(compared)
     features = set(ref.features)
     tested = [c for c in report.columns if c.tested and c.column in features]
     out["drift_share"] = report.share_drifted

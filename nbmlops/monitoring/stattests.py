@@ -14,6 +14,7 @@ match what its users know; the contract tests check each one against scipy.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -98,21 +99,35 @@ def _stattest(name: str, label: str, kinds: frozenset[str], score_kind: str, thr
 
 # -- p-values ------------------------------------------------------------------------------
 
+_KS_EXACT: OrderedDict[tuple[int, int, int], tuple[float, float]] = OrderedDict()  # (n, m, h) -> scipy's (D, p)
+KS_EXACT_KEPT = 20_000  # entries of _KS_EXACT (about 2 MB)
+
+
 @_stattest("ks", "K-S p-value", frozenset({NUMERIC}), P_VALUE, 0.05, aliases=("kolmogorov_smirnov", "ks_2samp"))
 def ks(pair: Pair) -> tuple[float, float]:
-    """Two-sample Kolmogorov–Smirnov, as ``scipy.stats.ks_2samp`` (exact up to 10,000 values a side)."""
+    """Two-sample Kolmogorov–Smirnov, as ``scipy.stats.ks_2samp`` (exact up to 10,000 values a side).
+
+    scipy's exact two-sided result depends only on the sizes and on ``h``, the statistic in units of
+    1/lcm(n, m); its computation takes milliseconds (5 ms at 1,000 against 5,000 values), so it is kept
+    per (n, m, h): windows of one size compared with one reference meet the same few hundred ``h``."""
     a, b = pair.ref.values, pair.cur.values  # type: ignore[union-attr]
     n, m = len(a), len(b)
-    if max(n, m) <= 10_000:
-        from scipy.stats import ks_2samp
-
-        res = ks_2samp(a, b)
-        return res.statistic, res.pvalue
-    from scipy.stats import distributions
-
     _, _, fa, fb = pair.cdfs
     diff = fa - fb
-    d = float(max(diff.max(initial=0.0), -diff.min(initial=0.0)))
+    d = float(max(diff.max(initial=0.0), -diff.min(initial=0.0)))  # scipy's D, from the same CDF differences
+    if max(n, m) <= 10_000:
+        key = (n, m, int(np.round(d * (n // math.gcd(n, m)) * m)))
+        hit = _KS_EXACT.get(key)
+        if hit is None:
+            from scipy.stats import ks_2samp
+
+            res = ks_2samp(a, b)
+            hit = _KS_EXACT[key] = (float(res.statistic), float(res.pvalue))
+            if len(_KS_EXACT) > KS_EXACT_KEPT:
+                _KS_EXACT.popitem(last=False)
+        return hit
+    from scipy.stats import distributions
+
     big, small = max(n, m), min(n, m)
     en = big * small / (big + small)
     return d, float(np.clip(distributions.kstwo.sf(d, np.round(en)), 0, 1))

@@ -68,7 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--monitor", action="store_true", help="judge windows of the served traffic against the "
                    "version's monitoring reference, off the request path")
     p.add_argument("--monitor-window", default=str(WINDOW), help="rows (1000) or a duration (1h) per window")
-    p.add_argument("--monitor-every", type=int, default=EVERY, help="rows between two windows of a version")
+    p.add_argument("--monitor-every", type=int, default=None, help="rows between two windows of a version (the "
+                   f"window's rows; {EVERY} for a duration)")
+    p.add_argument("--monitor-stattest", default=None, help="one drift test for every column it applies to (default: "
+                   "drift_report's rule sized by the window)")
     p.add_argument("--monitor-cpu", type=float, default=CPU_SHARE, help="share of one core the monitor may use")
     p.add_argument("--on-drift", help="retrain:PIPELINE or retrain+promote:PIPELINE, for drifted windows")
     return p
@@ -154,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         name = (store.deployments().get("id", args.deployment) or {}).get("name", args.deployment)
         policy = RetrainPolicy(args.on_drift, args.model) if args.on_drift else None
         monitor = Monitor(metrics, args.monitor_window, args.monitor_every, name,
-                          cpu_share=args.monitor_cpu, policy=policy) if args.monitor else None
+                          cpu_share=args.monitor_cpu, policy=policy, stattest=args.monitor_stattest) \
+            if args.monitor else None
     except Exception as exc:
         print(f"nbmlops serving: bad monitor settings: {exc}", file=sys.stderr, flush=True)
         deployments.update(args.deployment, status="failed", error=str(exc))

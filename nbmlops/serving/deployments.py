@@ -33,7 +33,7 @@ from ..store import SCHEMA, current_store, pid_alive, proc_start
 from ..store.records import DeploymentRecord, DeploymentSettings
 from ..tracking import environment
 from .metrics import ACCURACY_WINDOW
-from .monitor import CPU_SHARE, EVERY, WINDOW, check_every, parse_window
+from .monitor import CPU_SHARE, WINDOW, check_every, check_stattest, default_every, parse_window
 from .ondrift import parse_on_drift
 from .promconfig import Target, alert_rules, scrape_config
 from .reqlog import deployment_requests
@@ -390,23 +390,25 @@ def _differences(doc: DeploymentRecord, asked: DeploymentSettings) -> list[str]:
     return out
 
 
-def _monitor_settings(monitor: bool, window: Any, every: Any, cpu: Any) -> dict[str, Any] | None:
+def _monitor_settings(monitor: bool, window: Any, every: Any, cpu: Any, stattest: Any) -> dict[str, Any] | None:
     """The live monitor's settings, checked (None: no monitor)."""
     if not isinstance(monitor, bool):
         raise InvalidInput(f"monitor is True or False, got {monitor!r}")
     if not monitor:
-        if window is not None or every is not None or cpu is not None:
-            raise InvalidInput("monitor_window, monitor_every and monitor_cpu need monitor=True (%serve --monitor)")
+        if window is not None or every is not None or cpu is not None or stattest is not None:
+            raise InvalidInput("monitor_window, monitor_every, monitor_cpu and monitor_stattest need monitor=True "
+                               "(%serve --monitor)")
         return None
     cpu = CPU_SHARE if cpu is None else cpu
     if isinstance(cpu, bool) or not isinstance(cpu, (int, float)) or not 0 < cpu <= 1:
         raise InvalidInput(f"monitor_cpu is the share of one core the monitor may use, in (0, 1], got {cpu!r}")
     window = parse_window(WINDOW if window is None else window)
-    every = check_every(EVERY if every is None else every)
+    every = check_every(default_every(window) if every is None else every)
     if isinstance(window, int) and every > window:
         raise InvalidInput(f"monitor_every ({every:,} rows) is larger than monitor_window ({window:,} rows): "
                            "rows would pass unjudged; make every at most the window")
-    return {"window": window, "every": every, "cpu": float(cpu)}
+    stattest = check_stattest(stattest)
+    return {"window": window, "every": every, "cpu": float(cpu), **({"stattest": stattest} if stattest else {})}
 
 
 def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | None = None,
@@ -416,7 +418,7 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
           restart: bool = False, feedback_mb: int = 32, accuracy_window: int = ACCURACY_WINDOW,
           monitor: bool = False, monitor_window: int | str | None = None,
           monitor_every: int | None = None, monitor_cpu: float | None = None,
-          on_drift: str | None = None) -> Deployment:
+          monitor_stattest: str | None = None, on_drift: str | None = None) -> Deployment:
     """Serve a registered model from a background process; returns once it answers ``/health``.
     ``NAME@ALIAS`` follows the alias as it moves; ``ab={"churn/2": 0.9, "churn/3": 0.1}`` splits
     traffic (sticky by ``X-Request-Key``); ``shadow=3`` scores a copy of each request with version 3.
@@ -427,12 +429,15 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
     ``model_accuracy_windowed`` is the accuracy over the last ``accuracy_window`` labels.
     ``Deployment.prometheus_config(DIR)`` writes a Prometheus setup that scrapes it.
     ``monitor=True`` judges the served traffic in the server, off the request path: every
-    ``monitor_every`` rows (500) the last ``monitor_window`` rows (1000, or a duration: ``"1h"``) of a
-    version against its monitoring reference (drift, data quality, estimated performance), as gauges,
-    ``GET /monitor`` and windows in ``drift_history``; judging takes at most ``monitor_cpu`` of a
-    core (0.02), windows further apart when traffic outpaces it. ``on_drift="retrain:PIPELINE"`` hands
-    a recorded drifted window (its labelled rows) to ``retrain_on_drift`` in a process of its own, which
-    registers a candidate; ``"retrain+promote:PIPELINE"`` also moves the alias when its rule says so.
+    ``monitor_every`` rows (the window's) the last ``monitor_window`` rows (1000, or a duration: ``"1h"``,
+    then every 1000 rows) of a version against its monitoring reference (drift, data quality, estimated
+    performance), as gauges, ``GET /monitor`` and windows in ``drift_history``; judging takes at most
+    ``monitor_cpu`` of a core (0.02), windows further apart when traffic outpaces it. Each column gets
+    ``drift_report``'s default test for the window's size (K-S or chi-square up to 1,000 rows, the
+    distances above), or ``monitor_stattest`` (``"ks"``, ``"psi"``, ``"wasserstein"``, ...) where it applies.
+    ``on_drift="retrain:PIPELINE"`` hands a recorded drifted window (its labelled rows) to
+    ``retrain_on_drift`` in a process of its own, which registers a candidate;
+    ``"retrain+promote:PIPELINE"`` also moves the alias when its rule says so.
 
     >>> dep = nbmlops.serve("churn@production")
     >>> dep.predict(X_test.head(3))
@@ -449,7 +454,7 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
             not 1 <= accuracy_window <= 10_000_000:
         raise InvalidInput(f"accuracy_window must be a number of labels from 1 to 10,000,000, got {accuracy_window!r}")
     version = get_model_version(model_uri)
-    watch = _monitor_settings(monitor, monitor_window, monitor_every, monitor_cpu)
+    watch = _monitor_settings(monitor, monitor_window, monitor_every, monitor_cpu, monitor_stattest)
     policy = parse_on_drift(on_drift)
     if policy is not None:
         if watch is None:
@@ -509,6 +514,7 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
     if watch is not None:
         cmd += ["--monitor", "--monitor-window", str(watch["window"]), "--monitor-every", str(watch["every"]),
                 "--monitor-cpu", str(watch["cpu"])]
+        cmd += ["--monitor-stattest", watch["stattest"]] if watch.get("stattest") else []
         cmd += ["--on-drift", watch["on_drift"]] if watch.get("on_drift") else []
     env = {**os.environ, "NBMLOPS_SERVE_TOKEN": token or "", "NBMLOPS_SERVE_ADMIN_TOKEN": doc["admin_token"]}
     with store.deployments().edit() as docs:  # the check that no other process started this name is under the same lock
