@@ -39,7 +39,8 @@ def timeline_html(tl: Any) -> str:
     """The whole card: a header, then a chart and a table per version."""
     what = e(tl.model) + ("" if tl.version is None else f" v{tl.version}")
     head = f'<div style="font-size:14px"><b>Monitoring timeline</b> of <b>{what}</b></div>'
-    facts = [f"{len(tl.window_records):,} windows and reports"]
+    live = sum(w["kind"] == "window" for w in tl.window_records)
+    facts = [f"{live:,} live windows, {len(tl.window_records) - live:,} logged reports"]
     if tl.truncated:
         facts.append(f"{tl.truncated:,} older left out")
     if tl.threshold is not None:
@@ -79,13 +80,14 @@ def chart_svg(windows: list[dict[str, Any]], switches: list[dict[str, Any]], met
     pad = (hi - lo) * 0.03
     lo, hi = lo - pad, hi + pad
     perf = metric is not None
-    height = TOP_H + (GAP + PERF_H if perf else 0) + AXIS
+    band = 12 * min(3, len(switches)) + 4 if switches else 0  # the alias moves' labels, above the data
+    height = band + TOP_H + (GAP + PERF_H if perf else 0) + AXIS
     bottom = height - AXIS
 
     def px(t: float) -> float:
         return L + (t - lo) / (hi - lo) * (W - L - R)
 
-    top = _Panel(0, TOP_H, 0.0, 1.0)
+    top = _Panel(band, TOP_H, 0.0, 1.0)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" viewBox="0 0 {W} {height}" '
              f'role="img" data-version="{e(version)}" style="display:block;font-size:10px;font-family:system-ui,'
              f'sans-serif"><title>{e(_caption(windows, switches, version))}</title>']
@@ -93,8 +95,8 @@ def chart_svg(windows: list[dict[str, Any]], switches: list[dict[str, Any]], met
         if w["drifted"]:
             x0, x1 = px(w["first"] or w["time"]), px(w["last"] or w["time"])
             x0, x1 = min(x0, x1 - 3), max(x1, x0 + 3)
-            parts.append(f'<rect class="over" x="{x0:.1f}" y="8" width="{x1 - x0:.1f}" height="{bottom - 8}" '
-                         f'fill="{RED_BG}"/>')
+            parts.append(f'<rect class="over" x="{x0:.1f}" y="{band + 8}" width="{x1 - x0:.1f}" '
+                         f'height="{bottom - band - 8}" fill="{RED_BG}"/>')
     parts += top.axis(W, "drift share")
     threshold = next((w["threshold"] for w in reversed(windows) if w["threshold"] is not None), None)
     if threshold is not None:
@@ -108,7 +110,7 @@ def chart_svg(windows: list[dict[str, Any]], switches: list[dict[str, Any]], met
     if perf:
         values = [v for w in windows for v in (w[f"estimated_{metric}"], w[f"realized_{metric}"]) if v is not None]
         low, high = _range(values, metric)
-        panel = _Panel(TOP_H + GAP, PERF_H, low, high)
+        panel = _Panel(band + TOP_H + GAP, PERF_H, low, high)
         parts += panel.axis(W, metric)
         for side, color, dashed in (("estimated", PURPLE, True), ("realized", GREEN, False)):
             pts = [(px(w["time"]), panel.y(w[f"{side}_{metric}"]), w) for w in windows
@@ -122,13 +124,12 @@ def chart_svg(windows: list[dict[str, Any]], switches: list[dict[str, Any]], met
         parts.append(f'<line x1="{px(t):.1f}" x2="{px(t):.1f}" y1="{bottom}" y2="{bottom + 4}" stroke="{FAINT}"/>'
                      f'<text x="{px(t):.1f}" y="{bottom + 15}" text-anchor="middle" fill="{MUTED}">{e(label)}</text>')
     for i, s in enumerate(switches):  # labels on three rows, so moves close in time stay readable
-        x = px(s["time"])
+        x, row = px(s["time"]), 12 * (i % 3)
         label = _switch_label(s, version)
         parts.append(f'<g class="switch"><title>{e(label)} · {e(fmt_time(s["time"]))}'
                      f'{" · by " + e(s["user"]) if s.get("user") else ""}</title>'
-                     f'<line x1="{x:.1f}" x2="{x:.1f}" y1="8" y2="{bottom}" stroke="{AMBER}" stroke-width="1.5"/>'
-                     f'<text x="{x + 3:.1f}" y="{9 + 11 * (i % 3)}" dominant-baseline="hanging" fill="{AMBER}">'
-                     f'{e(label)}</text></g>')
+                     f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{row + 2}" y2="{bottom}" stroke="{AMBER}" '
+                     f'stroke-width="1.5"/><text x="{x + 3:.1f}" y="{row + 11}" fill="{AMBER}">{e(label)}</text></g>')
     parts.append("</svg>")
     return "".join(parts)
 

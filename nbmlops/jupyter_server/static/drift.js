@@ -6,7 +6,7 @@
   "use strict";
 
   var NB = window.NB, el = NB.el, S = NB.svgEl, text = NB.text;
-  var W = 760, L = 52, R = 16, TOP_H = 170, PERF_H = 140, GAP = 28, AXIS = 32, MIN_SPAN = 20000, MAX_DOTS = 200;
+  var W = 900, L = 52, R = 16, TOP_H = 170, PERF_H = 140, GAP = 28, AXIS = 32, MIN_SPAN = 20000, MAX_DOTS = 200;
   var C = { share: "#1f6feb", over: "#cf222e", overBg: "#ffebe9", estimated: "#8250df", realized: "#1a7f37",
     move: "#9a6700", rule: "#eaeef2", axis: "#8c959f" };
   var SEC = 1000, MIN = 60 * SEC, HOUR = 60 * MIN, DAY = 24 * HOUR;
@@ -83,7 +83,8 @@
     if (hi - lo < MIN_SPAN) { var mid = (lo + hi) / 2; lo = mid - MIN_SPAN / 2; hi = mid + MIN_SPAN / 2; }
     var pad = (hi - lo) * 0.03;
     lo -= pad; hi += pad;
-    var H = TOP_H + (perf ? GAP + PERF_H : 0) + AXIS, bottom = H - AXIS;
+    var band = d.switches.length ? 12 * Math.min(3, d.switches.length) + 4 : 0;  // the alias moves' labels, above the data
+    var H = band + TOP_H + (perf ? GAP + PERF_H : 0) + AXIS, bottom = H - AXIS;
     function px(t) { return L + (t - lo) / (hi - lo) * (W - L - R); }
     var svg = S("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H, role: "img", "class": "chart-svg" });
     svg.setAttribute("data-testid", "drift-chart");
@@ -92,11 +93,11 @@
       if (!p.dataset_drift) { return; }
       var x0 = px(p.first || p.time), x1 = px(p.last || p.time);
       x0 = Math.min(x0, x1 - 3); x1 = Math.max(x1, x0 + 3);
-      var band = S("rect", { x: x0, y: 10, width: x1 - x0, height: bottom - 10, fill: C.overBg, "data-testid": "over-threshold" });
-      band.appendChild(S("title", {}, tip(p)));
-      svg.appendChild(band);
+      var over = S("rect", { x: x0, y: band + 10, width: x1 - x0, height: bottom - band - 10, fill: C.overBg, "data-testid": "over-threshold" });
+      over.appendChild(S("title", {}, tip(p)));
+      svg.appendChild(over);
     });
-    var top = new Panel(0, TOP_H, 0, 1);
+    var top = new Panel(band, TOP_H, 0, 1);
     top.draw(svg, "drift share");
     if (typeof d.threshold === "number") {
       var ty = top.y(d.threshold);
@@ -113,7 +114,7 @@
       pts.forEach(function (p) {
         ["estimated", "realized"].forEach(function (side) { if (typeof p[side][metric] === "number") { values.push(p[side][metric]); } });
       });
-      var range = perfRange(values, metric), panel = new Panel(TOP_H + GAP, PERF_H, range[0], range[1]);
+      var range = perfRange(values, metric), panel = new Panel(band + TOP_H + GAP, PERF_H, range[0], range[1]);
       panel.draw(svg, metric);
       ["estimated", "realized"].forEach(function (side) {
         var have = pts.filter(function (p) { return typeof p[side][metric] === "number"; });
@@ -133,8 +134,8 @@
       var x = px(s.time), label = moveLabel(s, d.version);
       var m = S("g", { "data-testid": "alias-switch", "data-alias": s.alias, "data-from": text(s.from), "data-to": text(s.to) });
       m.appendChild(S("title", {}, label + " · " + NB.fmtTime(s.time) + (s.user ? " · by " + s.user : "")));
-      m.appendChild(S("line", { x1: x, x2: x, y1: 10, y2: bottom, stroke: C.move, "stroke-width": 1.5 }));
-      m.appendChild(S("text", { x: x + 3, y: 19 + 11 * (i % 3), fill: C.move }, label));
+      m.appendChild(S("line", { x1: x, x2: x, y1: 12 * (i % 3) + 2, y2: bottom, stroke: C.move, "stroke-width": 1.5 }));
+      m.appendChild(S("text", { x: x + 3, y: 12 * (i % 3) + 11, fill: C.move }, label));
       svg.appendChild(m);
     });
     var box = el("figure", { "class": "chart", "data-testid": "drift-timeline" }, [svg]);
@@ -183,7 +184,8 @@
     return NB.api("models/" + NB.enc(name) + "/versions/" + NB.enc(version) + "/drift").then(function (d) {
       NB.crumbs([["models", []], [d.name, ["model", d.name]], ["v" + d.version, ["model", d.name, d.version]], ["drift"]]);
       view.appendChild(el("h2", { "class": "page-title", "data-testid": "drift-title", text: "Drift of " + d.name + " v" + d.version }));
-      var facts = [d.points.length + " windows and reports" + (d.truncated ? " (" + d.truncated + " older left out)" : "")];
+      var live = d.points.filter(function (p) { return p.kind === "window"; }).length;
+      var facts = [live + " live windows, " + (d.points.length - live) + " logged reports" + (d.truncated ? " (" + d.truncated + " older left out)" : "")];
       if (d.aliases.length) { facts.push("now @" + d.aliases.join(" @")); }
       facts.push(d.followed.length ? "moves of " + d.followed.join(", ") : "no alias moves");
       var sub = el("p", { "class": "muted", "data-testid": "drift-facts", text: facts.join(" · ") });
