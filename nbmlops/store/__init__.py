@@ -146,7 +146,8 @@ class Store:
             parts = p.name.split("-")
             space = p.name.partition("_")[2][:8] or None
             candidates.append((p, parts[0], space, parts[1] if len(parts) >= 3 and parts[1].isdigit() else None))
-        candidates += [(p, *_writer(p.name.split(".")[-3]), None) for p in self.root.glob("db/**/.*.tmp")]
+        candidates += [(p, *_writer(p.name.split(".")[-3]), None)
+                       for p in [*self.root.glob("db/**/.*.tmp"), *self.root.glob("index/**/.*.tmp")]]
         here = pid_space()
         for path, pid_text, space, start in candidates:
             pid = int(pid_text) if pid_text.isdigit() else None
