@@ -182,9 +182,10 @@ class HttpMetrics:
 def create_app(router: Router, metrics: Metrics, *, token: str | None = None, loopback: bool = True,
                log: RequestLog | None = None, max_body: int = 4 << 20, deployment: str | None = None,
                admin_token: str | None = None, feedback_bytes: int | None = None,
-               monitor: Monitor | None = None) -> Any:
+               monitor: Monitor | None = None, fast: bool = True) -> Any:
     """The ASGI app serving ``router``'s model(s), behind its :class:`Guard`; the prediction routes
-    through the :class:`~nbmlops.serving.fast.FastPath` in front of it."""
+    through the :class:`~nbmlops.serving.fast.FastPath` in front of it (``fast=False``: through
+    FastAPI like the other routes, the same answers more slowly)."""
     session = ServingSession(router, metrics, log, feedback_bytes, monitor)
 
     @asynccontextmanager
@@ -205,7 +206,8 @@ def create_app(router: Router, metrics: Metrics, *, token: str | None = None, lo
     app.state.feedback = session.recent
     app.state.session = session
     guard = Guard(app, loopback, token, max_body, metrics, admin_token)
-    return FastPath(HttpMetrics(guard, app.routes, metrics), guard.refusal, session, read_json)
+    outer = HttpMetrics(guard, app.routes, metrics)
+    return FastPath(outer, guard.refusal, session, read_json) if fast else outer
 
 
 def _error_handlers(app: Any, metrics: Metrics) -> None:
