@@ -28,7 +28,7 @@ from ..errors import InvalidInput, ServingError
 from ..registry import get_model_version
 from ..store import current_store
 from . import batch_score as score
-from .batch_io import OrderedOutput, ParquetRows, ReadAhead, file_format, parquet_rows, part_path, text_chunks
+from .batch_io import Behind, OrderedOutput, ParquetRows, ReadAhead, file_format, parquet_rows, part_path, text_chunks
 from .model import ServedModel
 
 MIN_ROWS_PER_PROCESS = 2_000_000  # below this, starting a worker (≈1 s of CPU) costs more than it saves
@@ -131,6 +131,7 @@ class _Job:
 
     def run(self, out: OrderedOutput, plan: list[tuple[int, int]], chunk_rows: int) -> None:
         self.out = out
+        self.writes = Behind()
         if self.parallelism > 1:
             self.pool = self._new_pool()
         try:
@@ -140,7 +141,9 @@ class _Job:
                 else:
                     self._run_text(plan, chunk_rows)
                 self._collect(0)
+                self.writes.drain()
         finally:
+            self.writes.close()
             if self.pool is not None:
                 self.pool.shutdown(cancel_futures=True)
             if self.bar is not None:
@@ -205,8 +208,9 @@ class _Job:
     def _window(self) -> int:
         return 2 * (self.parallelism - 1)
 
-    def _done(self, index: int, n: int, tables: tuple[Any, Any] | None) -> None:
-        self.out.add(index, tables)
+    def _done(self, index: int, n: int, tables: tuple[Any, Any] | None, write: bool = False) -> None:
+        """Chunk ``index`` is scored: hand it to the writer thread (its part files first if ``write``)."""
+        self.writes.call(self._write if write else self.out.add, index, tables)
         if self.bar is not None:
             self.bar.update(n)
 
@@ -224,11 +228,20 @@ class _Job:
                     tables = score.score_table(self.model, data, start)
                 else:
                     tables = score.score_pandas(self.model, data, start)
-                result = score.finish_chunk(index, *tables, str(self.parts))
                 break
             except Exception as exc:
                 self._failed(index, exc)
-        self._done(index, n, result[3:])
+        self._done(index, n, tables, write=True)
+
+    def _write(self, index: int, tables: tuple[Any, Any]) -> None:
+        """In the writer thread: a chunk scored here gets its part files, then goes to the output."""
+        while True:
+            try:
+                score.finish_chunk(index, *tables, str(self.parts))
+                break
+            except Exception as exc:
+                self._failed(index, exc)
+        self.out.add(index, tables)
 
     def _limit_threads(self) -> Any:
         """With workers, this process's BLAS/OpenMP threads share the cores too (as the workers' do)."""

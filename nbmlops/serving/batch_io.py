@@ -107,6 +107,45 @@ class ReadAhead:
         self.thread.join()
 
 
+class Behind:
+    """Runs calls one after another in a thread, at most ``depth`` behind the caller (pyarrow encodes and
+    writes without holding the GIL); a call's exception is raised by the next ``call`` or by ``drain``."""
+
+    def __init__(self, depth: int = 2) -> None:
+        self.q: queue.Queue[Any] = queue.Queue(depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True, name="nbmlops-batch-writer")
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (item := self.q.get()) is not None:
+            if self.error is None:
+                try:
+                    item[0](*item[1:])
+                except BaseException as exc:  # handed to the caller, which re-raises it
+                    self.error = exc
+            self.q.task_done()
+        self.q.task_done()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def call(self, fn: Any, *args: Any) -> None:
+        self._raise()
+        self.q.put((fn, *args))
+
+    def drain(self) -> None:
+        """Wait for every call made so far."""
+        self.q.join()
+        self._raise()
+
+    def close(self) -> None:
+        self.q.put(None)
+        self.thread.join()
+
+
 # -- parts and the output --------------------------------------------------------------------------
 def write_part(table: Any, path: Path) -> None:
     """Write a part file atomically; parts are read once, so they are written plain (no compression,
