@@ -24,16 +24,19 @@ import logging
 import os
 import shutil
 import tempfile
+from collections import OrderedDict
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, NotFound
 from ..registry.models import model_versions_of
-from ..store import Store, current_store, read_lines
+from ..store import Store, current_store
 from ..store.records import ExperimentRecord, RegisteredModelRecord, RunRecord
 from ..tracking import experiments as exps, modelfiles, signature as sig
 from ..tracking.lookup import find_run_doc
+from ..tracking.stale import metric_points
 from . import ExportError, Summary, require
 
 TAG_RUN, TAG_SYNC, TAG_MODELS, TAG_VERSIONS = "nbmlops.run_id", "nbmlops.sync", "nbmlops.models", "nbmlops.versions"
@@ -96,6 +99,10 @@ def _mlflow(uri: str) -> Iterator[Any]:
                 os.environ[k] = v
 
 
+_BATCH = 1000  # metric points per log_batch (MLflow's limit)
+_RECENT = 10_000  # MLflow run ids kept for parents and registered versions; older ones are looked up again
+
+
 def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), n):
         yield items[i:i + n]
@@ -129,11 +136,15 @@ def export_mlflow(tracking_uri: str, experiment: str | None = None, registry: bo
 
 
 class _Exporter:
+    """Exports run by run, a run shard at a time: what it holds does not grow with the number of
+    runs (one shard's documents and their MLflow runs, a bounded map of recent ids) or of metric
+    points (sent in batches of 1,000 as they are read)."""
+
     def __init__(self, store: Store, client: Any, mlflow: Any, summary: Summary) -> None:
         self.store, self.client, self.mlflow, self.summary = store, client, mlflow, summary
         self.exp_ids: dict[str, str] = {}  # our experiment id -> MLflow's
-        self.runs: dict[str, Any] = {}  # our run id -> MLflow Run (after export)
-        self.remote: dict[str, dict[str, Any]] = {}  # MLflow experiment id -> {our run id: MLflow Run}
+        self.ids: OrderedDict[str, str] = OrderedDict()  # our run id -> MLflow run id, the latest _RECENT runs
+        self.early: set[str] = set()  # runs exported before their shard's turn (a child's parent)
 
     # experiments and runs --------------------------------------------------------------------------
     def _mlflow_experiment(self, name: str, tags: dict[str, str]) -> str:
@@ -152,46 +163,81 @@ class _Exporter:
         return self.exp_ids[exp["id"]]
 
     def experiment(self, exp: ExperimentRecord) -> None:
+        """Export an experiment's runs shard by shard (parents before their children within a shard;
+        a child whose parent comes later exports it first), each shard read from its file, not kept."""
         mid = self._exp_id(exp)
-        docs = [d for f in self.store.run_files(exp["id"]) for d in f.all()]
-        for doc in sorted(docs, key=lambda d: (d["parent_run"] is not None, d["start_time"])):
-            self.run(doc, mid)
+        for f in self.store.run_files(exp["id"]):
+            docs = f.fresh()
+            if not docs:
+                continue
+            remote = self._search(mid, f"tags.`{TAG_RUN}` LIKE '{docs[0]['id'][:2]}%'")
+            for doc in sorted(docs, key=lambda d: (d["parent_run"] is not None, d["start_time"])):
+                if doc["id"] in self.early:
+                    self.early.discard(doc["id"])
+                    continue
+                self.run(doc, mid, remote)
 
-    def _remote_runs(self, mid: str) -> dict[str, Any]:
-        if mid not in self.remote:
-            from mlflow.entities import ViewType
+    def _search(self, mid: str, filter_string: str) -> dict[str, Any]:
+        """{our run id: MLflow Run} of the MLflow runs of experiment ``mid`` that match, deleted ones too."""
+        from mlflow.entities import ViewType
 
-            found: dict[str, Any] = {}
-            token = None
-            while True:
-                page = self.client.search_runs([mid], run_view_type=ViewType.ALL, max_results=10000, page_token=token)
-                for r in page:
-                    found[r.data.tags.get(TAG_RUN) or f"mlflow:{r.info.run_id}"] = r
-                token = page.token
-                if not token:
-                    break
-            self.remote[mid] = found
-        return self.remote[mid]
+        found: dict[str, Any] = {}
+        token = None
+        while True:
+            page = self.client.search_runs([mid], filter_string, run_view_type=ViewType.ALL, max_results=1000,
+                                           page_token=token)
+            for r in page:
+                found[r.data.tags.get(TAG_RUN) or f"mlflow:{r.info.run_id}"] = r
+            token = page.token
+            if not token:
+                return found
 
-    def run(self, doc: RunRecord, mid: str | None = None) -> Any:
-        """Export one run (or bring an exported one up to date); returns its MLflow Run."""
-        if doc["id"] in self.runs:
-            return self.runs[doc["id"]]
+    def _remember(self, run_id: str, mlflow_id: str) -> str:
+        self.ids[run_id] = mlflow_id
+        self.ids.move_to_end(run_id)
+        while len(self.ids) > _RECENT:
+            self.ids.popitem(last=False)
+        return mlflow_id
+
+    def _from_mlflow(self, doc: RunRecord, mid: str) -> str | None:
+        """The MLflow run id of a run imported from this server's experiment ``mid``, else None."""
+        from mlflow.exceptions import MlflowException
+
+        origin = doc["tags"].get(TAG_IMPORTED)
+        if not origin:
+            return None
+        try:
+            run = self.client.get_run(origin)
+        except MlflowException:  # imported from another server, or deleted there for good
+            return None
+        return origin if run.info.experiment_id == mid else None
+
+    def mlflow_id(self, doc: RunRecord) -> str:
+        """The MLflow run id of one of our runs, exported first (or brought up to date) if needed."""
+        if doc["id"] in self.ids:
+            return self.ids[doc["id"]]
+        self.early.add(doc["id"])
+        return self.run(doc)
+
+    def run(self, doc: RunRecord, mid: str | None = None, remote: dict[str, Any] | None = None) -> str:
+        """Export one run (or bring an exported one up to date); returns its MLflow run id.
+        ``remote`` holds the MLflow runs that may be this one (looked up by its id when None)."""
+        if doc["id"] in self.ids:
+            return self.ids[doc["id"]]
         if mid is None:  # a run outside the chosen experiment that a registered version comes from
             mid = self._exp_id(next(e for e in self.store.experiments.all() if e["id"] == doc["experiment_id"]))
-        remote = self._remote_runs(mid)
-        origin = doc["tags"].get(TAG_IMPORTED)
-        if origin and f"mlflow:{origin}" in remote:  # it came from this server: it is already there
+        origin = self._from_mlflow(doc, mid)
+        if origin is not None:  # it came from this server: it is already there
             self.summary.add("runs_from_mlflow_skipped")
-            self.runs[doc["id"]] = remote[f"mlflow:{origin}"]
-            return self.runs[doc["id"]]
-        history = [r for r in read_lines(self.store.metric_log(doc["id"]))]
-        digest = _digest(doc, len(history))
+            return self._remember(doc["id"], origin)
+        if remote is None:
+            remote = self._search(mid, f"tags.`{TAG_RUN}` = '{doc['id']}'")
+        log = self.store.metric_log(doc["id"])
+        digest = _digest(doc, sum(1 for _ in metric_points(log)))
         existing = remote.get(doc["id"])
         if existing is not None and existing.data.tags.get(TAG_SYNC) == digest:
             self.summary.add("runs_unchanged")
-            self.runs[doc["id"]] = existing
-            return existing
+            return self._remember(doc["id"], existing.info.run_id)
         c = self.client
         if existing is None:
             existing = c.create_run(mid, start_time=doc["start_time"], run_name=doc["name"], tags={TAG_RUN: doc["id"]})
@@ -205,20 +251,22 @@ class _Exporter:
 
         have_params = existing.data.params
         params = [Param(k, _param_text(v)) for k, v in doc["params"].items() if k not in have_params]
-        tags = [RunTag(k, v) for k, v in _run_tags(doc, self.runs).items() if existing.data.tags.get(k) != v]
+        parent = self.mlflow_id(find_run_doc(self.store, doc["parent_run"])) if doc.get("parent_run") else None
+        tags = [RunTag(k, v) for k, v in _run_tags(doc, parent).items() if existing.data.tags.get(k) != v]
         for chunk in _chunks(params, 100):
             c.log_batch(rid, params=chunk)
         for chunk in _chunks(tags, 100):
             c.log_batch(rid, tags=chunk)
-        have: set[tuple[str, int, int, float]] = set()
-        if existing.data.metrics:
-            for key in existing.data.metrics:
-                have |= {(key, m.step, m.timestamp, m.value) for m in c.get_metric_history(rid, key)}
-        points = [Metric(k, float(v), int(ts), int(step)) for k, step, ts, v in history
-                  if (k, int(step), int(ts), float(v)) not in have]
-        for chunk in _chunks(points, 1000):
-            c.log_batch(rid, metrics=chunk)
-        self.summary.add("metric_points", len(points))
+        have: set[tuple[str, int, int, float]] = set()  # an update: the points already there (one run's)
+        for key in existing.data.metrics:
+            have |= {(key, m.step, m.timestamp, m.value) for m in c.get_metric_history(rid, key)}
+        sent = 0
+        points = (Metric(k, float(v), ts, step) for k, step, ts, v in metric_points(log)
+                  if not have or (k, step, ts, float(v)) not in have)
+        while batch := list(islice(points, _BATCH)):
+            c.log_batch(rid, metrics=batch)
+            sent += len(batch)
+        self.summary.add("metric_points", sent)
         self._datasets(rid, doc, existing)
         self._artifacts(rid, doc, existing)
         models = json.loads(existing.data.tags.get(TAG_MODELS) or "{}")
@@ -234,8 +282,7 @@ class _Exporter:
         c.set_tag(rid, TAG_SYNC, digest)  # last: an export cut short is completed by the next one
         if doc.get("deleted"):
             c.delete_run(rid)
-        self.runs[doc["id"]] = run = c.get_run(rid)
-        return run
+        return self._remember(doc["id"], rid)
 
     def _datasets(self, rid: str, doc: RunRecord, existing: Any) -> None:
         from mlflow.entities import Dataset, DatasetInput, InputTag
@@ -331,11 +378,11 @@ class _Exporter:
             except NotFound:
                 doc = None
             if doc is not None:
-                run = self.run(doc)
-                models = json.loads(run.data.tags.get(TAG_MODELS) or "{}")
+                rid = self.mlflow_id(doc)
+                models = json.loads(self.client.get_run(rid).data.tags.get(TAG_MODELS) or "{}")
                 for info in models.values():
                     if info["sha256"] == v["sha256"]:
-                        return run.info.run_id, info["model_id"]
+                        return rid, info["model_id"]
         # registered from a fitted object (or the run's file differs): a run of its own holds it
         mid = self._mlflow_experiment(REGISTRY_EXPERIMENT, {})
         label = f"{v['model']}/{v['version']}"
@@ -357,7 +404,7 @@ def _param_text(value: Any) -> str:
     return str(value)  # as mlflow.log_param records it
 
 
-def _run_tags(doc: RunRecord, exported: dict[str, Any]) -> dict[str, str]:
+def _run_tags(doc: RunRecord, parent: str | None) -> dict[str, str]:
     tags = {k: str(v)[:_TAG_MAX] for k, v in doc["tags"].items()}
     tags[TAG_RUN] = doc["id"]
     tags["mlflow.user"] = doc.get("user") or ""
@@ -369,9 +416,8 @@ def _run_tags(doc: RunRecord, exported: dict[str, Any]) -> dict[str, str]:
         tags["mlflow.source.name"], tags["mlflow.source.type"] = doc["notebook"], "NOTEBOOK"
     if doc.get("error"):
         tags["nbmlops.error"] = doc["error"][-_TAG_MAX:]
-    parent = exported.get(doc.get("parent_run") or "")
     if parent is not None:
-        tags["mlflow.parentRunId"] = parent.info.run_id
+        tags["mlflow.parentRunId"] = parent
     return tags
 
 
