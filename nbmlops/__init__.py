@@ -56,6 +56,7 @@ _API: dict[str, str] = {
     **dict.fromkeys(("CBPE", "DLE", "estimator_for"), "monitoring.estimate"),
     **dict.fromkeys(("window_report", "window_data"), "monitoring.live"),
     "drift_widget": "widgets.drift",
+    "monitor_timeline": "monitoring.timeline", "timeline_widget": "widgets.drift",
     # export
     "export_mlflow": "export.mlflow", "import_mlflow": "export.mlflow_import", "export_feast": "export.feast",
     "export_kserve": "export.kserve",
@@ -91,6 +92,7 @@ if TYPE_CHECKING:
     from .monitoring import ColumnMapping, DriftReport, drift_history, drift_report
     from .monitoring.estimate import CBPE, DLE, estimator_for
     from .monitoring.live import window_data, window_report
+    from .monitoring.timeline import monitor_timeline
     from .pipelines import (
         Pipeline,
         export_kfp,
@@ -126,7 +128,7 @@ if TYPE_CHECKING:
     from .tracking.runs import Run, start_run
     from .tracking.search import search_runs
     from .tracking.session import active_run
-    from .widgets.drift import drift_widget
+    from .widgets.drift import drift_widget, timeline_widget
     from .widgets.registry import registry_widget
     from .widgets.runs import runs_browser
     from .widgets.serving import serving_widget

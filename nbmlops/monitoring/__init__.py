@@ -15,6 +15,8 @@ One module per concept:
 - ``sources``      DataFrames, files, ``model:NAME@ALIAS`` references and ``serving:NAME`` traffic
 - ``traffic``      a deployment's request log as a table (read through the store)
 - ``log``          summaries into the store (and against a model version)
+- ``live``         a deployment's live windows judged; recorded windows back (``window_data``, ``window_report``)
+- ``timeline``     a model's windows and logged reports over time, with its alias moves (``monitor_timeline``)
 - ``estimate``     performance without labels: CBPE (classifiers), DLE (regressors); imported when used
 """
 

@@ -21,7 +21,7 @@ from . import deployments, serverlog
 from .app import LOOPBACK, create_app
 from .batching import Batcher
 from .metrics import ACCURACY_WINDOW, Metrics
-from .monitor import CPU_SHARE, EVERY, WINDOW, Monitor
+from .monitor import CPU_SHARE, EVERY, RECORD_EVERY, WINDOW, Monitor
 from .ondrift import RetrainPolicy
 from .reqlog import RequestLog
 from .router import Router
@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
                    "drift_report's rule sized by the window)")
     p.add_argument("--monitor-cpu", type=float, default=CPU_SHARE, help="share of one core the monitor may use")
     p.add_argument("--on-drift", help="retrain:PIPELINE or retrain+promote:PIPELINE, for drifted windows")
+    p.add_argument("--monitor-record-every", type=float, default=RECORD_EVERY,
+                   help="seconds between two windows of a version kept in drift_history (0: every window)")
     return p
 
 
@@ -156,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         name = (store.deployments().get("id", args.deployment) or {}).get("name", args.deployment)
         policy = RetrainPolicy(args.on_drift, args.model) if args.on_drift else None
-        monitor = Monitor(metrics, args.monitor_window, args.monitor_every, name,
-                          cpu_share=args.monitor_cpu, policy=policy, stattest=args.monitor_stattest) \
+        monitor = Monitor(metrics, args.monitor_window, args.monitor_every, name, cpu_share=args.monitor_cpu,
+                          record_every=args.monitor_record_every, policy=policy, stattest=args.monitor_stattest) \
             if args.monitor else None
     except Exception as exc:
         print(f"nbmlops serving: bad monitor settings: {exc}", file=sys.stderr, flush=True)

@@ -418,7 +418,8 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
           restart: bool = False, feedback_mb: int = 32, accuracy_window: int = ACCURACY_WINDOW,
           monitor: bool = False, monitor_window: int | str | None = None,
           monitor_every: int | None = None, monitor_cpu: float | None = None,
-          monitor_stattest: str | None = None, on_drift: str | None = None) -> Deployment:
+          monitor_stattest: str | None = None, monitor_record_every: float | None = None,
+          on_drift: str | None = None) -> Deployment:
     """Serve a registered model from a background process; returns once it answers ``/health``.
     ``NAME@ALIAS`` follows the alias as it moves; ``ab={"churn/2": 0.9, "churn/3": 0.1}`` splits
     traffic (sticky by ``X-Request-Key``); ``shadow=3`` scores a copy of each request with version 3.
@@ -437,7 +438,9 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
     distances above), or ``monitor_stattest`` (``"ks"``, ``"psi"``, ``"wasserstein"``, ...) where it applies.
     ``on_drift="retrain:PIPELINE"`` hands a recorded drifted window (its labelled rows) to
     ``retrain_on_drift`` in a process of its own, which registers a candidate;
-    ``"retrain+promote:PIPELINE"`` also moves the alias when its rule says so.
+    ``"retrain+promote:PIPELINE"`` also moves the alias when its rule says so. A version's windows go
+    to ``drift_history`` every ``monitor_record_every`` seconds (60) and whenever the verdict changes;
+    0 keeps every window.
 
     >>> dep = nbmlops.serve("churn@production")
     >>> dep.predict(X_test.head(3))
@@ -460,6 +463,14 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
         if watch is None:
             raise InvalidInput("on_drift acts on the live monitor's windows: it needs monitor=True (%serve --monitor)")
         watch["on_drift"] = policy
+    if monitor_record_every is not None:
+        if watch is None:
+            raise InvalidInput("monitor_record_every needs monitor=True (%serve --monitor)")
+        if isinstance(monitor_record_every, bool) or not isinstance(monitor_record_every, (int, float)) \
+                or not 0 <= monitor_record_every <= 86400 * 365:
+            raise InvalidInput(f"monitor_record_every is seconds between two windows kept in drift_history "
+                               f"(0: every window), got {monitor_record_every!r}")
+        watch["record_every"] = float(monitor_record_every)
     weights = _ab_weights(version.name, ab) if ab is not None else None
     if watch is not None:
         for v in weights or [version.version]:
@@ -516,6 +527,7 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
                 "--monitor-cpu", str(watch["cpu"])]
         cmd += ["--monitor-stattest", watch["stattest"]] if watch.get("stattest") else []
         cmd += ["--on-drift", watch["on_drift"]] if watch.get("on_drift") else []
+        cmd += ["--monitor-record-every", str(watch["record_every"])] if "record_every" in watch else []
     env = {**os.environ, "NBMLOPS_SERVE_TOKEN": token or "", "NBMLOPS_SERVE_ADMIN_TOKEN": doc["admin_token"]}
     with store.deployments().edit() as docs:  # the check that no other process started this name is under the same lock
         rival = _rival(docs.all(), name)
