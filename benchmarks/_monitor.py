@@ -1,10 +1,12 @@
 """The live monitor's cost (issue 19): ``python benchmarks/serving.py --only monitor``.
 
 One LogisticRegression (``make_classification``, 20 features, registered with its labelled
-reference) served twice by nbmlops, alike but for ``monitor=True`` (window 1,000 rows, every 500):
-throughput of single-row ``POST /predict`` at 8 clients in back-to-back pairs, ABBA order, with the
-server's CPU per request; the time the monitor took per window (its own histogram); the request
-path's share timed in-process (``Monitor.add``, free of HTTP and of noise); and the memory of a
+reference) served twice by nbmlops, alike but for ``monitor=True`` (its defaults: windows of 1,000
+rows, one every 1,000 rows): throughput of single-row ``POST /predict`` at 8 clients in back-to-back
+pairs, ABBA order, with the server's CPU per request; the time the monitor took per window (its own
+histogram); the request path's share timed in-process (``Monitor.add``, free of HTTP and of noise);
+the drift part of judging one window in-process, ``drift_report`` against the reference prepared
+once (``PreparedReference``), CPU time of fresh windows, interleaved; and the memory of a
 third server with a 10,000-row window once it is full (its process group: the server and the
 monitor's worker process), against the unmonitored server after the same traffic. wrk sends one
 body again and again, so the windows hold one repeated row: the drift tests then sort constant
@@ -30,9 +32,9 @@ else:
 
 SECTION = "## Live monitoring cost (benchmarks/serving.py --only monitor)"
 NAME = "bench-mon"
-SERVERS = {"on": {"monitor": True, "monitor_window": 1000, "monitor_every": 500}, "off": {}}
+SERVERS = {"on": {"monitor": True}, "off": {}}
 BIG = {"monitor": True, "monitor_window": 10_000, "monitor_every": 10_000}
-FULL = dict(duration=3.0, warmup=1.0, pairs=6, fill=20_000)
+FULL = dict(duration=2.0, warmup=1.0, pairs=10, fill=20_000)
 QUICK = dict(duration=2.0, warmup=0.5, pairs=1, fill=10_000)
 
 
@@ -88,6 +90,35 @@ def add_probe(X: Any, n: int = 20_000) -> float:
     return best
 
 
+def judge_probe(X: Any, y: Any, rounds: int = 9) -> dict[str, float]:
+    """CPU seconds (median) of the drift part of one 1,000-row window: ``drift_report`` as the monitor
+    called it before (the reference's default tests), the prepared reference with those tests, and
+    the prepared reference with the window's (the monitor's default now); a fresh window each round."""
+    import pandas as pd
+
+    from nbmlops.monitoring.columns import ColumnMapping
+    from nbmlops.monitoring.drift import drift_report
+    from nbmlops.monitoring.prepared import PreparedReference
+
+    ref = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+    ref["prediction"] = y
+    mapping = ColumnMapping(target=None)
+    cases = {"drift_report": None, "prepared": PreparedReference(ref, mapping),
+             "window": PreparedReference(ref, mapping, default_by="smaller")}
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for k in range(rounds):
+        window = ref.sample(1000, random_state=k).reset_index(drop=True)
+        window[[f"x{i}" for i in range(0, X.shape[1], 2)]] += 0.05 * k  # windows that move a little
+        for name, prepared in cases.items():
+            t = time.process_time()
+            if prepared is None:
+                drift_report(ref, window, mapping, performance=False, progress=False, workers=1)
+            else:
+                prepared.compare(window)
+            times[name].append(time.process_time() - t)
+    return {name: statistics.median(v[1:]) for name, v in times.items()}  # the first: imports, the reference
+
+
 def fill(dep: Any, X: Any, rows: int) -> None:
     """``rows`` rows in requests of 100, varied (real rows of X)."""
     for i in range(0, rows, 100):
@@ -126,9 +157,12 @@ def bench(S: dict[str, Any], root: Path, client: str) -> dict[str, Any]:
         while not scraped(servers.ports["on"]).get("model_monitor_windows_total") and time.perf_counter() - t0 < 120:
             fill(servers.deployments["on"], X, 500)
         r["first_window"] = (time.perf_counter() - t0, base.group_cpu(servers.pid("on")) - cpu0)
+        r["scraped0"] = scraped(servers.ports["on"])  # the first window (the worker's start) left out below
         log(f"first window judged after {r['first_window'][0]:.1f} s, {r['first_window'][1]:.1f} s CPU")
         r["probe"] = add_probe(X)
         log(f"Monitor.add in-process: {base.fmt(r['probe'])} per one-row request")
+        r["judge"] = judge_probe(X, y)
+        log("drift part of a 1,000-row window, CPU: " + ", ".join(f"{k} {base.fmt(v)}" for k, v in r["judge"].items()))
         for name in SERVERS:
             run(name, S["warmup"])
         for k in range(S["pairs"]):
@@ -149,6 +183,7 @@ def bench(S: dict[str, Any], root: Path, client: str) -> dict[str, Any]:
         r["big"] = {n: (before[n][0], rss_mb(servers.pid(n))) for n in ("big", "off")}
         r["big_server"] = {n: (before[n][1], rss_mb(servers.pid(n), False)) for n in ("big", "off")}
         r["big_scraped"] = scraped(servers.ports["big"])
+        r["big_latest"] = servers.deployments["big"].monitor()["versions"]["1"]  # the last window: no start-up in it
         log(f"10,000-row window: RSS {r['big']['big']} MB, unmonitored {r['big']['off']} MB")
         r["loadavg"].append(os.getloadavg())
     finally:
@@ -161,20 +196,20 @@ def report(S: dict[str, Any], r: dict[str, Any], quick: bool) -> str:
     med = statistics.median
     on, off = r["pairs"]["on"], r["pairs"]["off"]
     ratio = med(a["rps"] / b["rps"] for a, b in zip(on, off))
-    sc, big = r["scraped"], r["big"]
-    judged = sc.get("model_monitor_window_seconds_count", 0)
-    per_window = sc.get("model_monitor_window_seconds_sum", 0) / judged if judged else float("nan")
-    bsc = r["big_scraped"]
-    big_window = bsc.get("model_monitor_window_seconds_sum", 0) / \
-        max(bsc.get("model_monitor_window_seconds_count", 0), 1)
+    sc, sc0, big = r["scraped"], r["scraped0"], r["big"]
+    judged = sc.get("model_monitor_window_seconds_count", 0) - sc0.get("model_monitor_window_seconds_count", 0)
+    per_window = (sc.get("model_monitor_window_seconds_sum", 0) - sc0.get("model_monitor_window_seconds_sum", 0)) \
+        / judged if judged else float("nan")
+    latest = r["big_latest"]
     server = r["big_server"]
     grew = (server["big"][1] - server["big"][0]) - (server["off"][1] - server["off"][0])
     ratios = [a["rps"] / b["rps"] for a, b in zip(on, off)]
+    judge = r["judge"]
     lines = [SECTION, "",
              machine(base.PACKAGES, extra=f"Mode: {'quick' if quick else 'full'}. Load client: {r['client']}. "
                      f"Load average {r['loadavg'][0][0]:.1f} at the start, {r['loadavg'][-1][0]:.1f} at the end "
                      "(the machine is shared with other work: throughput figures move with it)."), "",
-             "| | monitor on (1,000 rows, every 500) | monitor off |", "| --- | --- | --- |",
+             "| | monitor on (defaults: 1,000 rows, every 1,000) | monitor off |", "| --- | --- | --- |",
              f"| single-row POST /predict, 8 clients, median of {len(on)} ABBA pairs | {med(x['rps'] for x in on):,.0f}"
              f" req/s | {med(x['rps'] for x in off):,.0f} req/s |",
              f"| p99 latency | {base.fmt(med(x['p99'] for x in on))} | {base.fmt(med(x['p99'] for x in off))} |",
@@ -188,16 +223,23 @@ def report(S: dict[str, Any], r: dict[str, Any], quick: bool) -> str:
              f"loaded again, CBPE fitted on the 5,000-row reference) took {r['first_window'][0]:.1f} s and "
              f"{r['first_window'][1]:.1f} s of CPU (the server's group, the requests that waited for it included).",
              f"- The request path's share, in-process: `Monitor.add` of a one-row answer takes {base.fmt(r['probe'])}.",
+             f"- The drift part of judging a fresh 1,000-row window (20 features + prediction, 5,000-row reference), "
+             f"in-process, CPU time, median of 8 interleaved rounds: `drift_report` {base.fmt(judge['drift_report'])}"
+             f", the reference prepared once {base.fmt(judge['prepared'])} (same tests, the same numbers), with the "
+             f"tests sized by the window (the monitor's default: K-S, chi-square and Z for windows up to 1,000 rows) "
+             f"{base.fmt(judge['window'])}.",
              f"- Judging a 1,000-row window (20 features + prediction: drift tests, quality, CBPE, store write), "
-             f"off the request path, in the niced worker: "
-             f"{base.fmt(per_window) + ' on average' if judged else 'none judged'} over {judged:.0f} windows; "
-             f"{sc.get('model_monitor_windows_dropped_total', 0):.0f} windows dropped under load.",
+             f"off the request path, in the niced worker, during the pairs: "
+             f"{base.fmt(per_window) + ' on average (wall time)' if judged else 'none judged'} over {judged:.0f} "
+             f"windows; {sc.get('model_monitor_windows_dropped_total', 0):.0f} windows dropped under load (at "
+             f"most {1 / 0.02:.0f} times a window's CPU between two windows: the budget of 2% of a core).",
              f"- A 10,000-row window, full ({S['fill']:,} rows sent in requests of 100): the server process grew by "
              f"{server['big'][1] - server['big'][0]:.0f} MB against {server['off'][1] - server['off'][0]:.0f} MB for "
              f"the unmonitored server after the same traffic ({grew:.0f} MB for the window); the worker process "
              f"holds {big['big'][1] - server['big'][1]:.0f} MB (pandas, scipy, the model again); the whole group "
              f"{big['big'][1]:.0f} MB against {big['off'][1]:.0f} MB. Judging that window took "
-             f"{base.fmt(big_window)}.", ""]
+             f"{base.fmt(latest.get('judge_s', float('nan')))} ({base.fmt(latest.get('cpu_s', float('nan')))} of "
+             "CPU).", ""]
     return "\n".join(lines)
 
 

@@ -160,9 +160,10 @@ class Monitor:
             state = self.versions[model.version] = _Version(model)
         buf, n = state.buf, len(rows)
         buf.append((time.time_ns() // 1_000_000, rows, out["predictions"], out.get("probabilities"), request_id))
-        state.held += n
-        while state.held - len(buf[0][1]) >= self.rows:  # the oldest request is outside the window
-            state.held -= len(buf.popleft()[1])
+        held = state.held + n
+        while held - len(buf[0][1]) >= self.rows:  # the oldest request is outside the window
+            held -= len(buf.popleft()[1])
+        state.held = held
         state.since += n
         if state.since >= self.every:
             state.since = 0
