@@ -58,6 +58,8 @@ class WarmKernel:
         from jupyter_client.manager import KernelManager  # heavy: loaded when a notebook step runs
 
         self.name = name
+        self._lock = threading.Lock()
+        self._down = False
         # nbclient drives the kernel through an asyncio client; our own calls use a blocking one
         self.km = KernelManager(kernel_name=name, client_class="jupyter_client.asynchronous.AsyncKernelClient")
         self.km.start_kernel(cwd=str(cwd), extra_arguments=KERNEL_ARGUMENTS)
@@ -95,13 +97,15 @@ class WarmKernel:
             return
 
     def shutdown(self, now: bool = False) -> None:
-        """Stop the kernel (``now``: kill it, for one that hangs or died)."""
+        """Stop the kernel (``now``: kill it, for one that hangs or died); once, from any thread."""
+        with self._lock:
+            if self._down:
+                return
+            self._down = True
+        self._kc.stop_channels()
         try:
-            self._kc.stop_channels()
             self.km.shutdown_kernel(now=now or not self.km.is_alive())
-        except Exception:  # already gone: its process and files are cleaned up below
-            pass
-        finally:
+        except Exception:  # it died meanwhile: what is left is its connection file and sockets
             self.km.cleanup_resources()
 
 
@@ -157,16 +161,18 @@ class KernelPool:
         k.shutdown(now=now)
 
     def close(self, now: bool = False) -> None:
-        """Shut every kernel down (``now``: kill them, the run was interrupted)."""
+        """Shut every kernel down: gracefully in the background (the run's results are ready; Python
+        waits for these threads before it exits), or ``now``: killed before returning (an interrupt)."""
         with self._lock:
             self._closed = True
             kernels = [k for ks in self._idle.values() for k in ks] + list(self._busy)
             self._idle.clear()
             self._busy.clear()
-        threads = [threading.Thread(target=k.shutdown, args=(now,), daemon=True) for k in kernels]
+        threads = [threading.Thread(target=k.shutdown, args=(now,), name=f"nbmlops-kernel-{k.name}-shutdown")
+                   for k in kernels]
         for t in threads:
             t.start()
-        for t in threads:
+        for t in threads if now else []:
             t.join()
 
 
@@ -210,7 +216,14 @@ def reset(shell: Any, cwd: str) -> None:
     shell.magics_manager.registry.clear()
     shell.magics_manager.registry.update(_saved["registry"])
     _restore_process(cwd)
-    shell.reset(new_session=True)  # after the chdir: the namespace's _dh starts in the step's folder
+    hook = shell.displayhook
+    full, hook.do_full_cache = hook.do_full_cache, False  # its flush adds a full gc.collect(): 0.1-0.6 s
+    try:
+        shell.reset(new_session=True)  # after the chdir: the namespace's _dh starts in the step's folder
+    finally:
+        hook.do_full_cache = full
+    for name in ("_", "__", "___"):  # what the flush does besides: the last results' references
+        setattr(hook, name, "")
     shell.InteractiveTB.set_mode(_saved["xmode"])
     shell.display_formatter.formatters["text/plain"].float_precision = _saved["precision"]
     shell.call_pdb = _saved["pdb"]
@@ -246,13 +259,15 @@ def _installed_roots() -> tuple[str, ...]:
 
 def _forget_local_modules() -> None:
     """Drop modules a step imported from outside the installed packages (the user's own code)."""
-    roots = _saved["installed"]
+    roots, kept = _saved["installed"], _saved["modules"]
     for name, module in list(sys.modules.items()):
-        if name in _saved["modules"]:
+        if name in kept:
             continue
         file = getattr(module, "__file__", None)
-        if file and not os.path.realpath(file).startswith(roots):
+        if file and not (os.path.abspath(file).startswith(roots) or os.path.realpath(file).startswith(roots)):
             del sys.modules[name]
+        else:
+            kept.add(name)  # judged once per kernel
     importlib.invalidate_caches()
 
 
@@ -263,13 +278,21 @@ def _reset_libraries(shell: Any) -> None:
         np.set_printoptions(**_NUMPY_PRINT)
         np.seterr(**_NUMPY_ERR)
         np.random.seed()
-    pd = sys.modules.get("pandas")
-    if pd is not None and hasattr(pd, "reset_option"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # resetting deprecated options warns
-            pd.reset_option("all")
+    registry = getattr(sys.modules.get("pandas._config.config"), "_registered_options", {})  # pandas' options
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # reading a deprecated option warns
+        changed = [k for k, o in registry.items() if not _same(sys.modules["pandas"].get_option(k), o.defval)]
+        for key in changed:  # only those: resetting all runs every option's callback (one imports matplotlib)
+            sys.modules["pandas"].reset_option(key)
     if "matplotlib" in sys.modules:
         _reset_matplotlib(shell)
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # a value whose == is not a bool
+        return a is b
 
 
 def _reset_matplotlib(shell: Any) -> None:
