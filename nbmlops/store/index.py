@@ -36,137 +36,186 @@ from ..errors import StoreError
 from .documents import DamagedFile, DocFile, atomic_write
 
 FORMAT = "nbmlops-run-index"
-VERSION = 1
+VERSION = 2
 RACY_NS = 2_000_000_000  # a shard written this recently is read again next time (coarse file clocks)
 REWRITE_ROWS = 1_000  # rewrite the index file once this many rows were read from changed shards
-ATTRS = ("id", "name", "status", "start_time", "end_time", "duration", "user", "notebook", "git_commit")
+ATTRS = ("status", "end_time", "duration", "user", "notebook", "git_commit")  # dictionary-encoded per shard
 KINDS = ("params", "metrics", "tags")
 
 Key = tuple[int, int, int]
+Encoded = tuple[list[Any], Any]  # (distinct values, int32 code per row: -1 where a run has no value)
 
 
 class Column:
-    """One param, metric or tag over the rows: ``values`` is a float64 array (NaN where a run has no
-    value; a metric column of floats) or a list (None where a run has no value); ``present`` says
-    which runs have the key at all (a param logged as None is present)."""
+    """One field over the rows: numeric (``values``: float64 with NaN where a run has no value, or
+    the int64 start times) or dictionary-encoded (``uniques`` and ``codes``, -1: no value). A value
+    logged as None is a value (``present``), distinct from no value only for the columns shown."""
 
-    __slots__ = ("values", "present")
+    __slots__ = ("values", "uniques", "codes", "_encoding", "_objects")
 
-    def __init__(self, values: Any, present: Any) -> None:
-        self.values = values
-        self.present = present
+    def __init__(self, values: Any = None, uniques: list[Any] | None = None, codes: Any = None) -> None:
+        self.values, self.uniques, self.codes = values, uniques, codes
+        self._encoding: Encoded | None = None
+        self._objects: Any = None
+
+    def objects(self) -> Any:
+        """The values as an object array indexed by code (the last item None, for code -1)."""
+        if self._objects is None:
+            import numpy as np  # numpy: heavy, only once a search runs
+
+            uniques = self.encoding()[0]
+            self._objects = np.empty(len(uniques), dtype=object)
+            self._objects[:] = uniques
+        return self._objects
 
     @property
     def numeric(self) -> bool:
-        return not isinstance(self.values, list)
+        return self.codes is None
+
+    @property
+    def present(self) -> Any:
+        if self.codes is not None:
+            return self.codes >= 0
+        import numpy as np  # numpy: heavy, only once a search runs
+
+        return ~np.isnan(self.values) if self.values.dtype.kind == "f" else np.ones(len(self.values), dtype=bool)
 
     def python(self, rows: Any) -> list[Any]:
         """The values of ``rows`` as the documents hold them (None: no value)."""
-        if isinstance(self.values, list):
-            vals = self.values
-            return vals[rows] if isinstance(rows, slice) else [vals[i] for i in rows]
-        import numpy as np  # numpy: heavy, only once a search runs
+        uniques, codes = self.encoding()
+        return [uniques[c] for c in codes[rows].tolist()]
 
-        picked = self.values[rows]
-        return [None if v != v else v for v in picked.tolist()] if np.isnan(picked).any() else picked.tolist()
+    def encoding(self) -> Encoded:
+        """(values with None last, code of each row: -1, the last, for no value): a condition or an
+        order is worked out once per value listed. Values equal but of other types (1, 1.0, True)
+        have their own codes; a value may be listed more than once (from several shards)."""
+        if self._encoding is None:
+            import numpy as np  # numpy: heavy, only once a search runs
+
+            if self.codes is not None:
+                self._encoding = ([*self.uniques, None], self.codes)
+            else:
+                have = self.present
+                distinct, inverse = np.unique(self.values[have], return_inverse=True)
+                codes = np.full(len(self.values), -1, dtype=np.int32)
+                codes[have] = inverse
+                self._encoding = ([*distinct.tolist(), None], codes)
+        return self._encoding
 
 
 class RunTable:
     """The indexed runs of one or more experiments, in the order the documents are read (shard by
-    shard, each in file order): ``attrs`` (lists; ``start_time`` an int64 array), ``deleted`` (bool
-    array), ``experiment_id`` (list) and ``params``/``metrics``/``tags`` (name -> ``Column``)."""
+    shard, each in file order): ``attrs`` (run document field -> ``Column``: id, name, status,
+    start_time, ..., experiment_id), ``deleted`` (bool array) and ``params``/``metrics``/``tags``
+    (name -> ``Column``)."""
 
-    def __init__(self, n: int, attrs: dict[str, Any], deleted: Any, experiment_id: list[str],
-                 kinds: dict[str, dict[str, Column]]) -> None:
+    def __init__(self, n: int, attrs: dict[str, Column], deleted: Any, kinds: dict[str, dict[str, Column]]) -> None:
         self.n = n
         self.attrs = attrs
         self.deleted = deleted
-        self.experiment_id = experiment_id
         self.params, self.metrics, self.tags = kinds["params"], kinds["metrics"], kinds["tags"]
-        self._encoded: dict[tuple[str, str], tuple[list[Any], Any]] = {}
+        self.derived: dict[Any, Any] = {}  # what readers work out once per table (a table never changes)
 
     def kind(self, kind: str) -> dict[str, Column]:
-        return {"params": self.params, "metrics": self.metrics, "tags": self.tags}[kind]
-
-    def encoded(self, kind: str, key: str) -> tuple[list[Any], Any]:
-        """(distinct values, int32 code of each row's value in them): a condition or a sort order is
-        then worked out once per distinct value. Values that compare equal but differ in type
-        (1, 1.0, True) stay distinct. Cached: a table is never changed."""
-        hit = self._encoded.get((kind, key))
-        if hit is None:
-            import numpy as np  # numpy: heavy, only once a search runs
-
-            if kind == "attributes":
-                vals = self.experiment_id if key == "experiment_id" else self.attrs[key]
-                if not isinstance(vals, list):
-                    vals = vals.tolist()
-            else:
-                col = self.kind(kind).get(key)
-                vals = [None] * self.n if col is None else col.python(slice(None))
-            index: dict[Any, int] = {}
-            uniques: list[Any] = []
-            codes = np.empty(self.n, dtype=np.int32)
-            for i, v in enumerate(vals):
-                k = (type(v), v)
-                c = index.get(k)
-                if c is None:
-                    c = index[k] = len(uniques)
-                    uniques.append(v)
-                codes[i] = c
-            hit = self._encoded[(kind, key)] = (uniques, codes)
-        return hit
+        return {"params": self.params, "metrics": self.metrics, "tags": self.tags, "attributes": self.attrs}[kind]
 
 
 # -- one shard's rows ---------------------------------------------------------------------------
+def _encode_values(values: list[Any]) -> Encoded:
+    import numpy as np  # numpy: heavy, only once a search runs
+
+    index: dict[tuple[type, Any], int] = {}
+    uniques: list[Any] = []
+    codes = np.empty(len(values), dtype=np.int32)
+    for i, v in enumerate(values):
+        k = (type(v), v)
+        c = index.get(k)
+        if c is None:
+            c = index[k] = len(uniques)
+            uniques.append(v)
+        codes[i] = c
+    return uniques, codes
+
+
 def _chunk(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The columns of one shard's documents (a param logged as None is listed in ``null``)."""
+    """The columns of one shard's documents."""
+    import numpy as np  # numpy: heavy, only once a search runs
+
     n = len(docs)
-    chunk: dict[str, Any] = {"n": n, "deleted": [bool(d.get("deleted")) for d in docs]}
-    for a in ("id", "name", "status", "start_time", "end_time", "duration", "user"):
-        chunk[a] = [d[a] for d in docs]
-    for a in ("notebook", "git_commit"):
-        chunk[a] = [d.get(a) for d in docs]
-    nulls: dict[str, dict[str, list[int]]] = {}
+    chunk: dict[str, Any] = {"n": n, "id": [d["id"] for d in docs], "name": [d["name"] for d in docs],
+                             "start_time": [d["start_time"] for d in docs],
+                             "deleted": [bool(d.get("deleted")) for d in docs],
+                             "attrs": {a: _encode_values([d.get(a) for d in docs] if a in ("notebook", "git_commit")
+                                                         else [d[a] for d in docs]) for a in ATTRS}}
     for kind in KINDS:
-        cols: dict[str, list[Any]] = {}
+        index: dict[str, dict[tuple[type, Any], int]] = {}
+        cols: dict[str, Encoded] = {}
         for i, d in enumerate(docs):
             for k, v in d[kind].items():
                 if kind == "metrics":
                     v = (v or {}).get("value")
                 col = cols.get(k)
                 if col is None:
-                    col = cols[k] = [None] * n
-                col[i] = v
-                if v is None:
-                    nulls.setdefault(kind, {}).setdefault(k, []).append(i)
+                    col = cols[k] = ([], np.full(n, -1, dtype=np.int32))
+                    index[k] = {}
+                c = index[k].get((type(v), v))
+                if c is None:
+                    c = index[k][(type(v), v)] = len(col[0])
+                    col[0].append(v)
+                col[1][i] = c
         chunk[kind] = {k: _floats(v) for k, v in cols.items()} if kind == "metrics" else cols
-    chunk["null"] = nulls
     return chunk
 
 
-def _floats(vals: list[Any]) -> Any:
-    """A metric column of floats (None: no value) as a float64 array with NaN for None; other
-    columns (ints, NaN from an import, odd values) stay lists, so no value changes type."""
+def _floats(col: Encoded) -> Any:
+    """A metric column of floats as a float64 array, NaN where a run has no value; other columns (ints,
+    NaN from an import, a summary without a value) stay encoded, so no value changes type."""
     import numpy as np  # numpy: heavy, only once a search runs
 
-    if not all(type(v) is float and v == v or v is None for v in vals):
-        return vals
-    return np.array([np.nan if v is None else v for v in vals], dtype="<f8")
+    uniques, codes = col
+    if not all(type(v) is float and v == v for v in uniques):
+        return col
+    return np.array([*uniques, np.nan], dtype="<f8")[codes]
 
 
-def _encode(chunk: dict[str, Any]) -> dict[str, Any]:
-    """A chunk as JSON can hold it: float64 arrays as base64."""
-    metrics = {k: v if isinstance(v, list) else {"f8": base64.b64encode(v.tobytes()).decode()}
-               for k, v in chunk["metrics"].items()}
-    return {**chunk, "metrics": metrics, "key": list(chunk["key"])}
+def _to_json(chunk: dict[str, Any]) -> dict[str, Any]:
+    """A chunk as JSON can hold it: arrays as base64."""
+    def enc(col: Any) -> Any:
+        if isinstance(col, tuple):  # codes + 1 (0: no value) in the smallest unsigned type that holds them
+            width = "<u1" if len(col[0]) < 255 else "<u2" if len(col[0]) < 65535 else "<u4"
+            return {"u": col[0], width: base64.b64encode((col[1] + 1).astype(width).tobytes()).decode()}
+        return {"f8": base64.b64encode(col.astype("<f8").tobytes()).decode()}
+
+    out = {k: chunk[k] for k in ("n", "id", "name", "start_time", "deleted", "racy")}
+    out["key"] = list(chunk["key"])
+    out["attrs"] = {a: enc(c) for a, c in chunk["attrs"].items()}
+    for kind in KINDS:
+        out[kind] = {k: enc(c) for k, c in chunk[kind].items()}
+    return out
 
 
-def _decode_metric(col: Any) -> Any:
+def _from_json(chunk: dict[str, Any]) -> dict[str, Any]:
     import numpy as np  # numpy: heavy, only once a search runs
 
-    if isinstance(col, dict):
-        return np.frombuffer(base64.b64decode(col["f8"]), dtype="<f8")
-    return col
+    def dec(col: dict[str, Any]) -> Any:
+        if "f8" in col:
+            return np.frombuffer(base64.b64decode(col["f8"]), dtype="<f8")
+        width = next(w for w in ("<u1", "<u2", "<u4") if w in col)
+        return col["u"], np.frombuffer(base64.b64decode(col[width]), dtype=width).astype(np.int32) - 1
+
+    n = chunk["n"]
+    for field in ("id", "name", "start_time", "deleted"):
+        if len(chunk[field]) != n:
+            raise ValueError(f"{field} has {len(chunk[field])} rows, not {n}")
+    chunk["key"] = tuple(chunk["key"])
+    chunk["attrs"] = {a: dec(chunk["attrs"][a]) for a in ATTRS}
+    for kind in KINDS:
+        chunk[kind] = {k: dec(c) for k, c in chunk[kind].items()}
+    for col in [*chunk["attrs"].values(), *(c for kind in KINDS for c in chunk[kind].values())]:
+        codes = col[1] if isinstance(col, tuple) else col
+        if len(codes) != n or (isinstance(col, tuple) and len(codes) and codes.max() >= len(col[0])):
+            raise ValueError("a column does not fit its rows")
+    return chunk
 
 
 # -- loading, refreshing, saving ----------------------------------------------------------------
@@ -202,17 +251,13 @@ def _read_file(path: Path) -> dict[str, dict[str, Any]]:
         if (not sep or meta.get("format") != FORMAT or meta.get("version") != VERSION
                 or meta.get("length") != len(body) or meta.get("sha256") != hashlib.sha256(body).hexdigest()):
             return {}
-        chunks = json.loads(body)["shards"]
-        for c in chunks.values():
-            c["metrics"] = {k: _decode_metric(v) for k, v in c["metrics"].items()}
-            c["key"] = tuple(c["key"])
-        return chunks
-    except (ValueError, KeyError, TypeError, AttributeError):
+        return {name: _from_json(c) for name, c in json.loads(body)["shards"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, StopIteration):
         return {}
 
 
 def _write_file(path: Path, chunks: dict[str, dict[str, Any]]) -> None:
-    body = json.dumps({"shards": {name: _encode(c) for name, c in chunks.items()}},
+    body = json.dumps({"shards": {name: _to_json(c) for name, c in chunks.items()}},
                       separators=(",", ":"), default=str).encode()
     head = json.dumps({"format": FORMAT, "version": VERSION, "length": len(body),
                        "sha256": hashlib.sha256(body).hexdigest()}).encode()
@@ -273,35 +318,40 @@ def _table(chunks: Iterable[dict[str, Any]], experiment_id: str) -> RunTable:
     import numpy as np  # numpy: heavy, only once a search runs
 
     chunks = list(chunks)
-    n = sum(c["n"] for c in chunks)
-    attrs: dict[str, Any] = {a: list(chain.from_iterable(c[a] for c in chunks)) for a in ATTRS}
-    attrs["start_time"] = np.array(attrs["start_time"], dtype=np.int64)
+    sizes = [c["n"] for c in chunks]
+    n = sum(sizes)
+    attrs = {a: _merge(sizes, [c["attrs"][a] for c in chunks]) for a in ATTRS}
+    for a in ("id", "name"):  # one value per run: its own code
+        attrs[a] = Column(uniques=list(chain.from_iterable(c[a] for c in chunks)), codes=np.arange(n, dtype=np.int32))
+    attrs["start_time"] = Column(values=np.array(list(chain.from_iterable(c["start_time"] for c in chunks)),
+                                                 dtype=np.int64))
+    attrs["experiment_id"] = Column(uniques=[experiment_id], codes=np.zeros(n, dtype=np.int32))
     deleted = np.array(list(chain.from_iterable(c["deleted"] for c in chunks)), dtype=bool)
-    kinds: dict[str, dict[str, Column]] = {}
-    for kind in KINDS:
-        names = sorted({k for c in chunks for k in c[kind]})
-        kinds[kind] = {k: _column(chunks, kind, k, n) for k in names}
-    return RunTable(n, attrs, deleted, [experiment_id] * n, kinds)
+    kinds = {kind: {k: _merge(sizes, [c[kind].get(k) for c in chunks])
+                    for k in sorted({k for c in chunks for k in c[kind]})} for kind in KINDS}
+    return RunTable(n, attrs, deleted, kinds)
 
 
-def _column(chunks: list[dict[str, Any]], kind: str, key: str, n: int) -> Column:
+def _merge(sizes: list[int], parts: list[Any]) -> Column:
+    """One column from its parts (a float64 array, an encoding, or None: no value in that part)."""
     import numpy as np  # numpy: heavy, only once a search runs
 
-    parts = [c[kind].get(key) for c in chunks]
-    if all(p is None or not isinstance(p, list) for p in parts):  # float arrays: NaN is no value
-        values: Any = np.concatenate([np.full(c["n"], np.nan) if p is None else p for c, p in zip(chunks, parts)])
-        present = ~np.isnan(values)
-    else:
-        values = list(chain.from_iterable([None] * c["n"] if p is None else
-                                          (p if isinstance(p, list) else Column(p, None).python(slice(None)))
-                                          for c, p in zip(chunks, parts)))
-        present = np.fromiter((v is not None for v in values), dtype=bool, count=n)
-    offset = 0
-    for c in chunks:
-        for i in c["null"].get(kind, {}).get(key, ()):
-            present[offset + i] = True
-        offset += c["n"]
-    return Column(values, present)
+    if all(p is None or not isinstance(p, tuple) for p in parts):
+        return Column(values=np.concatenate([np.full(k, np.nan) if p is None else p for k, p in zip(sizes, parts)]
+                                            or [np.empty(0)]))
+    uniques: list[Any] = []  # not made distinct: a value may repeat (from several shards), each with its code
+    out = []
+    for k, p in zip(sizes, parts):
+        if p is None:
+            out.append(np.full(k, -1, dtype=np.int32))
+            continue
+        if not isinstance(p, tuple):  # floats among encoded parts: encoded too
+            p = Column(values=p).encoding()
+            p = (p[0][:-1], p[1])
+        local, codes = p
+        out.append(np.where(codes >= 0, codes + len(uniques), -1).astype(np.int32))
+        uniques.extend(local)
+    return Column(uniques=uniques, codes=np.concatenate(out) if out else np.empty(0, dtype=np.int32))
 
 
 def concat(tables: list[RunTable]) -> RunTable:
@@ -310,26 +360,21 @@ def concat(tables: list[RunTable]) -> RunTable:
 
     if len(tables) == 1:
         return tables[0]
-    n = sum(t.n for t in tables)
-    attrs = {a: list(chain.from_iterable(t.attrs[a] for t in tables)) for a in ATTRS if a != "start_time"}
-    attrs["start_time"] = np.concatenate([t.attrs["start_time"] for t in tables] or [np.empty(0, np.int64)])
-    deleted = np.concatenate([t.deleted for t in tables] or [np.empty(0, bool)])
-    kinds: dict[str, dict[str, Column]] = {}
-    for kind in KINDS:
-        names = sorted({k for t in tables for k in t.kind(kind)})
-        cols = {}
-        for k in names:
-            parts = [t.kind(kind).get(k) for t in tables]
-            if all(p is None or p.numeric for p in parts):
-                values = np.concatenate([np.full(t.n, np.nan) if p is None else p.values
-                                         for t, p in zip(tables, parts)])
-            else:
-                values = list(chain.from_iterable([None] * t.n if p is None else p.python(slice(None))
-                                                  for t, p in zip(tables, parts)))
-            present = np.concatenate([np.zeros(t.n, bool) if p is None else p.present for t, p in zip(tables, parts)])
-            cols[k] = Column(values, present)
-        kinds[kind] = cols
-    return RunTable(n, attrs, deleted, list(chain.from_iterable(t.experiment_id for t in tables)), kinds)
+    sizes = [t.n for t in tables]
+
+    def part(c: Column | None) -> Any:
+        return None if c is None else c.values if c.numeric else (c.uniques, c.codes)
+
+    attrs = {a: _merge(sizes, [part(t.attrs[a]) for t in tables]) for a in [*ATTRS, "experiment_id"]}
+    for a in ("id", "name"):
+        attrs[a] = Column(uniques=list(chain.from_iterable(t.attrs[a].uniques for t in tables)),
+                          codes=np.arange(sum(sizes), dtype=np.int32))
+    attrs["start_time"] = Column(values=np.concatenate([t.attrs["start_time"].values for t in tables]
+                                                       or [np.empty(0, dtype=np.int64)]))
+    kinds = {kind: {k: _merge(sizes, [part(t.kind(kind).get(k)) for t in tables])
+                    for k in sorted({k for t in tables for k in t.kind(kind)})} for kind in KINDS}
+    deleted = np.concatenate([t.deleted for t in tables] or [np.empty(0, dtype=bool)])
+    return RunTable(sum(sizes), attrs, deleted, kinds)
 
 
 def forget(root: Path | None = None) -> None:

@@ -145,11 +145,12 @@ class RunListing:
     def _haystack(self) -> list[str]:
         """Per listed run, in order: its name, id and tags as key=value, lower case."""
         if self._text is None:
-            t, ids = self.table, self._rows.tolist()
-            tags = [(k, c.values if isinstance(c.values, list) else c.python(slice(None)), c.present)
-                    for k, c in t.tags.items()]
-            self._text = [" ".join([t.attrs["name"][i], t.attrs["id"][i],
-                                    *(f"{k}={v[i]}" for k, v, p in tags if p[i])]).lower() for i in ids]
+            t, rows = self.table, self._rows
+            names = selection.column(t, "attributes", "name", rows, {})
+            ids = selection.column(t, "attributes", "id", rows, {})
+            tags = [(k, selection.column(t, "tags", k, rows, {})) for k in t.tags]
+            self._text = [" ".join([names[j], ids[j], *(f"{k}={v[j]}" for k, v in tags if v[j] is not None)]).lower()
+                          for j in range(len(rows))]
         return self._text
 
     def _sorted(self, rows: np.ndarray, column: str, descending: bool) -> np.ndarray:
@@ -170,7 +171,7 @@ class RunListing:
             find_run_doc(store, run_id)  # an unknown id is refused, as before
         old = selection.column(self.table, "attributes", "id", self._rows, {})
         self.table = selection.runs_table(store, list(self.experiments))
-        where = {run_id: i for i, run_id in enumerate(self.table.attrs["id"])}
+        where = {run_id: i for i, run_id in enumerate(self.table.attrs["id"].uniques or [])}
         rows = [where[r] for r in old if r in where]
         if not self.include_deleted:
             rows = [r for r in rows if not self.table.deleted[r]]

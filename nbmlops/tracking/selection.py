@@ -52,11 +52,22 @@ def matches(table: RunTable, clauses: list[Clause]) -> np.ndarray:
 
 
 def _numeric(table: RunTable, kind: str, key: str) -> np.ndarray | None:
-    """The column as float64 with NaN for no value, when it is one (float metrics, start times)."""
-    if kind == "metrics":
-        col = table.metrics.get(key)
-        return col.values if col is not None and col.numeric else None
-    return table.attrs["start_time"] if (kind, key) == ("attributes", "start_time") else None
+    """The column as numbers, NaN for no value, when it is one (float metrics, start times)."""
+    col = table.kind(kind).get(key) if kind != "experiment" else None
+    return col.values if col is not None and col.numeric else None
+
+
+def _encoding(table: RunTable, kind: str, key: str, names: dict[str, str] | None = None) -> tuple[list[Any], Any]:
+    """(distinct values, None last; each row's code, -1 for no value) of a column; "experiment": names."""
+    import numpy as np
+
+    if kind == "experiment":
+        uniques, codes = table.attrs["experiment_id"].encoding()
+        return [None if u is None else (names or {}).get(u) for u in uniques], codes
+    col = table.kind(kind).get(key)
+    if col is None:
+        return [None], np.full(table.n, -1, dtype=np.int32)
+    return col.encoding()
 
 
 def _mask(table: RunTable, c: Clause) -> np.ndarray:
@@ -68,7 +79,7 @@ def _mask(table: RunTable, c: Clause) -> np.ndarray:
         # NaN (no value) compares False, except != (True): what _compare answers for None
         with np.errstate(invalid="ignore"):
             return np.asarray(_NUMERIC_OPS[c.op](values, c.value))
-    uniques, codes = table.encoded(c.kind, c.key)
+    uniques, codes = _encoding(table, c.kind, c.key)
     passes = np.fromiter((bool(c.test(u)) for u in uniques), dtype=bool, count=len(uniques))
     return passes[codes]
 
@@ -86,11 +97,7 @@ def order(table: RunTable, rows: np.ndarray, kind: str, key: str, descending: bo
         got = picked[present]
         by = np.argsort(-got if descending else got, kind="stable")
         return np.concatenate([rows[present][by], rows[~present]])
-    if kind == "experiment":
-        uniques, codes = table.encoded("attributes", "experiment_id")
-        uniques = [(names or {}).get(u) for u in uniques]
-    else:
-        uniques, codes = table.encoded(kind, key)
+    uniques, codes = _encoding(table, kind, key, names)
     rank = _ranks(uniques)
     if rank is None:  # NaN among the values: Python's own sort of the rows' values decides
         vals = [uniques[i] for i in codes[rows].tolist()]
@@ -147,49 +154,78 @@ def keys_of(table: RunTable, kind: str, rows: np.ndarray | None = None) -> list[
 def frame(table: RunTable, rows: np.ndarray, names: dict[str, str], params: list[str] | None = None,
           metrics: list[str] | None = None, tags: list[str] | None = None) -> pd.DataFrame:
     """The ``rows`` as ``search_runs``' DataFrame; the key lists default to those the rows use."""
-    import numpy as np
     import pandas as pd
 
     params = keys_of(table, "params", rows) if params is None else params
     metrics = keys_of(table, "metrics", rows) if metrics is None else metrics
     tags = keys_of(table, "tags", rows) if tags is None else tags
-    ids = rows.tolist()
-    a = table.attrs
-    exp = table.experiment_id
-    data: dict[str, Any] = {
-        "run_id": [a["id"][i] for i in ids], "experiment": [names[exp[i]] for i in ids],
-        "run_name": [a["name"][i] for i in ids], "status": [a["status"][i] for i in ids],
-        "start_time": a["start_time"][rows].view("datetime64[ms]"),
-        "end_time": _times([a["end_time"][i] for i in ids]),
-        "duration": [a["duration"][i] for i in ids], "user": [a["user"][i] for i in ids]}
+    data = {"run_id": _shown(table, rows, "attributes", "id"),
+            "experiment": _shown(table, rows, "experiment", "", names)}
+    for name, key in (("run_name", "name"), ("status", "status"), ("start_time", "start_time"),
+                      ("end_time", "end_time"), ("duration", "duration"), ("user", "user")):
+        data[name] = _shown(table, rows, "attributes", key)
     for kind, keys in (("params", params), ("metrics", metrics), ("tags", tags)):
-        cols = table.kind(kind)
         for k in keys:
-            col = cols.get(k)
-            if col is None:
-                values: Any = [None] * len(ids)
-            elif kind == "metrics" and col.numeric:
-                values = col.values[rows]
-            else:
-                values = col.python(ids)
-            data[f"{kind}.{k}"] = np.asarray(values, dtype="float64") if kind == "metrics" else values
-    if not ids:  # no rows: the columns' types as a frame built from no rows has them
-        return pd.DataFrame({c: pd.Series([], dtype="datetime64[ms]" if c in ("start_time", "end_time") else
-                                          "float64" if c.startswith("metrics.") else object) for c in data})
-    return pd.DataFrame(data)
+            data[f"{kind}.{k}"] = _shown(table, rows, kind, k)
+    return pd.DataFrame(data, copy=False)  # fresh arrays: no copy, no consolidation (half the cost)
+
+
+def _shown(table: RunTable, rows: np.ndarray, kind: str, key: str, names: dict[str, str] | None = None) -> Any:
+    """A column of ``rows`` as the DataFrame holds it: the type pandas infers from these rows' values
+    (as a frame built from lists does), times as datetime64[ms], metrics as float64."""
+    import numpy as np
+    import pandas as pd
+
+    values = _numeric(table, kind, key)
+    if values is not None:
+        picked = values[rows]
+        return picked.view("datetime64[ms]") if key == "start_time" else picked
+    if kind == "experiment":
+        uniques, codes = _encoding(table, kind, key, names)
+        objects = np.empty(len(uniques), dtype=object)
+        objects[:] = uniques
+    else:
+        col = table.kind(kind)[key]  # the keys shown are the table's
+        objects, codes = col.objects(), col.codes
+    which = codes[rows]
+    if key == "end_time" and kind == "attributes":
+        return _typed(table, kind, key, objects)[1][which]
+    types, typed = _typed(table, kind, key, objects)
+    if typed is not None and (kind == "metrics" or (which >= 0).all()):
+        return typed[which]  # every value one type: int64, float64, bool (metrics: float64, NaN for none)
+    picked = objects[which]
+    if types <= {str, type(None)}:  # text (or no value): object, as pandas infers it
+        return picked
+    return pd.Series(picked, dtype=object).infer_objects().to_numpy()
+
+
+def _typed(table: RunTable, kind: str, key: str, objects: np.ndarray) -> tuple[set[type], np.ndarray | None]:
+    """The types of a column's values (NoneType: a value logged as None) and, when they are all of
+    one type pandas stores unboxed, the values as such an array indexed by code; once per table."""
+    import numpy as np
+
+    got = table.derived.get((kind, key))
+    if got is None:
+        values = objects.tolist()
+        types = {str} if kind == "attributes" and key in ("id", "name") else set(map(type, values[:-1]))
+        typed = None
+        if key == "end_time" and kind == "attributes":
+            typed = _times(values)
+        elif kind == "metrics":
+            typed = np.array([np.nan if v is None else v for v in values], dtype="float64")
+        elif len(types) == 1 and types <= {int, float, bool}:
+            try:
+                typed = np.array(values[:-1] + [values[0]], dtype=next(iter(types)))
+            except OverflowError:  # ints beyond int64: pandas decides
+                typed = None
+        got = table.derived[(kind, key)] = (types, typed)
+    return got
 
 
 def column(table: RunTable, kind: str, key: str, rows: np.ndarray, names: dict[str, str]) -> list[Any]:
     """One column's value for each of ``rows`` (None where a run has none)."""
-    if kind == "experiment":
-        return [names.get(table.experiment_id[i]) for i in rows.tolist()]
-    if kind == "attributes":
-        vals = table.experiment_id if key == "experiment_id" else table.attrs[key]
-        if not isinstance(vals, list):
-            return vals[rows].tolist()
-        return [vals[i] for i in rows.tolist()]
-    col = table.kind(kind).get(key)
-    return [None] * len(rows) if col is None else col.python(rows)
+    uniques, codes = _encoding(table, kind, key, names)
+    return [uniques[c] for c in codes[rows].tolist()]
 
 
 def _times(ms: list[int | None]) -> Any:
