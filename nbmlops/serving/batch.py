@@ -31,19 +31,19 @@ from . import batch_score as score
 from .batch_io import Behind, OrderedOutput, ParquetRows, ReadAhead, file_format, parquet_rows, part_path, text_chunks
 from .model import ServedModel
 
-MIN_ROWS_PER_PROCESS = 2_000_000  # below this, starting a worker (≈1 s of CPU) costs more than it saves
+MIN_ROWS_PER_PROCESS = 2_000_000  # below this, starting a worker (≈1.5 s of CPU) costs more than it saves
+CORES_PER_PROCESS = 2  # a scoring process keeps about two cores busy: its reader and writer threads overlap it
 
 
 def choose_parallelism(rows: int | None, fmt: str, cpus: int | None = None, load: float | None = None) -> int:
-    """The parallelism ``batch_predict`` uses when not given: 1 for CSV and JSON Lines (parsing here is
-    the bottleneck) and for Parquet under ``MIN_ROWS_PER_PROCESS`` rows per process; else one process
-    per idle core (``cpus`` minus the 1-minute load average)."""
+    """The parallelism ``batch_predict`` uses when not given: 1 for CSV and JSON Lines (parsed in this
+    process, which is the bottleneck) and for Parquet under ``MIN_ROWS_PER_PROCESS`` rows per process;
+    else one process per ``CORES_PER_PROCESS`` idle cores (``cpus`` minus the 1-minute load average)."""
     if fmt != "parquet" or not rows:
         return 1
     cpus = cpus or _cpus()
     load = os.getloadavg()[0] if load is None else load
-    idle = int(cpus - load + 0.5)
-    return max(1, min(cpus, idle, rows // MIN_ROWS_PER_PROCESS))
+    return max(1, min(int((cpus - load) // CORES_PER_PROCESS), rows // MIN_ROWS_PER_PROCESS))
 
 
 def _cpus() -> int:
@@ -108,7 +108,7 @@ def batch_predict(model_uri: str, input: str | os.PathLike[str], output: str | o
     shutil.rmtree(parts)
     return BatchResult(model=version.name, version=version.version, rows=sum(n for _, n in plan), scored=scored,
                        rejected=rejected, output=str(dst), rejects=str(rejects_path), chunks=len(plan),
-                       chunks_skipped=job.skipped)
+                       chunks_skipped=job.skipped, parallelism=job.parallelism)
 
 
 def _join(out: OrderedOutput, chunks: int, rows: int) -> tuple[int, int]:
