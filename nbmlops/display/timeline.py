@@ -14,7 +14,7 @@ from html import escape
 from typing import Any
 
 from .._util import fmt_time
-from .style import AMBER, BLUE, BORDER, FAINT, GREEN, MUTED, PURPLE, RED, RED_BG, RULE, SUBTLE, TEXT
+from .style import AMBER, BLUE, BORDER, FAINT, GREEN, MUTED, PURPLE, RED, RED_BG, RULE, SCROLL_X, SUBTLE, TEXT
 
 W, L, R = 720, 48, 16            # width, left and right margins
 TOP_H, PERF_H, GAP, AXIS = 150, 120, 26, 30  # panel heights, the gap between them, the time axis
@@ -89,8 +89,8 @@ def chart_svg(windows: list[dict[str, Any]], switches: list[dict[str, Any]], met
 
     top = _Panel(band, TOP_H, 0.0, 1.0)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" viewBox="0 0 {W} {height}" '
-             f'role="img" data-version="{e(version)}" style="display:block;font-size:10px;font-family:system-ui,'
-             f'sans-serif"><title>{e(_caption(windows, switches, version))}</title>']
+             f'role="img" data-version="{e(version)}" style="display:block;max-width:100%;height:auto;font-size:10px;'
+             f'font-family:system-ui,sans-serif"><title>{e(_caption(windows, switches, version))}</title>']
     for w in windows:  # the windows over the threshold: a red band across both panels
         if w["drifted"]:
             x0, x1 = px(w["first"] or w["time"]), px(w["last"] or w["time"])
@@ -256,5 +256,5 @@ def _table(windows: list[dict[str, Any]]) -> str:
     more = len(windows) - len(newest)
     tail = (f'<div style="color:{MUTED};font-size:11px">and {more:,} older (<code>.windows</code> has them all)</div>'
             if more > 0 else "")
-    return (f'<table style="border-collapse:collapse;font-size:12px;margin:2px 0"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>{tail}')
+    return (f'<div style="{SCROLL_X}"><table style="border-collapse:collapse;font-size:12px;margin:2px 0">'
+            f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>{tail}')
