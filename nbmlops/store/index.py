@@ -38,7 +38,7 @@ from .documents import DamagedFile, DocFile, atomic_write
 FORMAT = "nbmlops-run-index"
 VERSION = 2
 RACY_NS = 2_000_000_000  # a shard written this recently is read again next time (coarse file clocks)
-REWRITE_ROWS = 1_000  # rewrite the index file once this many rows were read from changed shards
+REWRITE_ROWS = 1_000  # rewrite the index file once this many rows (or a tenth) were read from changed shards
 ATTRS = ("status", "end_time", "duration", "user", "notebook", "git_commit")  # dictionary-encoded per shard
 KINDS = ("params", "metrics", "tags")
 
@@ -302,7 +302,7 @@ def run_table(root: Path, experiment_id: str, shards: list[DocFile[Any]]) -> Run
     table = _table(chunks.values(), experiment_id)
     with _memory_lock:
         _memory[path] = _Loaded(chunks, table)
-    if reread >= REWRITE_ROWS or (reread and loaded is None and not old):
+    if reread >= min(REWRITE_ROWS, max(1, table.n // 10)) or (reread and loaded is None and not old):
         _write_file(path, chunks)
     return table
 
