@@ -163,11 +163,19 @@ def _verdicts_evidently(snapshot: Any) -> dict[str, Any]:
 
 # -- the driver -----------------------------------------------------------------------------
 
+# workers read and write bytecode caches as an installed package has them (site-packages, Evidently's
+# included, come with theirs; a source checkout run with PYTHONDONTWRITEBYTECODE would compile nbmlops anew
+# in every worker)
+WORKER_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+WARM = ("import nbmlops, nbmlops.monitoring.drift, nbmlops.display.drift; "
+        "from evidently import Report; from evidently.presets import DataDriftPreset")
+
+
 def measure(tool: str, rows: int, seed: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="nbmlops-drift-bench-") as tmp:
         out = os.path.join(tmp, "result.json")
         proc = subprocess.run([sys.executable, __file__, "--worker", tool, str(rows), str(seed), out],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, env=WORKER_ENV)
         if proc.returncode != 0:
             raise RuntimeError(f"{tool} at {rows:,} rows failed:\n{proc.stderr[-3000:]}")
         return json.loads(Path(out).read_text())
@@ -255,7 +263,7 @@ def table(results: dict[int, dict[str, list[dict[str, Any]]]], passes: int) -> t
             "(missing values, new categories, out-of-range values, duplicated rows) and draws its pictures as inline "
             "SVG on first use (inline view or save), once per report; Evidently's DataDriftPreset does drift only and "
             "draws in the browser from the 5 MB of JavaScript it bundles. The first save in a process also imports "
-            "nbmlops' display modules. "
+            "nbmlops' display modules. Workers run with bytecode caches, as an installed package has them. "
             "Peak memory: the process's peak RSS while computing, less its RSS before the frames "
             "were made (libraries loaded), i.e. the frames themselves plus the working memory of the report.")
     return out, targets
@@ -274,6 +282,7 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else ([10_000, 50_000] if args.quick else [100_000, 1_000_000])
     passes = args.passes or (1 if args.quick else 2)
     started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", WARM], env=WORKER_ENV, check=True)  # the bytecode caches written once
     results: dict[int, dict[str, list[dict[str, Any]]]] = {}
     for rows in sizes:
         results[rows] = {"nbmlops": [], "evidently": []}

@@ -66,13 +66,11 @@ def _shares(counts: Sequence[float]) -> list[float]:
     return [c / total for c in counts] if total else [0.0] * len(counts)
 
 
-def _steps(edges: Sequence[float], shares: Sequence[float], x: Any, y: Any, closed: bool) -> str:
-    """The path of a histogram's outline: up and along each bin; closed to the axis when filled."""
-    pts = [f"M{_f(x(edges[0]))},{_f(y(0))}"]
-    for i, s in enumerate(shares):
-        pts.append(f"L{_f(x(edges[i]))},{_f(y(s))}L{_f(x(edges[i + 1]))},{_f(y(s))}")
-    pts.append(f"L{_f(x(edges[-1]))},{_f(y(0))}" + ("Z" if closed else ""))
-    return "".join(pts)
+def _steps(xs: list[str], ys: list[str], base: str, closed: bool) -> str:
+    """The path of a histogram's outline from its edges' x and its bins' y (formatted once each):
+    up and along each bin; closed to the axis when filled."""
+    body = "".join(f"L{xs[i]},{y}L{xs[i + 1]},{y}" for i, y in enumerate(ys))
+    return f"M{xs[0]},{base}{body}L{xs[-1]},{base}" + ("Z" if closed else "")
 
 
 def _histograms(sides: list[tuple[Sequence[float], Sequence[float], str]], width: int, height: int,
@@ -86,18 +84,17 @@ def _histograms(sides: list[tuple[Sequence[float], Sequence[float], str]], width
     top = max((max(s, default=0.0) for s in shares), default=0.0) * 1.05 or 1.0
     left, right, plot_top, base = 4.0, width - 4.0, 4.0, height - 16.0
 
-    def x(v: float) -> float:
-        return left + (float(v) - lo) / (hi - lo) * (right - left)
+    scale_x, scale_y = (right - left) / (hi - lo), (base - plot_top) / top
 
-    def y(s: float) -> float:
-        return base - s / top * (base - plot_top)
+    def x(v: float) -> float:
+        return left + (float(v) - lo) * scale_x
 
     body = []
     for (edges, _, color), s in zip(sides, shares):
-        if color == REF_COLOR:
-            body.append(f'<path d="{_steps(edges, s, x, y, True)}" fill="{color}" fill-opacity="0.55"/>')
-        else:
-            body.append(f'<path d="{_steps(edges, s, x, y, False)}" fill="none" stroke="{color}" stroke-width="1.2"/>')
+        xs = [f"{left + (float(e) - lo) * scale_x:.1f}" for e in edges]
+        d = _steps(xs, [f"{base - v * scale_y:.1f}" for v in s], _f(base), color == REF_COLOR)
+        body.append(f'<path d="{d}" fill="{color}" fill-opacity="0.55"/>' if color == REF_COLOR
+                    else f'<path d="{d}" fill="none" stroke="{color}" stroke-width="1.2"/>')
     axis = [_line(left, base, right, base)]
     for t in ticks(lo, hi):
         tx = x(t)
