@@ -216,7 +216,7 @@ def machine_cpu() -> float:
 
 
 def run_job(spec: dict[str, Any]) -> dict[str, Any]:
-    busy0, t0 = machine_cpu(), time.perf_counter()
+    load, busy0, t0 = os.getloadavg()[0], machine_cpu(), time.perf_counter()
     proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--job", json.dumps(spec)],
                             stdout=subprocess.PIPE, text=True, cwd=spec["cwd"])
     poll = TreeRSS(proc.pid)
@@ -228,7 +228,7 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     r = json.loads(out.strip().splitlines()[-1])
     r["peak_job"] = poll.per_pid.get(proc.pid, 0)
     r["peak_worker"] = max((v for k, v in poll.per_pid.items() if k != proc.pid), default=0)
-    r.update(peak_tree=peak, wall=wall, others=max(0.0, busy - r["cpu_total"]) / wall, spec=spec,
+    r.update(peak_tree=peak, wall=wall, load=load, others=max(0.0, busy - r["cpu_total"]) / wall, spec=spec,
              rows_per_s=r["rows"] / r["elapsed"])
     return r
 
@@ -283,14 +283,12 @@ def breakdown(store: Path, inp: Path, chunk: int, reps: int, scratch: Path) -> d
     """Per chunk of ``chunk`` rows, in this process, nbmlops' own functions timed one by one (medians)."""
     import pickle
 
-    import pyarrow.parquet as pq
-
     import nbmlops
-    from nbmlops.serving import batch as B
+    from nbmlops.serving import batch_io as IO, batch_score as S
+    from nbmlops.serving.model import ServedModel
 
     nbmlops.set_store(store)
-    B._init(str(store), "bench/1")
-    model = B._model
+    model = ServedModel("bench/1")
     est = model.estimator
 
     def med(fn: Any) -> float:
@@ -317,19 +315,33 @@ def breakdown(store: Path, inp: Path, chunk: int, reps: int, scratch: Path) -> d
         finally:
             tracemalloc.stop()
 
-    df = next(B._chunks(inp, "parquet", chunk))
+    def read() -> Any:
+        return IO.ParquetRows(inp, use_threads=True).read(0, chunk)  # a fresh reader: no row group cached
+
+    table = read()
+    df = table.to_pandas()
     scratch.mkdir(parents=True, exist_ok=True)
-    X = df[model.schema.features]
+    X = df[model.schema.features]  # one float64 block, as score_table builds it
+
+    def predict_proba() -> Any:
+        with S._finite_checked():  # as score_table calls it: the values were checked finite just before
+            return est.predict_proba(X)
+
+    out, _ = S.score_table(model, table, 0)
+    writer = IO._ParquetOut(scratch / "out.parquet", out.schema)
     r: dict[str, Any] = {"chunk": chunk}
-    r["read"] = med(lambda: next(B._chunks(inp, "parquet", chunk)))
-    r["predict_proba"] = med(lambda: est.predict_proba(X))
-    r["score"] = med(lambda: B._score(0, 0, df, str(scratch)))
-    part = pq.read_table(scratch / "part-000000.parquet").to_pandas()
-    r["write_part"] = med(lambda: B._write_atomic(part, scratch / "w.parquet"))
+    r["read"] = med(read)
+    r["score"] = med(lambda: S.score_table(model, table, 0))
+    r["predict_proba"] = med(predict_proba)
+    r["general"] = med(lambda: S.score_pandas(model, table.to_pandas(), 0))
+    r["write_part"] = med(lambda: IO.write_part(out, scratch / "part.parquet"))
+    r["append"] = med(lambda: writer.write_table(out))
+    writer.close()
     r["pickle_mb"] = len(pickle.dumps(df, protocol=pickle.HIGHEST_PROTOCOL)) / 2**20
     r["pickle"] = med(lambda: pickle.loads(pickle.dumps(df, protocol=pickle.HIGHEST_PROTOCOL)))
     r.update(pool_costs(store, df))
-    for key, fn in (("predict_proba", lambda: est.predict_proba(X)), ("score", lambda: B._score(0, 0, df, str(scratch)))):
+    for key, fn in (("predict_proba", predict_proba), ("score", lambda: S.score_table(model, table, 0)),
+                    ("general", lambda: S.score_pandas(model, table.to_pandas(), 0))):
         r[f"{key}_peak"] = peak(fn)
     r["chunk_bytes"] = int(df.memory_usage(index=False).sum())
     shutil.rmtree(scratch)
@@ -337,23 +349,23 @@ def breakdown(store: Path, inp: Path, chunk: int, reps: int, scratch: Path) -> d
 
 
 def pool_costs(store: Path, df: Any, sends: int = 50) -> dict[str, float]:
-    """What parallelism=2 adds, in CPU seconds of this process and its workers: starting the pool exactly as
-    batch_predict does (2 spawned interpreters that import nbmlops and load the model), and sending chunks to a
-    worker through the pool (pickle, pipe, unpickle) with a task that does nothing else (``len``)."""
+    """What parallelism=2 adds, in CPU seconds of this process and its worker: starting the pool exactly as
+    batch_predict does (1 spawned interpreter that imports nbmlops and loads the model), and sending chunks to
+    the worker through the pool (pickle, pipe, unpickle) with a task that does nothing else (``len``)."""
     import resource
     from concurrent.futures import ProcessPoolExecutor, wait
 
-    from nbmlops.serving import batch as B
+    from nbmlops.serving import batch as B, batch_score as S
 
     def cpu() -> float:
         return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
                                                       resource.getrusage(resource.RUSAGE_CHILDREN)))
 
     def run(n: int) -> tuple[float, float]:
-        """CPU of this process and the pool's workers (reaped at shutdown) for start-up + n sends; wall time."""
+        """CPU of this process and the pool's worker (reaped at shutdown) for start-up + n sends; wall time."""
         c, t = cpu(), time.perf_counter()
-        pool = ProcessPoolExecutor(2, initializer=B._init, initargs=(str(store), "bench/1"), mp_context=B._spawn())
-        wait([pool.submit(time.sleep, 1.0) for _ in range(2)])  # both workers up (the sleeps cost no CPU)
+        pool = ProcessPoolExecutor(1, initializer=S.init, initargs=(str(store), "bench/1", 1), mp_context=B._spawn())
+        wait([pool.submit(time.sleep, 1.0)])  # the worker is up (the sleep costs no CPU)
         for _ in range(n):
             pool.submit(len, df).result()
         pool.shutdown()
@@ -400,6 +412,8 @@ def label(spec: dict[str, Any]) -> str:
     if spec["kind"] == "floor":
         return ("floor: pyarrow chunks + `predict_proba`, writes nothing" if not spec["pre_buffer"] else
                 "floor, reading with pyarrow's default `pre_buffer=True`")
+    if spec["parallelism"] is None:
+        return "`batch_predict`, parallelism not given (chosen by `choose_parallelism`)"
     return f"`batch_predict`, parallelism={spec['parallelism']}"
 
 
@@ -414,28 +428,37 @@ def report(S: dict[str, Any], info: dict[str, Any], tput: dict[str, list[dict[st
            f"({mib(info['output_bytes'])}). 1-minute load average at start / end: {info['load'][0]:.1f} / "
            f"{info['load'][1]:.1f} (the machine is shared; above ~1, other work competed for the 2 cores).", "",
            f"### Throughput: {N:,} rows, chunks of {C:,} rows, median of {S['rounds']} interleaved rounds", "",
-           "| job | rows/s | time | vs floor | vs parallelism=1 | CPU, all its processes | peak RSS, process tree | "
-           "other work on the machine |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+           "| job | rows/s | time | vs floor | vs parallelism=1 | CPU, all its processes | CPU per row | "
+           "cores busy (CPU / time) | peak RSS, process tree | other work on the machine |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     med = {k: statistics.median(r["rows_per_s"] for r in v) for k, v in tput.items()}
-    for key in ("floor", "floor_prebuf", "p1", "p2"):
+    for key in (k for k in ("floor", "floor_prebuf", "p1", "p2", "auto") if k in tput):
         runs = tput[key]
         t = statistics.median(r["elapsed"] for r in runs)
-        vs_floor = "—" if key == "floor" else f"{med[key] / med['floor']:.2f}×"
-        vs_p1 = f"**{med['p2'] / med['p1']:.2f}×**" if key == "p2" else "—"
+        cpu = statistics.median(r["cpu"] for r in runs)
+        vs_floor = "—" if key == "floor" else f"**{med[key] / med['floor']:.2f}×**" if key == "p1" else \
+            f"{med[key] / med['floor']:.2f}×"
+        vs_p1 = f"**{med[key] / med['p1']:.2f}×**" if key in ("p2", "auto") else "—"
         out.append(f"| {label(runs[0]['spec'])} | {rate(med[key])}/s | {secs(t)} | {vs_floor} | {vs_p1} | "
-                   f"{secs(statistics.median(r['cpu'] for r in runs))} | {mib(max(r['peak_tree'] for r in runs))} | "
+                   f"{secs(cpu)} | {statistics.median(r['cpu'] / r['rows'] for r in runs) * 1e9:,.0f} ns | "
+                   f"{statistics.median(r['cpu'] / r['elapsed'] for r in runs):.2f} | "
+                   f"{mib(max(r['peak_tree'] for r in runs))} | "
                    f"{statistics.median(r['others'] for r in runs):.2f} cores |")
     out += ["", "Every run (rows/s, in round order): " + "; ".join(
         f"{k}: " + ", ".join(rate(r["rows_per_s"]) for r in v) for k, v in tput.items()) + ". "
         "\"Other work on the machine\": the machine's busy CPU during the job minus the job's own, per second "
-        "(out of 2 cores). Final join of the parts into the output (inside the times above): "
-        + ", ".join(f"{k} {secs(statistics.median(r['join'] for r in tput[k]))}" for k in ("p1", "p2")) + ".", ""]
+        "(out of 2 cores). Closing the output at the end (`_join`: the chunks are appended to it in order as they "
+        "finish; inside the times above): "
+        + ", ".join(f"{k} {secs(statistics.median(r['join'] for r in tput[k]))}" for k in ("p1", "p2", "auto")
+                    if k in tput) + "."
+        + (" Parallelism chosen when not given: " + ", ".join(str(r["result"]["parallelism"]) for r in tput["auto"])
+           + " (1-minute load average at each job's start: "
+           + ", ".join(f"{r['load']:.1f}" for r in tput["auto"]) + ")." if "auto" in tput else ""), ""]
 
     out += ["### Peak memory against chunk size and input size", "",
             "| job | chunk rows | input rows | peak RSS, process tree | job process alone | "
             "largest worker | rows/s |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    order = {"floor": 0, "floor_prebuf": 1, "p1": 2, "p2": 3}
+    order = {"floor": 0, "floor_prebuf": 1, "p1": 2, "p2": 3, "auto": 4}
     for r in sorted(mem, key=lambda r: (order[r["key"]], r["spec"]["chunk"], r["spec"]["rows"])):
         worker = mib(r["peak_worker"]) if r["key"] == "p2" else "—"
         out.append(f"| {label(r['spec'])} | {r['spec']['chunk']:,} | {r['spec']['rows']:,} | {mib(r['peak_tree'])} | "
@@ -451,39 +474,46 @@ def report(S: dict[str, Any], info: dict[str, Any], tput: dict[str, list[dict[st
             ""]
 
     per_row = bd["chunk"]
-    rest = bd["score"] - bd["predict_proba"] - bd["write_part"]
+    rest = bd["score"] - bd["predict_proba"]
     out += [f"### Where the time goes (parallelism=1, per chunk of {per_row:,} rows, in-process)", "",
-            "| step (nbmlops function) | CPU time per chunk | CPU ns per row | peak memory allocated, bytes per row |",
-            "| --- | --- | --- | --- |"]
+            "| step (nbmlops function) | thread | CPU time per chunk | CPU ns per row | "
+            "peak memory allocated, bytes per row |",
+            "| --- | --- | --- | --- | --- |"]
     steps = [
-        (("read the chunk (`_chunks`: pyarrow `iter_batches` + `to_pandas`, in the job process; with parallelism ≥ 2 "
-          "each worker reads its own chunks' row groups instead, `_score_rows`)"), bd["read"], bd["chunk_bytes"]),
-        ("`_score`, the whole of a worker's work on the chunk", bd["score"], bd["score_peak"]),
-        ("  of which the estimator's `predict_proba` (on the chunk's 20 columns)", bd["predict_proba"],
+        (("read the chunk's row groups (`batch_io.ParquetRows.read`: pyarrow `read_row_groups`, no pandas; with "
+          "parallelism ≥ 2 each worker reads its own chunks the same way)"), "reader, one chunk ahead", bd["read"],
+         bd["chunk_bytes"]),
+        ("score it (`batch_score.score_table`: float64 block from the arrow columns, finite check, DataFrame "
+         "over the block without a copy, `predict_proba`, arrow output table)", "job's main", bd["score"],
+         bd["score_peak"]),
+        ("  of which the estimator's `predict_proba` (on the chunk's 20 columns)", "", bd["predict_proba"],
          bd["predict_proba_peak"]),
-        ("  of which writing the part (`_write_atomic`; a chunk without rejects writes no rejects file)",
+        ("  of which the rest (input block, finite check, top class, output table)", "", rest, None),
+        ("write the chunk's part file (`batch_io.write_part`: plain Parquet, read back only on resume)", "writer",
          bd["write_part"], None),
-        ("  of which the rest (validation, building the frames)", rest, None),
+        ("append the chunk to OUTPUT (`OrderedOutput`: snappy Parquet, dictionaries for `prediction` and "
+         "`model_version`)", "writer", bd["append"], None),
+        ("for comparison: the general path a chunk with ±inf, NaN, text or a refused row takes "
+         "(`to_pandas` + `batch_score.score_pandas`; the whole of the old `_score` but the write)", "job's main",
+         bd["general"], bd["general_peak"]),
         ("parallelism ≥ 2 with CSV or JSON Lines input (not Parquet): sending the chunk to a worker "
          f"(`pool.submit(len, chunk)`: pickle, pipe, unpickle; {bd['pickle_mb']:.1f} MiB pickled), CPU of both ends",
-         bd["send"], None),
-        ("&nbsp;&nbsp;of which pickling + unpickling alone", bd["pickle"], None),
+         "job's main", bd["send"], None),
+        ("&nbsp;&nbsp;of which pickling + unpickling alone", "", bd["pickle"], None),
     ]
-    for name, sec, mem_b in steps:
+    for name, thread, sec, mem_b in steps:
         m = "—" if mem_b is None else f"{mem_b / per_row:,.0f}"
-        out.append(f"| {name.replace('  ', '&nbsp;&nbsp;')} | {secs(sec)} | {sec / per_row * 1e9:,.0f} | {m} |")
-    out.append(f"| parallelism ≥ 2 only, once per job: starting 2 spawned workers as `batch_predict` does "
-               f"(interpreters importing nbmlops, pandas, pyarrow, scikit-learn, then loading the model) | "
-               f"{secs(bd['pool_start'])} ({secs(bd['pool_start_wall'])} wall) | — | — |")
-    cpu = {k: statistics.median(r["cpu"] / r["rows"] for r in tput[k]) for k in tput}
-    names = {"floor": "floor", "floor_prebuf": "floor with `pre_buffer=True`", "p1": "parallelism=1",
-             "p2": "parallelism=2"}
+        out.append(f"| {name.replace('  ', '&nbsp;&nbsp;')} | {thread} | {secs(sec)} | {sec / per_row * 1e9:,.0f} | "
+                   f"{m} |")
+    out.append(f"| parallelism ≥ 2 only, once per job: starting a spawned worker as `batch_predict` does "
+               f"(an interpreter importing nbmlops, pandas, pyarrow, scikit-learn, then loading the model; the job's "
+               f"process scores meanwhile) | worker | {secs(bd['pool_start'])} ({secs(bd['pool_start_wall'])} wall) "
+               "| — | — |")
     out += ["", f"CPU times of this process (medians of {S['breakdown_reps']}), steadier than wall times on a shared "
             "machine. Peak memory: tracemalloc's peak during the call (Python objects and NumPy buffers, not "
-            f"pyarrow's pool), per row; the chunk itself is {bd['chunk_bytes'] / per_row:.0f} bytes per row. Whole "
-            "jobs, CPU per row of all their processes (medians of the throughput runs; model load, worker start-up and "
-            "the join included): "
-            + ", ".join(f"{names[k]} {cpu[k] * 1e9:,.0f} ns" for k in names) + ".", ""]
+            f"pyarrow's pool), per row; the chunk itself is {bd['chunk_bytes'] / per_row:.0f} bytes per row. The "
+            "reader and writer threads run while the main thread scores (pyarrow decodes and encodes without the "
+            "GIL), so with parallelism=1 a job keeps up to about two cores busy.", ""]
 
     targets: list[tuple[str, bool, str]] = []
     bad = [c for c in checks if not c["ok"]]
@@ -492,7 +522,13 @@ def report(S: dict[str, Any], info: dict[str, Any], tput: dict[str, list[dict[st
                     "all correct, probabilities within "
                     f"{max(c['max_abs_diff'] for c in checks):.1g}" if not bad else
                     "; ".join(p for c in bad for p in c["problems"])))
-    targets.append(("parallelism=2 faster than parallelism=1", med["p2"] > med["p1"], f"{med['p2'] / med['p1']:.2f}×"))
+    targets.append(("parallelism=1 ≥ 0.7× the floor", med["p1"] >= 0.7 * med["floor"],
+                    f"{med['p1'] / med['floor']:.2f}×"))
+    targets.append(("parallelism=2 ≥ 1.6× parallelism=1", med["p2"] >= 1.6 * med["p1"],
+                    f"{med['p2'] / med['p1']:.2f}×"))
+    if "auto" in tput:
+        targets.append(("parallelism not given: never slower than parallelism=1 (within 5%)",
+                        med["auto"] >= 0.95 * med["p1"], f"{med['auto'] / med['p1']:.2f}×"))
     nb_mem = [r for r in mem if r["key"] in ("p1", "p2")]
     chunks = sorted({r["spec"]["chunk"] for r in nb_mem})
     grows = all(
@@ -531,12 +567,21 @@ def main() -> int:
                          "a --quick run only prints its table unless this is given)")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of batch_predict(parallelism=1) "
                     "on 1,000,000 rows, in-process, and stop")
+    ap.add_argument("--rounds", type=int, default=None, help="throughput rounds (default: 3, --quick: 1)")
+    ap.add_argument("--mem-chunks", default=None, help="chunk sizes of the memory runs, comma-separated "
+                    "(default 50000,500000; --quick: 500000; empty: none)")
+    ap.add_argument("--skip-prebuf", action="store_true", help="leave out the floor with pre_buffer=True "
+                    "(slow, 2+ GiB; it only shows why nbmlops reads with pre_buffer=False)")
     ap.add_argument("--job", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.job:
         print(json.dumps(job(json.loads(args.job))))
         return 0
-    S = QUICK if args.quick else FULL
+    S = dict(QUICK if args.quick else FULL)
+    if args.rounds:
+        S["rounds"] = args.rounds
+    if args.mem_chunks is not None:
+        S["mem_chunks"] = tuple(int(c) for c in args.mem_chunks.split(",") if c)
     out = args.results if args.results is not None else (None if args.quick or args.profile else RESULTS)
     N = S["rows"]
 
@@ -581,7 +626,7 @@ def main() -> int:
 
         def one(key: str, rows: int, chunk: int) -> dict[str, Any]:
             spec = {"kind": "floor" if key.startswith("floor") else "nbmlops", "pre_buffer": key == "floor_prebuf",
-                    "parallelism": {"p1": 1, "p2": 2}.get(key, 1),
+                    "parallelism": {"p1": 1, "p2": 2, "auto": None}.get(key, 1),
                     "chunk": chunk, "rows": rows, "input": str(inputs[rows]), "output": str(root / "out.parquet"),
                     "store": str(store), "uri": "bench/1", "cwd": str(root)}
             r = run_job(spec)
@@ -600,7 +645,7 @@ def main() -> int:
                 f"{mib(r['peak_tree'])}, others {r['others']:.2f} cores{msg}")
             return r
 
-        keys = ["floor", "floor_prebuf", "p1", "p2"]
+        keys = ["floor", *([] if args.skip_prebuf else ["floor_prebuf"]), "p1", "p2", "auto"]
         tput: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
         for rnd in range(S["rounds"]):
             for key in (keys if rnd % 2 == 0 else keys[::-1]):
@@ -609,7 +654,7 @@ def main() -> int:
         for chunk in S["mem_chunks"]:
             for rows in sorted(inputs):
                 for key in keys:
-                    if key.startswith("floor") and not S["small_rows"]:  # quick: no floor here
+                    if key == "auto" or key.startswith("floor") and not S["small_rows"]:  # quick: no floor here
                         continue
                     mem.append(one(key, rows, chunk))
         # one entry per (job, chunk, input): the throughput runs at the default chunk count once, with their max
