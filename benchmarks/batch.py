@@ -465,9 +465,9 @@ def report(S: dict[str, Any], info: dict[str, Any], tput: dict[str, list[dict[st
                    f"{mib(r['peak_job'])} | {worker} | {rate(r['rows_per_s'])}/s |")
     base = statistics.median(r["baseline_rss"] for r in mem)
     out += ["", f"A job process holds {mib(base)} before it starts (Python, pandas, pyarrow, scikit-learn, "
-            "nbmlops imported); each parallelism=2 worker is a spawned interpreter of about that size, and the "
+            "nbmlops imported); the parallelism=2 worker is a spawned interpreter of about that size, and the "
             "tree also counts multiprocessing's resource tracker. RSS of each process of the tree read from /proc every "
-            "25 ms: the tree's peak sum, and each process's own peak. nbmlops' reader (`_chunks`) and the floor open the "
+            "25 ms: the tree's peak sum, and each process's own peak. nbmlops' reader (`ParquetRows`) and the floor open the "
             "file with `pre_buffer=False`; the second floor shows why: with pyarrow's default `pre_buffer=True`, "
             "`iter_batches` keeps the pre-buffered bytes of every row group already read until the file is closed "
             "(arrow's `ReadRangeCache` has no eviction: apache/arrow#39808, #6744), so memory follows the input size.",
