@@ -100,6 +100,27 @@ def test_notebook_executes_and_renders(path, tmp_path, monkeypatch):
             assert list((tmp_path / "reports" / "pipelines" / "churn").rglob("train.html"))
         finally:
             nbmlops.set_store(None)
+    if path.stem == "08_monitoring_live":  # drift grows week by week, the estimate follows, a retrain decision
+        text = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+        assert "kept-production — 2 of 3 input columns drifted" in text or "candidate-better" in text, text[-2000:]
+        assert 'model_drift_share{model_name="shop-live"' in text and "DriftReport DRIFT" in text
+        if shutil.which("prometheus"):  # scripts/test installs it; a machine without it says so instead
+            assert "'NbmlopsDataDrift': 'firing'" in text
+        assert html.count("<svg") >= 2  # the timeline and the window's report, inline
+        import nbmlops
+
+        nbmlops.set_store(tmp_path / "store")
+        try:
+            history = nbmlops.drift_history("shop-live").iloc[::-1]  # oldest first
+            windows = history[history.deployment == "shop-live"]
+            assert len(windows) == 7 and len(history) == 8  # and the retrain job's own report of the new rows
+            assert windows.estimated_accuracy.iloc[0] > windows.estimated_accuracy.iloc[-1] + 0.1
+            assert windows.dataset_drift.tolist() == [False, False, True, True, True, True, True]
+            realized = windows.realized_accuracy.dropna()  # last week's labels: within 0.05 of the estimate
+            assert len(realized) == 6 and (abs(realized - windows.estimated_accuracy[realized.index]) < 0.05).all()
+            assert nbmlops.list_deployments().empty
+        finally:
+            nbmlops.set_store(None)
     if path.stem == "04_monitoring":  # the %drift report is in the exported HTML, pictures embedded
         assert "DATASET DRIFT</span>" in html and "columns drifted</b>" in html
         assert 'aria-label="distribution of ' in html and 'aria-label="drift score per window"' in html  # inline SVG
