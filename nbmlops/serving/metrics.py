@@ -64,7 +64,7 @@ class Metrics:
         self._children: dict[tuple[str, str, str | None], Any] = {}
         self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._scores: dict[int, _Score] = {}
-        self._classes: dict[int, frozenset[str]] = {}
+        self._classes: dict[int, tuple[frozenset[str], dict[str, Any]]] = {}  # version -> known, class -> series
 
     def _child(self, metric: Any, version: int | str, third: str | None = None) -> Any:
         """The series of ``metric`` for this model, ``version`` and the value of its third label if any."""
@@ -96,8 +96,6 @@ class Metrics:
     def observe(self, version: int, seconds: float, predictions: list[Any], classes: list[Any] | None) -> None:
         """Latency, and the predictions: counted by class for a classifier (labels bounded by its
         ``classes``), a histogram of values for anything else (no label per distinct value)."""
-        from collections import Counter
-
         self._child(self.latency, version).observe(seconds)
         if classes is None:
             values = self._child(self.values, version)
@@ -106,11 +104,21 @@ class Metrics:
                 values.observe(p)
             self._child(self.predictions, version, "").inc(len(predictions))
             return
-        known = self._classes.get(version)
-        if known is None:
-            known = self._classes[version] = frozenset(str(c) for c in classes[:MAX_CLASS_LABELS])
-        for cls, n in Counter(str(p) for p in predictions).items():
-            self._child(self.predictions, version, cls if cls in known else "other").inc(n)
+        cached = self._classes.get(version)
+        if cached is None:
+            cached = self._classes[version] = (frozenset(str(c) for c in classes[:MAX_CLASS_LABELS]), {})
+        known, series = cached
+        if len(predictions) == 1:  # the common request: no counting pass
+            counts: Any = ((str(predictions[0]), 1),)
+        else:
+            from collections import Counter  # a name of this module's own (the class Counter of prometheus_client)
+
+            counts = Counter(str(p) for p in predictions).items()
+        for cls, n in counts:
+            child = series.get(cls)
+            if child is None:
+                child = series[cls] = self._child(self.predictions, version, cls if cls in known else "other")
+            child.inc(n)
 
     def set_weights(self, weights: dict[int, float]) -> None:
         """The versions' traffic shares. A version's model time and its errors an alert watches exist
