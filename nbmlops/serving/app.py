@@ -11,7 +11,8 @@ even when prediction is open. Liveness and readiness probes need no token, on ev
 (:data:`OPEN`); ``/metrics`` takes the prediction token like prediction does.
 
 Every request, refused ones included, is counted and timed by its route's template
-(:class:`HttpMetrics`, outside the :class:`Guard`).
+(:class:`HttpMetrics`, outside the :class:`Guard`). The prediction routes are answered by the
+fast path in front of both (:mod:`nbmlops.serving.fast`), with the same checks, counts and answers.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from .http import JSON, Answer, Incoming, Reader, error_answer, error_body, send
 from .session import ServingSession
 
 log_ = logging.getLogger("nbmlops.serving")
-Refusal = Callable[[dict[str, Any], dict[bytes, bytes]], "tuple[int, str, str] | None"]
+Refusal = Callable[[dict[str, Any], dict[bytes, bytes]], tuple[int, str, str] | None]
 Work = Callable[[Incoming], Awaitable[Answer]]
 
 
@@ -47,7 +47,7 @@ async def _chunks(receive: Any) -> AsyncIterator[bytes]:
 class _Incoming(Incoming):
     """A request as the prediction routes see it, read from the ASGI scope and messages."""
 
-    def __init__(self, scope: dict[str, Any], receive: Any, read: Reader) -> None:  # noqa: super() not wanted
+    def __init__(self, scope: dict[str, Any], receive: Any, read: Reader) -> None:
         self.scope, self.receive, self.read = scope, receive, read
 
     def header(self, name: str) -> str | None:
