@@ -32,6 +32,7 @@ import platform
 import shutil
 import statistics
 import sys
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -128,6 +129,12 @@ def main() -> int:
         per_step.append({n: s["duration"] for n, s in run.steps.items()})
         return total
 
+    def settle() -> None:
+        """Wait for the kernels a pipeline run shuts down in the background (not timed, not in the next side)."""
+        for t in threading.enumerate():
+            if t.name.startswith("nbmlops-kernel-"):
+                t.join()
+
     def isolated() -> float:
         t = time.perf_counter()
         runner.execute(pipe.plan(), cache=False, reports=WORK / "reports", isolate="kernel")
@@ -143,6 +150,7 @@ def main() -> int:
     for i in range(rounds):
         for fn in sides[i % 3:] + sides[:i % 3]:
             times[fn.__name__].append(fn())
+            settle()
     t_direct, t_piped, t_isolated = times["direct"], times["piped"], times["isolated"]
     cached = []
     for _ in range(10 if not args.quick else 3):
@@ -173,6 +181,7 @@ def main() -> int:
     WarmKernel.shutdown = timed("shutdown", WarmKernel.shutdown)
     try:
         run = pipe.run(cache=False, progress=False, reports=WORK / "reports")
+        settle()
     finally:
         (nbstep.execute, runner._State._new_run, runner._attach, nbstep.html_report, WarmKernel.__init__,
          WarmKernel.reset, WarmKernel.shutdown) = saved
@@ -193,7 +202,7 @@ def main() -> int:
         ("· creating the step's tracked run and recording its input versions", md(pieces["run"])),
         ("· nbconvert HTML of the executed notebook", md(pieces["html"])),
         ("· storing both as the run's artifacts", md(pieces["attach"])),
-        ("shutting the warm kernel down at the end of the run", md(pieces["shutdown"])),
+        ("shutting the warm kernel down (in the background, after the run returned)", md(pieces["shutdown"])),
     ]
     plan = []
     for _ in range(10):

@@ -2,11 +2,9 @@
 
 - Independent steps run in parallel, at most ``workers`` at a time: notebook steps in kernels;
   function steps in this process, one at a time (they share the active-run stack).
-- Notebook steps share warm kernels (``isolate="namespace"``, the default): a pipeline run keeps
-  its kernels, and each later step starts in a fresh namespace of the same process (variables,
-  working directory, environment, settings reset; installed packages stay imported: that is the
-  speed-up; see ``kernels``). ``isolate="kernel"`` starts a new kernel per step, as papermill does.
-  Reports, caching and failures are the same; a kernel whose step failed is not reused.
+- Notebook steps share warm kernels (``isolate="namespace"``, the default): each later step of a run
+  starts in a fresh namespace of the same kernel, installed packages still imported (``kernels``);
+  ``isolate="kernel"`` starts a new kernel per step. Same reports, caching and failures.
 - Each step execution is a tracked run (tags ``nbmlops.pipeline``, ``nbmlops.pipeline_run``,
   ``nbmlops.step``) whose inputs are named dataset versions and models, and whose outputs become
   the next steps' inputs.
