@@ -231,8 +231,8 @@ def report(S: dict[str, Any], r: dict[str, Any], quick: bool) -> str:
              f"- Judging a 1,000-row window (20 features + prediction: drift tests, quality, CBPE, store write), "
              f"off the request path, in the niced worker, during the pairs: "
              f"{base.fmt(per_window) + ' on average (wall time)' if judged else 'none judged'} over {judged:.0f} "
-             f"windows; {sc.get('model_monitor_windows_dropped_total', 0):.0f} windows dropped under load (at "
-             f"most {1 / 0.02:.0f} times a window's CPU between two windows: the budget of 2% of a core).",
+             f"windows; {sc.get('model_monitor_windows_dropped_total', 0):.0f} windows dropped under load (the "
+             "budget: 2% of the server's own CPU, of a core at most; the worker at nice 19).",
              f"- A 10,000-row window, full ({S['fill']:,} rows sent in requests of 100): the server process grew by "
              f"{server['big'][1] - server['big'][0]:.0f} MB against {server['off'][1] - server['off'][0]:.0f} MB for "
              f"the unmonitored server after the same traffic ({grew:.0f} MB for the window); the worker process "

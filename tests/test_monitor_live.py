@@ -254,9 +254,9 @@ def test_monitor_route_needs_a_monitor_and_the_token(model):
 ])
 def test_bad_monitor_configuration_is_refused_with_one_line(model, options, message):
     if message is None:
-        from nbmlops.serving.deployments import _monitor_settings
+        from nbmlops.serving.settings import monitor_settings
 
-        assert _monitor_settings(True, 300, None, None, None) == {"window": 300, "every": 300, "cpu": 0.02}
+        assert monitor_settings(True, 300, None, None, None) == {"window": 300, "every": 300, "cpu": 0.02}
         assert Monitor(Metrics("live"), "1h").every == 1000 and Monitor(Metrics("live"), 300).every == 300
         return
     with pytest.raises(InvalidInput, match=message) as info:
@@ -467,6 +467,17 @@ def test_monitor_stattest_tests_every_column_it_applies_to_and_the_default_is_si
     reference = nbmlops.get_model_version("sized/1").reference()
     assert nbmlops.drift_report(reference.drop(columns="target"), window, performance=False)["a"].stattest == \
         "wasserstein"
+
+
+def test_the_budget_paces_windows_by_the_servers_cpu_with_a_quiet_servers_floor(model):
+    """A window of 50 ms of CPU at a budget of half the server's CPU: a quiet server (this test's process,
+    waiting) is counted as using a tenth of a core, so the window is earned in about a second."""
+    from nbmlops.serving.monitor import _others_cpu
+
+    monitor = Monitor(Metrics("live"), 100, cpu_share=0.5, record=False)
+    started = time.monotonic()
+    monitor._pace(0.05, started, _others_cpu())
+    assert 0.9 < time.monotonic() - started < 5
 
 
 def test_a_time_window_keeps_the_rows_of_its_duration_only(model):

@@ -147,6 +147,7 @@ def compare(ref_src: Source, cur_src: Source, options: dict[str, Any], progress:
                "num_stattest": num_stattest, "cat_stattest": cat_stattest, "correction": method,
                "correction_label": CORRECTIONS.get(method or ""), "drift_share": float(drift_share),
                "defaults": (SMALLER_TEXT if o["default_by"] == "smaller" else DEFAULTS_TEXT) if used_default else None,
+               "default_by": o["default_by"],
                "mapping": {"target": None if schema.target is None else str(schema.target),
                            "prediction": [str(p) for p in schema.prediction],
                            "timestamp": None if schema.timestamp is None else str(schema.timestamp),

@@ -6,11 +6,11 @@ every ``every`` rows a version is due, and a thread cuts its window (the last ``
 of the last ``window`` seconds) into columns, pickles it and hands it to one worker process (spawned,
 at a lower priority: judging there leaves the server's GIL to the requests), which judges it with
 :mod:`nbmlops.monitoring.live` against the version's reference, prepared once. That thread's CPU
-and the worker's count against the budget ``cpu_share``. Back in the server: gauges in
-:class:`~nbmlops.serving.metrics.Metrics` and the latest summary for ``GET /monitor``. The worker
-records a window in the version's drift history at most every :data:`RECORD_EVERY` seconds, and
-whenever the drift verdict changes. A version due again while its previous window still waits is
-dropped and counted (``model_monitor_windows_dropped_total``).
+and the worker's count against the budget: ``cpu_share`` of the server's own CPU, of one core at
+most. Back in the server: gauges in :class:`~nbmlops.serving.metrics.Metrics` and the latest summary
+for ``GET /monitor``. The worker records a window in the version's drift history at most every
+:data:`RECORD_EVERY` seconds, and whenever the drift verdict changes. A version due again while its
+previous window still waits is dropped and counted (``model_monitor_windows_dropped_total``).
 
 Memory: at most ``window`` rows per version and the rest of one request (a time window keeps at most
 :data:`MAX_ROWS`), references to the rows, predictions and probabilities the request already made,
@@ -42,7 +42,8 @@ from .model import ServedModel
 # times, CPU the budget then takes from later windows)
 WINDOW, EVERY = 1000, 1000
 RECORD_EVERY = 60.0  # seconds: a version's windows go to the store this often, and when the verdict changes
-CPU_SHARE = 0.02  # of one core at most, for judging: after a window that took c CPU seconds, none for c / CPU_SHARE
+CPU_SHARE = 0.02  # for judging: this share of the server's CPU, of one core at most (Monitor._pace)
+QUIET = 0.1  # a server using less CPU than this share of a core is counted as using this much (Monitor._pace)
 MAX_ROWS = 100_000  # rows a version keeps at most (a time window's bound)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 log_ = logging.getLogger("nbmlops.serving")
@@ -207,7 +208,7 @@ class Monitor:
                 if self._stopped:
                     return
                 state = self._pending.popleft()
-            started, own = time.monotonic(), time.thread_time()
+            started, own, others = time.monotonic(), time.thread_time(), _others_cpu()
             try:
                 cpu = self.judge(state).get("cpu_s", 0.0)
             except Exception as exc:  # a monitor's failure must not stop the server: said where it shows
@@ -216,10 +217,22 @@ class Monitor:
                 cpu = 0.0
             if self._pool is not None:  # this thread's share: the window cut and pickled, the gauges set
                 cpu += time.thread_time() - own
-            rest = cpu / self.cpu_share - (time.monotonic() - started)
-            if rest > 0:  # the CPU budget: windows due meanwhile wait (one per version) or are dropped
-                with self._cond:
-                    self._cond.wait_for(lambda: self._stopped, timeout=rest)
+            self._pace(cpu, started, others)
+
+    def _pace(self, cpu: float, started: float, others: float) -> None:
+        """Wait until the window's ``cpu`` seconds are earned (windows due meanwhile wait, one per version,
+        or are dropped): ``cpu_share`` of the CPU the server used since the window began, at most that share
+        of the time passed (one core's worth) and at least that share of :data:`QUIET` of it. On a busy
+        machine, where the server gets a fraction of a core, the monitor's cost stays that share of the
+        server's; a quiet server's windows are judged within ``cpu / (cpu_share * QUIET)`` seconds."""
+        while True:
+            passed = time.monotonic() - started
+            earned = self.cpu_share * min(max(_others_cpu() - others, QUIET * passed), passed)
+            if earned >= cpu:
+                return
+            with self._cond:  # the soonest the rest can be earned: the server using a whole core meanwhile
+                if self._cond.wait_for(lambda: self._stopped, timeout=(cpu - earned) / self.cpu_share):
+                    return
 
     def judge(self, state: _Version) -> dict[str, Any]:
         """Judge the current window of ``state``'s version (in the worker process once started):
@@ -295,16 +308,24 @@ _JUDGES: dict[tuple[str, ...], tuple[ServedModel, Any]] = {}  # (store, uri, opt
 #                                                                  or why there is none)
 
 
+def _others_cpu() -> float:
+    """CPU seconds of this process outside the calling thread (the server's, seen from the monitor's thread)."""
+    return time.process_time() - time.thread_time()
+
+
 def _nth(labels: list[Any] | None, i: int) -> Any:
     return None if labels is None or i >= len(labels) else labels[i]
 
 
 def _worker_init(store_root: str | None) -> None:
-    """The worker's store, a lower priority than the server's, and the judging code loaded."""
+    """The worker's store, the lowest priority, and the judging code loaded. At nice 19 the worker gets a
+    busy core only after everything else on it (about 1.5% of a nice-0 process's share, against 10% at
+    nice 10): on a loaded machine its windows wait, and are dropped and counted, rather than take CPU
+    from the requests; on an idle core it judges at once, within the budget."""
     if store_root is None:
         return
     set_store(store_root)
-    os.nice(10)
+    os.nice(19 - os.nice(0))
     from ..monitoring import live  # noqa: F401  (pandas, scipy, the drift tests: loaded once, here)
 
 
