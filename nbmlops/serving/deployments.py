@@ -13,7 +13,6 @@ is reused only when it was started with the same settings.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -28,15 +27,14 @@ from typing import TYPE_CHECKING, Any
 from .._util import fmt_duration, new_id, now_ms
 from ..errors import InvalidInput, NotFound, ServingError
 from ..registry import get_model_version
-from ..registry.uri import check_name, parse
+from ..registry.uri import check_name
 from ..store import SCHEMA, current_store, pid_alive, proc_start
-from ..store.records import DeploymentRecord, DeploymentSettings
+from ..store.records import DeploymentRecord
 from ..tracking import environment
 from .metrics import ACCURACY_WINDOW
-from .monitor import CPU_SHARE, WINDOW, check_every, check_stattest, default_every, parse_window
-from .ondrift import parse_on_drift
 from .promconfig import Target, alert_rules, scrape_config
 from .reqlog import deployment_requests
+from .settings import ab_weights, check_server, differences, monitor_settings, reuse_settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -341,76 +339,6 @@ def list_deployments(all: bool = False) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["name", "model", "version", "status", "url", "pid", "started"])
 
 
-def _ab_weights(model_name: str, ab: dict[Any, float]) -> dict[int, float]:
-    """``{"churn/2": 0.9, "churn/3": 0.1}`` or ``{2: 0.9, 3: 0.1}`` -> ``{2: 0.9, 3: 0.1}``, checked."""
-    if not isinstance(ab, dict) or len(ab) < 2:
-        raise InvalidInput("ab takes at least two versions with weights, e.g. {'churn/2': 0.9, 'churn/3': 0.1}")
-    weights: dict[int, float] = {}
-    for key, weight in ab.items():
-        uri = f"{model_name}/{key}" if isinstance(key, int) or str(key).isdigit() else str(key)
-        ref = parse(uri)
-        if ref.name != model_name:
-            raise InvalidInput(f"A/B versions must all be versions of {model_name!r}, got {uri!r}")
-        version = get_model_version(uri).version
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
-            raise InvalidInput(f"the weight of {uri} must be a non-negative number, got {weight!r}")
-        weights[version] = float(weight)
-    if sum(weights.values()) <= 0:
-        raise InvalidInput("at least one A/B weight must be positive")
-    return weights
-
-
-def _settings(model_uri: str, token: str | None, weights: dict[int, float] | None, shadow: int | None, host: str,
-              port: int, batching: bool, max_batch_size: int, max_latency_ms: float, max_queue: int,
-              log_requests: bool, accuracy_window: int, monitor: dict[str, Any] | None) -> DeploymentSettings:
-    """What a running deployment must have been started with to be reused (the token as a hash)."""
-    return {"model_uri": model_uri, "token_sha256": hashlib.sha256(token.encode()).hexdigest() if token else None,
-            "ab": {str(v): w for v, w in weights.items()} if weights else None, "shadow": shadow, "host": host,
-            "port": port, "batching": batching, "max_batch_size": max_batch_size,
-            "max_latency_ms": float(max_latency_ms), "max_queue": max_queue, "log_requests": log_requests,
-            "accuracy_window": accuracy_window, "monitor": monitor}
-
-
-_WORDS = {"token_sha256": "token", "ab": "A/B weights", "max_batch_size": "max_batch_size",
-          "max_latency_ms": "max_latency_ms", "max_queue": "max_queue", "log_requests": "request logging",
-          "accuracy_window": "accuracy_window", "monitor": "live monitor"}
-
-
-def _differences(doc: DeploymentRecord, asked: DeploymentSettings) -> list[str]:
-    """The settings in which a running deployment differs from those asked (port 0 matches any port)."""
-    had = doc.get("settings")
-    if had is None:
-        return ["settings (started by an older nbmlops)"]
-    out = []
-    for key, value in asked.items():
-        if key == "port" and value in (0, doc.get("port")):
-            continue
-        if had.get(key) != value:
-            out.append(_WORDS.get(key, key))
-    return out
-
-
-def _monitor_settings(monitor: bool, window: Any, every: Any, cpu: Any, stattest: Any) -> dict[str, Any] | None:
-    """The live monitor's settings, checked (None: no monitor)."""
-    if not isinstance(monitor, bool):
-        raise InvalidInput(f"monitor is True or False, got {monitor!r}")
-    if not monitor:
-        if window is not None or every is not None or cpu is not None or stattest is not None:
-            raise InvalidInput("monitor_window, monitor_every, monitor_cpu and monitor_stattest need monitor=True "
-                               "(%serve --monitor)")
-        return None
-    cpu = CPU_SHARE if cpu is None else cpu
-    if isinstance(cpu, bool) or not isinstance(cpu, (int, float)) or not 0 < cpu <= 1:
-        raise InvalidInput(f"monitor_cpu is the share of one core the monitor may use, in (0, 1], got {cpu!r}")
-    window = parse_window(WINDOW if window is None else window)
-    every = check_every(default_every(window) if every is None else every)
-    if isinstance(window, int) and every > window:
-        raise InvalidInput(f"monitor_every ({every:,} rows) is larger than monitor_window ({window:,} rows): "
-                           "rows would pass unjudged; make every at most the window")
-    stattest = check_stattest(stattest)
-    return {"window": window, "every": every, "cpu": float(cpu), **({"stattest": stattest} if stattest else {})}
-
-
 def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | None = None,
           log_requests: bool = True, name: str | None = None, detach: bool = False, batching: bool = True,
           max_batch_size: int = 64, max_latency_ms: float = 2.0, max_queue: int = 1024,
@@ -445,33 +373,11 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
     >>> dep = nbmlops.serve("churn@production")
     >>> dep.predict(X_test.head(3))
     """
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise InvalidInput(f"port must be a number from 0 (any free port) to 65535, got {port!r}")
-    if not isinstance(host, str) or not host:
-        raise InvalidInput(f"host must be an address such as 127.0.0.1, got {host!r}")
-    if token is not None and (not isinstance(token, str) or len(token) < 8 or not token.isprintable()):
-        raise InvalidInput("token must be a printable string of at least 8 characters")
-    if isinstance(feedback_mb, bool) or not isinstance(feedback_mb, int) or not 1 <= feedback_mb <= 65536:
-        raise InvalidInput(f"feedback_mb must be a number of MiB from 1 to 65536, got {feedback_mb!r}")
-    if isinstance(accuracy_window, bool) or not isinstance(accuracy_window, int) or \
-            not 1 <= accuracy_window <= 10_000_000:
-        raise InvalidInput(f"accuracy_window must be a number of labels from 1 to 10,000,000, got {accuracy_window!r}")
+    check_server(port, host, token, feedback_mb, accuracy_window)
     version = get_model_version(model_uri)
-    watch = _monitor_settings(monitor, monitor_window, monitor_every, monitor_cpu, monitor_stattest)
-    policy = parse_on_drift(on_drift)
-    if policy is not None:
-        if watch is None:
-            raise InvalidInput("on_drift acts on the live monitor's windows: it needs monitor=True (%serve --monitor)")
-        watch["on_drift"] = policy
-    if monitor_record_every is not None:
-        if watch is None:
-            raise InvalidInput("monitor_record_every needs monitor=True (%serve --monitor)")
-        if isinstance(monitor_record_every, bool) or not isinstance(monitor_record_every, (int, float)) \
-                or not 0 <= monitor_record_every <= 86400 * 365:
-            raise InvalidInput(f"monitor_record_every is seconds between two windows kept in drift_history "
-                               f"(0: every window), got {monitor_record_every!r}")
-        watch["record_every"] = float(monitor_record_every)
-    weights = _ab_weights(version.name, ab) if ab is not None else None
+    watch = monitor_settings(monitor, monitor_window, monitor_every, monitor_cpu, monitor_stattest,
+                             monitor_record_every, on_drift)
+    weights = ab_weights(version.name, ab) if ab is not None else None
     if watch is not None:
         for v in weights or [version.version]:
             if not get_model_version(f"{version.name}/{v}").doc.get("reference"):
@@ -481,7 +387,7 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
     if shadow is not None:
         shadow_version = get_model_version(f"{version.name}/{shadow}" if str(shadow).isdigit() else str(shadow)).version
     name = check_name(name or version.name)
-    settings = _settings(model_uri, token, weights, shadow_version, host, port, batching, max_batch_size,
+    settings = reuse_settings(model_uri, token, weights, shadow_version, host, port, batching, max_batch_size,
                          max_latency_ms, max_queue, log_requests, accuracy_window, watch)
     existing = _wait_started(_find(name), timeout)
     if existing is not None and existing["status"] in ("starting", "running"):
@@ -494,7 +400,7 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
                                f"stop it (%serve --stop {name}), restart it (restart=True, %serve --restart), "
                                "or give this one another name")
         else:
-            differ = _differences(existing, settings)
+            differ = differences(existing, settings)
             if differ:
                 raise InvalidInput(f"deployment {name!r} ({existing['model_uri']}, pid {existing['pid']}, "
                                    f"{running.url}) runs with other settings ({', '.join(differ)}): stop it "
