@@ -79,6 +79,12 @@ class RunSelection:
         kind, key = _column_field(column)
         return selection.column(self.listing.table, kind, key, self._rows, self.listing.experiments)
 
+    def distinct(self, column: str) -> list[Any]:
+        """The values ``values(column)`` holds, each once, in the order the runs first show them: what
+        tells whether a column varies, without a value per run."""
+        kind, key = _column_field(column)
+        return selection.distinct(self.listing.table, kind, key, self._rows, self.listing.experiments)
+
 
 class RunListing:
     """The runs of one experiment (or of all), read once.
@@ -105,7 +111,6 @@ class RunListing:
         self.params: list[str] = selection.keys_of(self.table, "params", self._rows)
         self.metrics: list[str] = selection.keys_of(self.table, "metrics", self._rows)
         self.tags: list[str] = selection.keys_of(self.table, "tags", self._rows)
-        self._text: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -135,23 +140,10 @@ class RunListing:
             if clauses is not None:
                 rows = rows[selection.matches(self.table, clauses)[rows]]
             else:
-                words = text.lower().split()
-                hay = self._haystack()
-                rows = rows[[all(w in h for w in words) for h in hay]]
+                rows = rows[selection.words(self.table, text.lower().split())[rows]]
         if sort:
             rows = self._sorted(rows, sort, descending)
         return RunSelection(self, rows)
-
-    def _haystack(self) -> list[str]:
-        """Per listed run, in order: its name, id and tags as key=value, lower case."""
-        if self._text is None:
-            t, rows = self.table, self._rows
-            names = selection.column(t, "attributes", "name", rows, {})
-            ids = selection.column(t, "attributes", "id", rows, {})
-            tags = [(k, selection.column(t, "tags", k, rows, {})) for k in t.tags]
-            self._text = [" ".join([names[j], ids[j], *(f"{k}={v[j]}" for k, v in tags if v[j] is not None)]).lower()
-                          for j in range(len(rows))]
-        return self._text
 
     def _sorted(self, rows: np.ndarray, column: str, descending: bool) -> np.ndarray:
         if column not in self.columns and column != "run_id":
@@ -186,3 +178,9 @@ def run_listing(experiment: str | None = None, include_deleted: bool = False) ->
     >>> runs.query("rf", sort="metrics.auc", descending=True).page(0, 50)
     """
     return RunListing(experiment, include_deleted)
+
+
+def experiment_names() -> list[str]:
+    """The names of every experiment, in the order they were made (no run is read, unlike
+    ``list_experiments``, which counts them)."""
+    return [e["name"] for e in current_store(create=False).experiments.all()]

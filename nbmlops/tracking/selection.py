@@ -228,6 +228,36 @@ def column(table: RunTable, kind: str, key: str, rows: np.ndarray, names: dict[s
     return [uniques[c] for c in codes[rows].tolist()]
 
 
+def words(table: RunTable, words: list[str]) -> np.ndarray:
+    """Whether each row's name, id and tags (``key=value``), lower case, hold every one of ``words``."""
+    import numpy as np
+
+    hay = table.derived.get("haystack")
+    if hay is None:
+        rows = np.arange(table.n)
+        parts = [column(table, "attributes", "name", rows, {}), column(table, "attributes", "id", rows, {})]
+        parts += [[None if v is None else f"{k}={v}" for v in column(table, "tags", k, rows, {})] for k in table.tags]
+        hay = table.derived["haystack"] = np.array(
+            [" ".join(p for p in run if p is not None).lower() for run in zip(*parts)] or [""], dtype=str)[:table.n]
+    keep = np.ones(table.n, dtype=bool)
+    for w in words:
+        keep &= np.strings.find(hay, w) >= 0
+    return keep
+
+
+def distinct(table: RunTable, kind: str, key: str, rows: np.ndarray, names: dict[str, str]) -> list[Any]:
+    """The values one column takes over ``rows``, each once (equal values of two shards may both
+    appear), in the order the rows first show them (None where a run has none)."""
+    import numpy as np
+
+    uniques, codes = _encoding(table, kind, key, names)
+    picked = codes[rows]
+    first = np.full(len(uniques), len(picked))
+    first[picked[::-1]] = np.arange(len(picked) - 1, -1, -1)  # the last write of a code wins: its first row
+    found = np.flatnonzero(first < len(picked))  # code -1 (no value) is the last item
+    return [uniques[c] for c in found[np.argsort(first[found], kind="stable")].tolist()]
+
+
 def _times(ms: list[int | None]) -> Any:
     """Milliseconds (None for a run still going) as datetime64, NaT for None. Not through floats:
     pandas < 3 overflows on NaN there now and then (pandas-dev/pandas#58419)."""

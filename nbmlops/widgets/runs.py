@@ -28,6 +28,7 @@ from ..display.runs import (
 )
 from ..display.style import BORDER, BOX, GREEN, MUTED, RED
 from ..errors import NbmlopsError
+from ..tracking.listing import experiment_names
 from ._static import StaticFallback
 
 PAGE_SIZES = (25, 50, 100, 200)
@@ -70,7 +71,7 @@ class RunsBrowser(StaticFallback, w.VBox):
         self._chosen: list[str] = []
         self._names: dict[str, str] = {}  # run id -> name, of runs the picker has listed
         self._busy = False
-        names = [str(n) for n in nbmlops.list_experiments()["name"]]
+        names = experiment_names()
         self.experiment = w.Dropdown(description="experiment", style=_LABELS, layout=w.Layout(width="260px"),
                                      options=[("all experiments", _ALL), *((n, n) for n in names)],
                                      value=self.listing.experiment or _ALL)
@@ -149,7 +150,7 @@ class RunsBrowser(StaticFallback, w.VBox):
             self.compare_message, self.pictures, self.diff,
         ], layout=w.Layout(border=f"1px solid {BORDER}", padding="6px"))
         self._guard(self._columns)
-        self._seen: dict[str, list[Any]] = {}  # column -> its value in each listed run, for runs_columns
+        self._seen: dict[str, list[Any]] = {}  # column -> the values the listed runs hold, for runs_columns
         self._seen_for: str | None = self.query.value
         self._cols, self._folded = runs_columns(self.listing.columns, self._values, first=self.sort.value)
         varying = [c[len("params."):] for c in self._cols if c.startswith("params.")]
@@ -182,10 +183,10 @@ class RunsBrowser(StaticFallback, w.VBox):
                 control.value = keep if keep in options else options[0]
 
     def _values(self, column: str) -> list[Any]:
-        """One column's values over the listed runs, kept while the filter stays (a sort or a page
-        reads none again)."""
+        """The values one column takes over the listed runs, each once in the order the runs first show
+        them (what ``runs_columns`` needs), kept while the filter stays (a sort or a page reads none again)."""
         if column not in self._seen:
-            self._seen[column] = self.selection.values(column)
+            self._seen[column] = self.selection.distinct(column)
         return self._seen[column]
 
     @property
@@ -196,7 +197,7 @@ class RunsBrowser(StaticFallback, w.VBox):
     # -- listing, query, page -------------------------------------------------
     def refresh(self) -> None:
         """Refresh: the experiments and their runs read again."""
-        names = [str(n) for n in nbmlops.list_experiments()["name"]]
+        names = experiment_names()
         self._guard(self._experiments, names)
         self.load()
 
