@@ -419,8 +419,8 @@ def check_same_answers(servers: Servers, models: dict[str, Any], X: Any) -> None
 
 def logging_probe(root: Path, row: list[float], n: int = 20_000) -> dict[str, float]:
     """CPU cost of request logging per request, in-process (no HTTP, so none of the machine's noise):
-    the record the server builds for a one-row LogisticRegression request, queued with ``add`` (on the
-    request path) and serialized + appended by ``flush`` (the writer thread's work)."""
+    the record the server builds for a one-row LogisticRegression request, serialized and queued with
+    ``add`` (on the request path) and appended by ``flush`` (the writer thread's work)."""
     import uuid
 
     from nbmlops.serving.reqlog import RequestLog
@@ -432,7 +432,7 @@ def logging_probe(root: Path, row: list[float], n: int = 20_000) -> dict[str, fl
     for _ in range(3):  # take the best of 3: what it costs, not what a busy machine made of it
         ids = [uuid.uuid4().hex for _ in range(n)]
         t = clock()
-        for rid in ids:  # what score() does when logging is on: build the record, queue it
+        for rid in ids:  # what score() does when logging is on: build the record, serialize it, queue it
             log_.add({"t": time.time_ns() // 1_000_000, "id": rid, "v": 1, "lat": round(0.000412 * 1000, 3),
                       "rows": [row], "out": [1]})
         t_add = (clock() - t) / n
@@ -694,7 +694,7 @@ def report(S: dict[str, Any], r: dict[str, Any], quick: bool, wall: float) -> tu
     probe = (f"Request logging also measured in-process (no HTTP, so free of the machine's noise; best of 3 × "
              f"20,000 records like the server's for a one-row request, {lp['bytes']:.0f} bytes each): "
              f"{fmt(lp['add'] + lp['flush'])} of CPU per request — {fmt(lp['add'])} on the request path to build "
-             f"the record and queue it, {fmt(lp['flush'])} for the writer thread to serialize and append it — "
+             f"the record, serialize it and queue it, {fmt(lp['flush'])} for the writer thread to append it — "
              "that is "
              f"{(lp['add'] + lp['flush']) / per_request:.1%} of the {fmt(per_request)} per request that the 8-client "
              "throughput without logging implies.")

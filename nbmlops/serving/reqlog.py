@@ -1,8 +1,10 @@
 """The request log of a deployment, written off the request path.
 
-Handlers only append a record to an in-memory deque; a background thread encodes the
-records (orjson) every 100 ms and appends them to the store's ``RotatingLog``
-(``Store.request_log``: files rotate at ``max_bytes``, at most ``keep`` are kept).
+Handlers encode a record (orjson, about 2 µs) and append the line to an in-memory deque; a
+background thread appends the lines every 100 ms to the store's ``RotatingLog``
+(``Store.request_log``: files rotate at ``max_bytes``, at most ``keep`` are kept). Encoding on
+the request path rather than in the thread keeps the thread's hold on the GIL short (a join
+and a write, which releases it) and keeps no record's lists alive for the garbage collector.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import threading
 from collections import deque
 from pathlib import Path
 
+import orjson
+
 from ..store import RotatingLog, current_store
 from ..store.records import RequestRecord
 
 STEM = "requests"  # requests-NNNNNN.jsonl, as Store.request_log names them
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
 
 
 class RequestLog:
@@ -24,29 +29,27 @@ class RequestLog:
     def __init__(self, log: RotatingLog | Path, max_bytes: int = 64 << 20, keep: int = 8) -> None:
         self.log = log if isinstance(log, RotatingLog) else RotatingLog(Path(log), STEM, max_bytes, keep)
         self.log.folder.mkdir(parents=True, exist_ok=True)
-        self.pending: deque[RequestRecord] = deque()
+        self.pending: deque[bytes] = deque()
         self._stop = threading.Event()
         self._writing = threading.Lock()  # the flush thread and close() share the log's open file
         self._thread = threading.Thread(target=self._run, name="nbmlops-request-log", daemon=True)
         self._thread.start()
 
     def add(self, record: RequestRecord) -> None:
-        self.pending.append(record)
+        try:
+            self.pending.append(orjson.dumps(record, option=_OPTIONS))
+        except (TypeError, orjson.JSONEncodeError):  # one record that cannot be written costs only itself
+            pass
 
     def flush(self) -> None:
-        import orjson
-
-        if not self.pending:
+        pending = self.pending
+        if not pending:
             return
-        chunks = []
-        while self.pending:
-            try:
-                chunks.append(orjson.dumps(self.pending.popleft(), option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
-            except (TypeError, orjson.JSONEncodeError):  # one record that cannot be written costs only itself
-                continue
-        if chunks:
-            with self._writing:
-                self.log.append(b"".join(chunks))
+        with self._writing:  # one flusher at a time, so lines keep their order
+            chunks = []
+            while pending:
+                chunks.append(pending.popleft())
+            self.log.append(b"".join(chunks))
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
