@@ -19,14 +19,15 @@ rebuilt when its fill description changes. How it is filled (the bulk part says 
 
 Then, each in a fresh process (what a new kernel pays; the OS page cache is warm):
 
-- open: ``nbmlops.set_store`` + the first ``start_run`` (which sweeps stale runs and cleans tmp/) and
-  ``list_experiments``; separately the stale-run sweep with one dead run left RUNNING;
+- open: ``nbmlops.set_store`` + what the first ``start_run`` of a process pays before its own work (the
+  stale-run sweep, tmp/ cleaned); again with one dead run left RUNNING; the first listing
+  (``list_experiments``) apart;
 - start+end of an empty run in the 97,999-run experiment, median of 30 (each run deleted again after);
 - a 100,000-point curve: ``metric_history`` and ``metric_curves`` first read and repeated;
 - ``get_run`` of one run by id (first in the process, then repeated);
-- export to MLflow (a real ``mlflow server`` on loopback, sqlite backend): the 2,000-run experiment
-  (with the 100,000-point run) exported whole, the peak RSS of the exporting process sampled every
-  0.2 s; then the 97,999-run experiment exported for a fixed time, RSS sampled: it must stay flat.
+- export to MLflow (a fresh MLflow sqlite store each, before and after this round): the 100,000-point
+  run alone, then the 97,999-run experiment, each for a fixed time, the exporting process's RSS
+  sampled every 0.2 s: it must stay flat.
 """
 
 from __future__ import annotations
@@ -50,9 +51,9 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 if __package__:  # python -m benchmarks.scale
-    from ._common import log
+    from ._common import log, machine, publish
 else:  # python benchmarks/scale.py
-    from _common import log
+    from _common import log, machine, publish
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -64,7 +65,7 @@ FULL = dict(runs=100_000, export_runs=2_000, real_runs=3, steps=50, big_points=1
 QUICK = dict(runs=2_000, export_runs=200, real_runs=3, steps=50, big_points=20_000, startend_reps=10,
              reps=3, export_seconds=10.0, cache=Path(tempfile.gettempdir()) / "nbmlops-bench-scale-quick")
 TARGETS = {  # key -> (limit in seconds, text)
-    "open": (1.0, "the store opens in < 1 s (set_store, first start_run with its stale-run sweep, list_experiments)"),
+    "open": (1.0, "the store opens in < 1 s (set_store and the stale-run sweep a process's first start_run pays)"),
     "startend": (0.020, "start+end of a run stays < 20 ms"),
 }
 BASE_MS = 1_765_000_000_000
@@ -367,15 +368,15 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def export_child(root: Path, made: dict[str, Any], uri: str, what: str, before: str, seconds: float | None
-                 ) -> dict[str, Any]:
+def export_child(root: Path, made: dict[str, Any], uri: str, what: str, before: str, seconds: float | None,
+                 cwd: Path) -> dict[str, Any]:
     """Export ``what`` (an experiment, or "big": the 100,000-point run) in a fresh process, its RSS
     sampled every 0.2 s; stopped after ``seconds`` (None: let it finish).
     Returns the RSS timeline and the child's result."""
     code = CHILD_HEAD.format(root=str(root), made=made, S={}) + textwrap.dedent(EXPORT).format(
         uri=uri, what=what, before=before, repo=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.stdout is not None
     first = proc.stdout.readline()
     if not first:
@@ -430,23 +431,70 @@ def mlflow_points(uri: str, exp: str) -> int:
 
 
 def measure_export(root: Path, made: dict[str, Any], S: dict[str, Any]) -> dict[str, Any]:
-    """Before and after this round, each into its own MLflow server: the 100,000-point run alone, then
-    the 97,999-run experiment for a fixed time; the exporting process's RSS sampled all along."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from mlflow_support import mlflow_server
-
+    """Before and after this round, each into its own MLflow sqlite store (MLflow's SQLAlchemy store
+    in the exporting process; artifacts under its folder): the 100,000-point run alone, then the
+    97,999-run experiment, each for a fixed time; the exporting process's RSS sampled all along."""
     r: dict[str, Any] = {}
     for label, before in (("after", ""), ("before", BEFORE)):
-        with tempfile.TemporaryDirectory(dir=S["cache"]) as tmp, mlflow_server(Path(tmp)) as uri:
+        with tempfile.TemporaryDirectory(dir=S["cache"]) as tmp:
+            uri = f"sqlite:///{tmp}/mlflow.db"
             for what, seconds in (("big", S["export_seconds"] * 1.5), ("scale", S["export_seconds"])):
                 log(f"export ({label}) of {what!r}" + (f" for {seconds:.0f} s" if seconds else ""))
-                out = export_child(root, made, uri, what, before, seconds)
+                out = export_child(root, made, uri, what, before, seconds, Path(tmp))
                 out["arrived"] = mlflow_count(uri, "scale") if what == "scale" else mlflow_points(uri, "export")
                 r[f"{label}_{what}"] = out
                 peak = max(v for _, v in out["samples"]) if out["samples"] else 0
                 log(f"  {out['elapsed']:.1f} s, arrived {out['arrived']}, RSS {out['base'] / 1024:.0f} -> "
                     f"peak {peak / 1024:.0f} MiB, {out['result'].get('summary', '')}")
     return r
+
+
+def rss_row(name: str, out: dict[str, Any], unit: str) -> str:
+    samples = out["samples"] or [(0.0, out["base"])]
+    at = [samples[min(len(samples) - 1, int(len(samples) * f))][1] / 1024 for f in (0.05, 0.25, 0.5, 1.0)]
+    peak = max(v for _, v in samples) / 1024
+    return (f"| {name} | {' / '.join(f'{v:.0f}' for v in at)} | {peak - out['base'] / 1024:+.0f} MiB | "
+            f"{out['arrived']:,} {unit} |")
+
+
+def report(S: dict[str, Any], made: dict[str, Any], local: dict[str, Any], export: dict[str, Any],
+           load: list[float]) -> tuple[str, list[str]]:
+    """The section's Markdown and the targets missed."""
+    lines = [SECTION, "", machine(PACKAGES, extra=f"1-minute load average during the run: "
+                                  f"{min(load):.1f}-{max(load):.1f} (2 cores shared: above ~2, other work competed)."),
+             "", f"Store: {made['runs']:,} runs and {made['points']:,} metric points, filled once and cached "
+             f"(see the script's docstring for how). Each measurement in a fresh process, medians of 3 rounds.", ""]
+    failed = []
+    if local:
+        o, se, c, g = local["open"], local["startend"], local["curve"], local["get_run"]
+        lines += ["| what | result |", "| --- | --- |",
+                  f"| open: `set_store` + stale-run sweep + tmp/ cleaned | {o['sweep'] * 1e3:.0f} ms |",
+                  f"| the same with one dead run left RUNNING (marked KILLED) | "
+                  f"{local['sweep_dead']['sweep'] * 1e3:.0f} ms |",
+                  f"| first listing, `list_experiments()` | {o['open'] - o['sweep']:.2f} s |",
+                  f"| start+end of a run in the biggest experiment, median of {S['startend_reps']} | "
+                  f"{se['median'] * 1e3:.1f} ms |",
+                  f"| `get_run` first / repeated | {g['first'] * 1e3:.0f} ms / {g['again'] * 1e3:.2f} ms |",
+                  f"| {S['big_points']:,}-point curve, `metric_curves` first / log read again / cached | "
+                  f"{c['curve_first']:.2f} s / {c['curve_reread']:.2f} s / {c['curve_cached'] * 1e3:.2f} ms |",
+                  f"| parsing that log: block reader vs line by line (same process) | {c['parse_blocks']:.2f} s vs "
+                  f"{c['parse_lines']:.2f} s ({c['parse_lines'] / c['parse_blocks']:.1f}×) |",
+                  f"| `metric_history()` first / again | {c['history_first']:.2f} s / {c['history_again']:.2f} s |", ""]
+        for key, value in (("open", o["sweep"]), ("startend", se["median"])):
+            limit, text = TARGETS[key]
+            lines.append(f"- {text}: {'pass' if value < limit else 'FAIL'}")
+            if value >= limit:
+                failed.append(text)
+        lines.append("")
+    if export:
+        lines += ["Export to MLflow (sqlite), before this round (`" + BEFORE + "`) and after, each phase a fresh "
+                  "process stopped after a fixed time, RSS sampled every 0.2 s:", "",
+                  "| phase | RSS at 5% / 25% / 50% / 100% of the time (MiB) | peak over baseline | arrived |",
+                  "| --- | --- | --- | --- |"]
+        for label in ("after", "before"):
+            lines.append(rss_row(f"{S['big_points']:,}-point run, {label}", export[f"{label}_big"], "points"))
+            lines.append(rss_row(f"biggest experiment, {label}", export[f"{label}_scale"], "runs"))
+    return "\n".join(lines) + "\n", failed
 
 
 def main() -> None:
@@ -465,13 +513,18 @@ def main() -> None:
     scale_exp = made["experiments"]["scale"]
     shards = current_store().run_files(scale_exp)
     made["some_run"] = shards[len(shards) // 2].all()[0]["id"]
-    load = [os.getloadavg()[0]]
-    local = measure_local(root, made, S) if args.only != "export" else {}
-    load.append(os.getloadavg()[0])
-    export = measure_export(root, made, S) if args.only != "local" else {}
-    load.append(os.getloadavg()[0])
-    Path(S["cache"] / "last.json").write_text(json.dumps({"local": local, "export": export, "load": load}))
-    print(json.dumps({"local": local, "load": load}, indent=1))
+    saved = {part: json.loads((S["cache"] / f"{part}.json").read_text()) if (S["cache"] / f"{part}.json").exists()
+             else {} for part in ("local", "export")}  # a part not measured this time: its last results
+    for part, measure in (("local", measure_local), ("export", measure_export)):
+        if args.only in (None, part):
+            load = [os.getloadavg()[0]]
+            results = measure(root, made, S)
+            load.append(os.getloadavg()[0])
+            saved[part] = {"results": results, "load": load}
+            (S["cache"] / f"{part}.json").write_text(json.dumps(saved[part]))
+    text, failed = report(S, made, saved["local"].get("results", {}), saved["export"].get("results", {}),
+                          saved["local"].get("load", []) + saved["export"].get("load", []) or [0.0])
+    publish(text, args.results, SECTION, failed)
 
 
 if __name__ == "__main__":
