@@ -143,7 +143,10 @@ def test_bad_arguments_are_refused_in_one_line(tl_store):
 def test_limit_keeps_the_newest_windows_and_says_how_many_were_left_out(tl_store):
     tl = monitor_timeline("tl", limit=2)
     assert list(tl.windows["version"]) == [2, 2] and tl.truncated == 3
-    assert "3 older left out" in tl.html()
+    html = tl.html()
+    assert "3 older left out" in html
+    # the chart starts at the oldest window kept: the moves before it are data (.switches), not drawn
+    assert len(tl.switch_records) == 3 and 'class="switch"' not in html and len(_svgs(html)) == 1
 
 
 def _svgs(html: str) -> list[ET.Element]:

@@ -60,7 +60,8 @@ def timeline_html(tl: Any) -> str:
 
 def _version_block(tl: Any, version: int) -> str:
     windows = [w for w in tl.window_records if w["version"] == version]
-    switches = [s for s in tl.switch_records if version in (s["from"], s["to"])]
+    # with older windows left out, the chart starts at the oldest one kept (older alias moves are in .switches)
+    switches = [s for s in tl.switch_records if version in (s["from"], s["to"]) and s["time"] >= (tl.since or 0)]
     title = f'<div style="margin-top:10px"><b>{e(tl.model)} v{version}</b>'
     deps = sorted({w["deployment"] for w in windows if w["deployment"]})
     if deps:

@@ -41,12 +41,18 @@ class MonitorTimeline:
         self.truncated = truncated  # older windows left out by ``limit``
 
     @property
+    def since(self) -> int | None:
+        """With older windows left out (``truncated``), the time of the oldest one kept: what a chart covers."""
+        return self.window_records[0]["time"] if self.truncated and self.window_records else None
+
+    @property
     def versions(self) -> list[int]:
-        """The versions that have windows or alias moves, ascending."""
-        found = {w["version"] for w in self.window_records if w["version"] is not None}
+        """The versions that have windows or alias moves (since ``since``), ascending."""
         if self.version is not None:
             return [self.version]
-        found |= {v for s in self.switch_records for v in (s["from"], s["to"]) if v is not None}
+        since = self.since or 0
+        found = {w["version"] for w in self.window_records if w["version"] is not None}
+        found |= {v for s in self.switch_records if s["time"] >= since for v in (s["from"], s["to"]) if v is not None}
         return sorted(found)
 
     @property

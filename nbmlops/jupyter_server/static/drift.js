@@ -78,12 +78,15 @@
 
   function chart(d) {
     var pts = d.points, metric = d.metric, perf = !!metric;
-    var times = pts.map(function (p) { return p.time; }).concat(d.switches.map(function (s) { return s.time; }));
+    // with older windows left out, the chart starts at the oldest one kept (the table below lists every move)
+    var since = d.truncated && pts.length ? pts[0].time : -Infinity;
+    var moves = d.switches.filter(function (s) { return s.time >= since; });
+    var times = pts.map(function (p) { return p.time; }).concat(moves.map(function (s) { return s.time; }));
     var lo = Math.min.apply(null, times), hi = Math.max.apply(null, times);
     if (hi - lo < MIN_SPAN) { var mid = (lo + hi) / 2; lo = mid - MIN_SPAN / 2; hi = mid + MIN_SPAN / 2; }
     var pad = (hi - lo) * 0.03;
     lo -= pad; hi += pad;
-    var band = d.switches.length ? 12 * Math.min(3, d.switches.length) + 4 : 0;  // the alias moves' labels, above the data
+    var band = moves.length ? 12 * Math.min(3, moves.length) + 4 : 0;  // the alias moves' labels, above the data
     var H = band + TOP_H + (perf ? GAP + PERF_H : 0) + AXIS, bottom = H - AXIS;
     function px(t) { return L + (t - lo) / (hi - lo) * (W - L - R); }
     var svg = S("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H, role: "img", "class": "chart-svg" });
@@ -130,7 +133,7 @@
       svg.appendChild(S("line", { x1: px(t[0]), x2: px(t[0]), y1: bottom, y2: bottom + 4, stroke: C.axis }));
       svg.appendChild(S("text", { x: px(t[0]), y: bottom + 15, "text-anchor": "middle", "class": "tick x-tick" }, t[1]));
     });
-    d.switches.forEach(function (s, i) {  // labels on three rows, so moves close in time stay readable
+    moves.forEach(function (s, i) {  // labels on three rows, so moves close in time stay readable
       var x = px(s.time), label = moveLabel(s, d.version);
       var m = S("g", { "data-testid": "alias-switch", "data-alias": s.alias, "data-from": text(s.from), "data-to": text(s.to) });
       m.appendChild(S("title", {}, label + " · " + NB.fmtTime(s.time) + (s.user ? " · by " + s.user : "")));
