@@ -223,6 +223,7 @@ def main() -> int:
         ("the same 3 notebooks as an nbmlops pipeline (`cache=False`; one warm kernel, a fresh namespace per "
          "step)", fmt(p)),
         ("**papermill ÷ nbmlops** (goal ≥ 2×)", f"**{d / p:.2f}×** ({'met' if d / p >= 2 else 'missed'})"),
+        ("· the same ratio in each round", ", ".join(f"{a / b:.2f}×" for a, b in zip(t_direct, t_piped))),
         ("the same pipeline with `isolate=\"kernel\"` (a new kernel per step, as before)", fmt(k)),
         ("per-step overhead of `isolate=\"kernel\"` over papermill ((it − papermill) / 3)",
          f"{fmt((k - d) / 3)} ({(k / d - 1) * 100:+.0f}%)"),
