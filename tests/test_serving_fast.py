@@ -21,7 +21,7 @@ import pytest
 
 import nbmlops
 from nbmlops.serving.app import create_app
-from nbmlops.serving.batching import INLINE_BELOW, Batcher
+from nbmlops.serving.batching import INLINE_BELOW, INLINE_WALL, Batcher
 from nbmlops.serving.fast import FastPath
 from nbmlops.serving.metrics import Metrics
 from nbmlops.serving.monitor import Monitor
@@ -238,31 +238,38 @@ def test_fast_routes_carry_the_templates_fastapi_would_give(pair):
 
 
 def test_quick_models_score_on_the_event_loop_slow_ones_on_their_thread():
-    """A model call under INLINE_BELOW runs on the loop (no thread hand-off); a slower one keeps
-    the loop free on the model's thread; a batch as big as max_batch_size always does."""
-    threads: dict[str, set] = {"quick": set(), "slow": set()}
+    """A model call under INLINE_BELOW of CPU runs on the loop (no thread hand-off); one that computes
+    longer, or waits longer than INLINE_WALL (on threads of its own, say), keeps the loop free on the
+    model's thread; so does a batch as big as max_batch_size."""
+    threads: dict[str, set] = {"quick": set(), "busy": set(), "waiting": set()}
 
-    def model(kind: str, seconds: float):
+    def model(kind: str):
         def predict(rows):
             threads[kind].add(threading.get_ident())
-            time.sleep(seconds)
+            if kind == "busy":
+                end = time.thread_time() + 2 * INLINE_BELOW
+                while time.thread_time() < end:
+                    pass
+            elif kind == "waiting":
+                time.sleep(2 * INLINE_WALL)
             return {"predictions": [0] * len(rows)}
         return predict
 
     async def run() -> int:
-        quick, slow = Batcher(model("quick", 0)), Batcher(model("slow", 4 * INLINE_BELOW))
-        quick.start()
-        slow.start()
-        for _ in range(20):
-            await asyncio.gather(*(b.submit([[1.0]]) for b in (quick, slow) for _ in range(3)))
-        assert quick.quick and not slow.quick
+        batchers = {kind: Batcher(model(kind)) for kind in threads}
+        for b in batchers.values():
+            b.start()
+        for _ in range(12):
+            await asyncio.gather(*(b.submit([[1.0]]) for b in batchers.values() for _ in range(3)))
+        assert batchers["quick"].quick and not batchers["busy"].quick and not batchers["waiting"].quick
+        assert threading.get_ident() in threads["quick"]  # once known quick, scored on the loop's own thread
         threads["quick"].clear()
-        await quick.submit([[1.0]] * quick.max_batch_size)
+        await batchers["quick"].submit([[1.0]] * batchers["quick"].max_batch_size)
         return threading.get_ident()
 
     loop_thread = asyncio.run(run())
     assert threads["quick"] and loop_thread not in threads["quick"]  # the big batch went to the model's thread
-    assert loop_thread not in threads["slow"]
+    assert loop_thread not in threads["busy"] | threads["waiting"]
 
 
 def test_the_server_process_answers_through_the_fast_path(tmp_path):

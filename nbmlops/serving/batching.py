@@ -8,8 +8,8 @@ when full, the caller gets ``Overloaded`` (answered 503 with Retry-After). When 
 fails on a batch of several requests, each request is scored again on its own, so only the
 request that makes the model fail gets the error (and no request sees another's error).
 
-A model that scores a batch in under :data:`INLINE_BELOW` seconds (a linear model, say) is called
-on the event loop itself: handing each batch to the model's thread and back would cost more than
+A model that scores a batch in under :data:`INLINE_BELOW` seconds of CPU (a linear model, say) is
+called on the event loop itself: handing each batch to the model's thread and back would cost more than
 the call, and under load the two threads wait for each other's GIL. Slower models (a forest) and
 requests of ``max_batch_size`` rows or more stay on the model's thread, so the server keeps
 reading requests while they score.
@@ -24,7 +24,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-INLINE_BELOW = 0.001  # seconds: a model call this quick runs on the event loop (see the module's docstring)
+INLINE_BELOW = 0.001  # seconds of CPU: a model call this quick runs on the event loop (see the module's docstring)
+INLINE_WALL = 0.005  # ... if it also ends within this many seconds (not a model waiting on threads of its own)
 
 
 class Overloaded(Exception):
@@ -42,7 +43,7 @@ class Batcher:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="nbmlops-model")
         self.task: asyncio.Task[None] | None = None
         self.on_batch: Callable[[int], None] | None = None
-        self.took: deque[float] = deque(maxlen=16)  # seconds of the last model calls, timed inside each call
+        self.took: deque[tuple[float, float]] = deque(maxlen=16)  # (CPU, wall) seconds of the last model calls
 
     def start(self) -> None:
         if self.enabled and self.task is None:
@@ -64,18 +65,23 @@ class Batcher:
     def _call(self, rows: list[list[Any]]) -> dict[str, list[Any]]:
         if self.on_batch is not None:
             self.on_batch(len(rows))
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         try:
             return self.predict(rows)
         finally:
-            self.took.append(time.perf_counter() - start)
+            self.took.append((time.thread_time() - cpu, time.perf_counter() - start))
 
     @property
     def quick(self) -> bool:
-        """The model's last calls took under INLINE_BELOW seconds, by their median (a call the machine
-        slowed down, or one batch bigger than the rest, does not move it)."""
+        """The model's last calls took under INLINE_BELOW seconds of CPU and INLINE_WALL of time, by
+        their medians (a call a busy machine slowed down, or one batch bigger than the rest, does not
+        move them; CPU time does not count the waits for another thread's GIL)."""
         took = self.took
-        return bool(took) and sorted(took)[len(took) // 2] < INLINE_BELOW
+        if not took:
+            return False
+        mid = len(took) // 2
+        return (sorted(c for c, _ in took)[mid] < INLINE_BELOW and
+                sorted(w for _, w in took)[mid] < INLINE_WALL)
 
     async def _score(self, rows: list[list[Any]]) -> dict[str, list[Any]]:
         """``_call`` on the loop when the model is quick, else on the model's thread."""
