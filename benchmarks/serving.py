@@ -770,6 +770,9 @@ def main() -> int:
     ap.add_argument("--client", choices=("wrk", "asyncio"), default="wrk",
                     help="load generator for the concurrent runs (default wrk, installed with apt when missing; "
                          "asyncio when that fails)")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="interleaved rounds (default: 5 in a full run, 1 with --quick; the extra logging pairs follow "
+                         "the same count, at most 8)")
     ap.add_argument("--only", choices=("mlflow", "oip", "monitor"), default=None,
                     help="only the rows against MLflow's scoring server, or only the Open Inference Protocol row "
                          "(binary vs JSON V2 beside KServe's ModelServer, issue 18: rewrites its subsection alone)")
@@ -779,7 +782,9 @@ def main() -> int:
         from . import _oip
     else:
         import _oip
-    S = QUICK if args.quick else FULL
+    S = dict(QUICK if args.quick else FULL)
+    if args.rounds is not None:
+        S.update(rounds=args.rounds, log_pairs=min(8, 2 * args.rounds))
     out = args.results if args.results is not None else (None if args.quick else RESULTS)
 
     def interrupted(signum: int, _frame: Any) -> None:
