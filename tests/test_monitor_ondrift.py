@@ -15,6 +15,7 @@ import pytest
 import _pipeline_steps as steps
 import nbmlops
 from nbmlops import InvalidInput, NotFound
+from nbmlops.jupyter_server.data import drift_report_html
 from nbmlops.pipelines import retrain_decisions
 from nbmlops.pipelines.__main__ import TOO_FEW, main as retrain_job
 from nbmlops.serving.metrics import Metrics
@@ -112,6 +113,9 @@ def test_a_window_without_labels_waits_for_them_and_writes_nothing(churn, capsys
     assert retrain_decisions("churn").empty and list(nbmlops.list_datasets("raw").version) == [1]
     with pytest.raises(InvalidInput, match="has no labels yet"):
         nbmlops.retrain_on_drift("churn@production", f"window:{window}", "churn", progress=False)
+    # the dashboard's "open report" of a window: its full report drawn again from the rows it kept
+    page = drift_report_html(window)
+    assert page.lstrip().lower().startswith(("<!doctype", "<html")) and "<svg" in page and "x1" in page
 
 
 def test_window_report_of_a_report_that_is_not_a_window_is_refused(churn):

@@ -213,6 +213,10 @@ def drift_reports(model: str | None, limit: int) -> list[dict[str, Any]]:
 
 
 def drift_report_html(drift_id: str) -> str:
-    from ..monitoring.log import report_html  # lazy: loads pandas; the extension warms it in a thread
+    """A logged report's saved page; a live window's report drawn again from its rows (``window_report``)."""
+    from ..monitoring.log import get_summary, report_html  # lazy: loads pandas; the extension warms it in a thread
 
+    doc = get_summary(drift_id)
+    if doc.get("window") and not doc.get("html"):
+        return nbmlops.window_report(drift_id).html(full_page=True)
     return report_html(drift_id)

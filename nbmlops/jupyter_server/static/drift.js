@@ -165,7 +165,7 @@
         el("td", { text: text(p.n_drifted) + " of " + text(p.n_columns) + (p.drifted_columns.length ? ": " + p.drifted_columns.join(", ") : "") }),
         el("td", { "class": "num", "data-testid": "point-estimated", text: num(est) }),
         el("td", { "class": "num", "data-testid": "point-realized", text: num(real) + (p.labels ? " (" + p.labels + " labels)" : "") }),
-        el("td", {}, [p.page ? el("a", { href: NB.API + "drift/" + NB.enc(p.id) + "/html", target: "_blank", rel: "noopener noreferrer", text: "open report" })
+        el("td", {}, [p.page || p.kind === "window" ? el("a", { href: NB.API + "drift/" + NB.enc(p.id) + "/html", target: "_blank", rel: "noopener noreferrer", text: "open report" })
           : el("span", { "class": "muted", text: p.kind === "window" ? "numbers only" : "" })])]);
     });
     return el("div", { "class": "scroll" }, [el("table", { "data-testid": "drift-points" }, [el("thead", {}, [head]), el("tbody", {}, rows)])]);
