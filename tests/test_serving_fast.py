@@ -220,6 +220,22 @@ def test_mlflow_errors_keep_mlflows_form_on_the_fast_path(pair):
     assert status == 415 and json.loads(body)["error_code"] == "BAD_REQUEST"
 
 
+def test_a_client_gone_mid_body_is_counted_alike_and_the_server_keeps_serving(pair):
+    (fast, slow), _, X = pair
+    for server in (fast, slow):
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                         b"Authorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: 1000\r\n\r\n{\"features\"")
+            time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        key = 'model_request_errors_total{model_name="fastm",model_version="",reason="client_disconnected"}'
+        while metric_samples(server.port).get(key) != 1.0:
+            assert time.monotonic() < deadline, "the aborted request was not counted"
+            time.sleep(0.1)
+        status, _, _ = call(server.port, "POST", "/predict", json.dumps({"features": X[0].tolist()}).encode(), JSON)
+        assert status == 200
+
+
 def test_fast_routes_carry_the_templates_fastapi_would_give(pair):
     """The fast path's route templates are the FastAPI app's own (so the metrics' route labels agree)."""
     from starlette.routing import Match
