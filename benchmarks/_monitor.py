@@ -162,7 +162,8 @@ def bench(S: dict[str, Any], root: Path, client: str) -> dict[str, Any]:
         # one-time cost: paid before the pairs, measured apart
         cpu0, t0 = base.group_cpu(servers.pid("on")), time.perf_counter()
         while not scraped(servers.ports["on"]).get("model_monitor_windows_total") and time.perf_counter() - t0 < 120:
-            fill(servers.deployments["on"], X, 500)
+            for name in SERVERS:  # the same traffic to both: a server's state may depend on what it served
+                fill(servers.deployments[name], X, 500)
         r["first_window"] = (time.perf_counter() - t0, base.group_cpu(servers.pid("on")) - cpu0)
         r["scraped0"] = scraped(servers.ports["on"])  # the first window (the worker's start) left out below
         log(f"first window judged after {r['first_window'][0]:.1f} s, {r['first_window'][1]:.1f} s CPU")
