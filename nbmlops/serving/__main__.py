@@ -72,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
                    f"window's rows; {EVERY} for a duration)")
     p.add_argument("--monitor-stattest", default=None, help="one drift test for every column it applies to (default: "
                    "drift_report's rule sized by the window)")
-    p.add_argument("--monitor-cpu", type=float, default=CPU_SHARE, help="share of one core the monitor may use")
+    p.add_argument("--monitor-cpu", type=float, default=CPU_SHARE,
+                   help="share of the server's CPU (and of one core) the monitor may use")
     p.add_argument("--on-drift", help="retrain:PIPELINE or retrain+promote:PIPELINE, for drifted windows")
     p.add_argument("--monitor-record-every", type=float, default=RECORD_EVERY,
                    help="seconds between two windows of a version kept in drift_history (0: every window)")

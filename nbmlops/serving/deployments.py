@@ -361,7 +361,8 @@ def serve(model_uri: str, port: int = 0, host: str = "127.0.0.1", token: str | N
     ``monitor_every`` rows (the window's) the last ``monitor_window`` rows (1000, or a duration: ``"1h"``,
     then every 1000 rows) of a version against its monitoring reference (drift, data quality, estimated
     performance), as gauges, ``GET /monitor`` and windows in ``drift_history``; judging takes at most
-    ``monitor_cpu`` of a core (0.02), windows further apart when traffic outpaces it. Each column gets
+    ``monitor_cpu`` (0.02) of the server's own CPU and of a core, windows further apart when traffic
+    outpaces it. Each column gets
     ``drift_report``'s default test for the window's size (K-S or chi-square up to 1,000 rows, the
     distances above), or ``monitor_stattest`` (``"ks"``, ``"psi"``, ``"wasserstein"``, ...) where it applies.
     ``on_drift="retrain:PIPELINE"`` hands a recorded drifted window (its labelled rows) to
