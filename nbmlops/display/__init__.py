@@ -9,6 +9,6 @@ objects' one-line ``_repr_html_`` delegate here.
 - ``features``  feature views, services and the definitions table
 - ``serving``   deployments and A/B summaries
 - ``drift``     the drift report (inline, and the saved page with its sorting script ``SORT_JS``)
-- ``plots``     the drift report's small matplotlib pictures as PNG data URIs
+- ``plots``     the drift report's small pictures as inline SVG (escaped text, no script)
 - ``pipelines`` the DAG as SVG, run tables, retrain decisions, and a running pipeline's live table
 """
