@@ -92,7 +92,7 @@ class WarmKernel:
                 continue
             content = reply["content"]
             if content.get("status") != "ok":
-                raise KernelGone(f"kernel {self.name} could not be reset: {content.get('ename')}: "
+                raise KernelGone(f"kernel {self.name} could not prepare the step: {content.get('ename')}: "
                                  f"{content.get('evalue')}")
             return
 
@@ -134,7 +134,7 @@ class KernelPool:
                 k.reset(cwd)
                 return k
             except KernelGone:
-                self._drop(k, now=True)
+                self._drop(k)
         k = WarmKernel(name, cwd)
         with self._lock:
             closed = self._closed
@@ -155,10 +155,10 @@ class KernelPool:
         if not keep:
             k.shutdown(now=True)
 
-    def _drop(self, k: WarmKernel, now: bool) -> None:
+    def _drop(self, k: WarmKernel) -> None:
         with self._lock:
             self._busy.discard(k)
-        k.shutdown(now=now)
+        k.shutdown(now=True)
 
     def close(self, now: bool = False) -> None:
         """Shut every kernel down: gracefully in the background (the run's results are ready; Python
