@@ -6,6 +6,7 @@ one line."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ import _pipeline_steps as steps
 import nbmlops
 from nbmlops import InvalidInput, NotFound
 from nbmlops.jupyter_server.data import drift_report_html
+from nbmlops.monitoring.log import get_summary
 from nbmlops.pipelines import retrain_decisions
 from nbmlops.pipelines.__main__ import TOO_FEW, main as retrain_job
 from nbmlops.serving.metrics import Metrics
@@ -113,6 +115,13 @@ def test_a_window_without_labels_waits_for_them_and_writes_nothing(churn, capsys
     assert retrain_decisions("churn").empty and list(nbmlops.list_datasets("raw").version) == [1]
     with pytest.raises(InvalidInput, match="has no labels yet"):
         nbmlops.retrain_on_drift("churn@production", f"window:{window}", "churn", progress=False)
+    # drawn again, with the tests the monitor chose for a window of its size: the same numbers as recorded
+    recorded = get_summary(window)
+    again = nbmlops.window_report(window)
+    assert again.share_drifted == recorded["window"]["drift_share"] and again.options["default_by"] == "smaller"
+    kept = json.loads(nbmlops.store.current_store().blobs.read_bytes(recorded["report"]["sha256"]))
+    assert [(c.column, c.stattest, c.score) for c in again.columns] == \
+        [(c["column"], c["stattest"], c["score"]) for c in kept["columns"]]
     # the dashboard's "open report" of a window: its full report drawn again from the rows it kept
     page = drift_report_html(window)
     assert page.lstrip().lower().startswith(("<!doctype", "<html")) and "<svg" in page and "x1" in page

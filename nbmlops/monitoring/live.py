@@ -234,14 +234,21 @@ def window_data(drift_id: str) -> Any:
     return pd.read_parquet(io.BytesIO(blob))
 
 
-def window_report(drift_id: str, correction: str | None = None) -> Any:
+def window_report(drift_id: str) -> Any:
     """The full drift report (a :class:`~nbmlops.monitoring.report.DriftReport`, with its pictures) of a
     window the live monitor recorded, against the version's reference, computed again from its rows
-    with ``drift_report``'s tests: what the window's numbers in ``drift_history`` came from."""
+    with the tests and options the monitor used (read from the window's stored numbers): what the
+    window's numbers in ``drift_history`` came from."""
+    import json
+
     doc, _ = _recorded(drift_id)
     data = window_data(drift_id)
+    store = current_store(create=False)
+    used = json.loads(store.blobs.read_bytes(doc["report"]["sha256"])).get("options") or {}  # hash checked
+    options = {k: used.get(k) for k in ("stattest", "threshold", "num_stattest", "cat_stattest", "correction")}
     reference = get_model_version(f"{doc['model_name']}/{doc['model_version']}").reference()
     reference = reference.drop(columns=[TARGET], errors="ignore")
     columns = [c for c in reference.columns if c in data.columns]
-    return drift_report(reference[columns], data[columns], ColumnMapping(target=None), correction=correction,
-                        performance=False, progress=False)
+    return drift_report(reference[columns], data[columns], ColumnMapping(target=None), **options,
+                        drift_share=float(used.get("drift_share", 0.5)),
+                        default_by=used.get("default_by") or "reference", performance=False, progress=False)

@@ -91,7 +91,8 @@ def monitor_settings(monitor: bool, window: Any, every: Any, cpu: Any, stattest:
         return None
     cpu = CPU_SHARE if cpu is None else cpu
     if isinstance(cpu, bool) or not isinstance(cpu, (int, float)) or not 0 < cpu <= 1:
-        raise InvalidInput(f"monitor_cpu is the share of one core the monitor may use, in (0, 1], got {cpu!r}")
+        raise InvalidInput(f"monitor_cpu is the share of the server's CPU the monitor may use (of one core at most), "
+                           f"in (0, 1], got {cpu!r}")
     window = parse_window(WINDOW if window is None else window)
     every = check_every(default_every(window) if every is None else every)
     if isinstance(window, int) and every > window:
