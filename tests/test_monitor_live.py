@@ -245,7 +245,7 @@ def test_monitor_route_needs_a_monitor_and_the_token(model):
     ({"monitor_window": "1w"}, "monitor_window takes rows"),
     ({"monitor_every": 0}, "monitor_every must be a number of rows"),
     ({"monitor_window": 100, "monitor_every": 500}, "larger than monitor_window"),
-    ({"monitor_cpu": 0}, "monitor_cpu is the share of one core"),
+    ({"monitor_cpu": 0}, "monitor_cpu is the share of the server.s CPU"),
     ({"monitor": False, "monitor_window": 100}, "need monitor=True"),
     ({"monitor": False, "monitor_stattest": "ks"}, "need monitor=True"),
     ({"monitor_stattest": "t-test"}, "monitor_stattest: unknown stattest 't-test'; choose one of: ks, chisquare"),
