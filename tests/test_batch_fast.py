@@ -83,9 +83,28 @@ def test_read_ahead_keeps_order_across_row_groups_rejects_and_both_paths(store, 
     assert result["chunks"] == 17 and result["rejected"] == 3
 
 
-def test_chunks_finishing_out_of_order_come_out_in_order(store, tmp_path, monkeypatch):
-    """The job's process and two workers take chunks as they are free; chunks whose scoring is slow
-    finish after later ones, and the output still lists every row once, in input order."""
+def test_chunks_arriving_out_of_order_are_written_in_order(tmp_path):
+    """The output holds chunks that finish early until the ones before them are done."""
+    from nbmlops import ServingError
+    from nbmlops.serving.batch_io import OrderedOutput
+
+    plan = [(i * 10, 10) for i in range(6)]
+    out = OrderedOutput(tmp_path, tmp_path / "out.parquet", "parquet", tmp_path / "out.rejects.parquet", plan)
+    for i in (3, 1, 5, 0, 4, 2):
+        rows = np.arange(i * 10, i * 10 + 10)
+        out.add(i, (pa.table({"row": rows, "prediction": rows % 2}), None))
+        assert out.next == {3: 0, 1: 0, 5: 0, 0: 2, 4: 2, 2: 6}[i]  # written so far: only an unbroken prefix
+    assert out.finish(6, 60) == (60, 0)
+    assert list(pd.read_parquet(tmp_path / "out.parquet")["row"]) == list(range(60))
+    wrong = OrderedOutput(tmp_path, tmp_path / "o2.parquet", "parquet", tmp_path / "o2.rejects.parquet", plan)
+    with pytest.raises(ServingError, match="chunk 0 does not hold rows 0…9 exactly once"):
+        wrong.add(0, (pa.table({"row": np.arange(1, 11), "prediction": np.zeros(10)}), None))
+    wrong.close()
+
+
+def test_the_job_and_its_workers_share_the_chunks_and_the_output_keeps_input_order(store, tmp_path, monkeypatch):
+    """The job's process and two workers take chunks as they are free (every third chunk is slow to
+    score); the output lists every row once, in input order, as the model scores them."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer
@@ -96,27 +115,17 @@ def test_chunks_finishing_out_of_order_come_out_in_order(store, tmp_path, monkey
     model = make_pipeline(FunctionTransformer(_uneven), LogisticRegression()).fit(df, df.b > 0)
     nbmlops.register_model(model, "uneven")
     df.to_parquet(tmp_path / "in.parquet", row_group_size=1_000)
-    parts = tmp_path / "out.parquet.parts"
-    finished: list[str] = []
-    join = nbmlops.serving.batch._join
-
-    def spied(*args, **kwargs):  # the order the part files were written in
-        finished.extend(p.name for p in sorted(parts.glob("part-*.parquet"), key=lambda p: p.stat().st_mtime_ns))
-        return join(*args, **kwargs)
-
-    monkeypatch.setattr("nbmlops.serving.batch._join", spied)
-    result = nbmlops.batch_predict("uneven", tmp_path / "in.parquet", tmp_path / "out.parquet", chunk_rows=200,
+    result = nbmlops.batch_predict("uneven", tmp_path / "in.parquet", tmp_path / "out.parquet", chunk_rows=100,
                                    parallelism=3, progress=False)
-    assert finished != sorted(finished), "every chunk finished in order: the test did not test anything"
     out = pd.read_parquet(tmp_path / "out.parquet")
     assert list(out["row"]) == list(range(3_000))
     assert (out["prediction"].to_numpy() == model.predict(df)).all()
-    assert result["chunks"] == 15 and result["parallelism"] == 3
+    assert result["chunks"] == 30 and result["parallelism"] == 3
 
 
 def _uneven(X):
-    if len(X) > 1 and int(X.iloc[0, 0]) // 200 % 3 == 0:
-        time.sleep(0.4)
+    if len(X) > 1 and int(X.iloc[0, 0]) // 100 % 3 == 0:
+        time.sleep(0.3)
     return X
 
 

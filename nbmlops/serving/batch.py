@@ -140,7 +140,7 @@ class _Job:
                     self._run_parquet(plan)
                 else:
                     self._run_text(plan, chunk_rows)
-                self._collect(0)
+                self._collect()
                 self.writes.drain()
         finally:
             self.writes.close()
@@ -172,13 +172,14 @@ class _Job:
         ahead = ReadAhead(produce)
         try:
             while True:
-                while self.pool is not None and len(self.pending) < self._window() and (i := take()) is not None:
+                while self._worker_free() and (i := take()) is not None:
                     self._submit((i, *plan[i], None))
                 item = ahead.get()
                 if item is None:
                     break
+                self._wait_for_laggards(item[0])
                 self._local(item)
-                self._collect(len(self.pending), block=False)
+                self._collect(block=False)
         finally:
             ahead.close()
 
@@ -197,16 +198,25 @@ class _Job:
                 if item[3] is None:
                     self._done(item[0], item[2], None)
                     self.skipped += 1
-                elif self.pool is not None and len(self.pending) < self._window():
+                elif self._worker_free():
                     self._submit(item)
                 else:
+                    self._wait_for_laggards(item[0])
                     self._local(item)
-                self._collect(len(self.pending), block=False)
+                self._collect(block=False)
         finally:
             ahead.close()
 
-    def _window(self) -> int:
-        return 2 * (self.parallelism - 1)
+    def _worker_free(self) -> bool:
+        """A worker is up (chunks never wait for one to start: this process scores meanwhile) and has
+        fewer than two chunks."""
+        return self.pool is not None and self.ready.done() and len(self.pending) < 2 * (self.parallelism - 1)
+
+    def _wait_for_laggards(self, index: int) -> None:
+        """Before this process scores chunk ``index``, wait for workers' chunks more than ``4 × parallelism``
+        before it: the output holds every chunk after the oldest unfinished one, so this bounds memory."""
+        while self.pending and index - min(t[0] for t in self.pending.values()) > 4 * self.parallelism:
+            self._collect(len(self.pending) - 1)
 
     def _done(self, index: int, n: int, tables: tuple[Any, Any] | None, write: bool = False) -> None:
         """Chunk ``index`` is scored: hand it to the writer thread (its part files first if ``write``)."""
@@ -254,8 +264,10 @@ class _Job:
         return threadpool_limits(self.threads)
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.parallelism - 1, initializer=score.init, mp_context=_spawn(),
+        pool = ProcessPoolExecutor(self.parallelism - 1, initializer=score.init, mp_context=_spawn(),
                                    initargs=(self.store, f"{self.model.name}/{self.model.version}", self.threads))
+        self.ready = pool.submit(os.getpid)  # done once a worker has started and loaded the model
+        return pool
 
     def _submit(self, task: tuple[int, int, int, Any]) -> None:  # (index, start row, rows, DataFrame or None: read it)
         index, first, n, df = task
@@ -268,7 +280,7 @@ class _Job:
             self.pool = self._new_pool()
             self.pending[self.pool.submit(*work)] = task
 
-    def _collect(self, keep: int, block: bool = True) -> None:
+    def _collect(self, keep: int = 0, block: bool = True) -> None:
         """Take finished workers' chunks until at most ``keep`` are pending (without ``block``: only those done)."""
         while len(self.pending) > (keep if block else 0):
             done, _ = wait(list(self.pending), timeout=None if block else 0, return_when=FIRST_COMPLETED)
