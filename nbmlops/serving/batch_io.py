@@ -2,7 +2,8 @@
 
 Reading and writing go through pyarrow without pandas where the data allows: pyarrow releases the
 GIL while it decodes and encodes, so a reader thread overlaps the next chunk's I/O with this chunk's
-scoring.
+scoring. pandas, NumPy and pyarrow are imported inside the functions that use them, so importing
+``nbmlops.serving`` stays light.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ float64 block; a DataFrame over it without another copy when the model was fitte
 names) and builds the output as an arrow table. It applies when every feature column is float64 and
 every value finite and the model scores the whole chunk; anything else (text, missing columns, ±inf
 or NaN, a model that refuses some rows) takes the general pandas path, row by row where needed, so
-the output and the rejects are the same either way.
+the output and the rejects are the same either way. pandas, NumPy and pyarrow are imported inside
+the functions that use them, so importing ``nbmlops.serving`` stays light.
 """
 
 from __future__ import annotations
