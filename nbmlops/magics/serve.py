@@ -70,7 +70,8 @@ class Serve(Magics):
     @argument("--prometheus", metavar="DIR", help="write a Prometheus scrape config and alerting rules for "
               "this deployment into DIR (then: prometheus --config.file=DIR/prometheus.yml)")
     @argument("--batch", nargs=3, metavar=("MODEL", "INPUT", "OUTPUT"), help="score a file (CSV, Parquet, JSON Lines)")
-    @argument("--parallelism", type=int, default=1, help="with --batch: worker processes")
+    @argument("--parallelism", type=int, default=None, help="with --batch: scoring processes (default: chosen from "
+              "the input and the idle cores)")
     @line_magic
     def serve(self, line: str) -> object:
         """Serve a registered model over HTTP from a background process (stopped when this kernel
@@ -108,7 +109,7 @@ class Serve(Magics):
         return None
 
     @staticmethod
-    def _batch(model: str, src: str, dst: str, parallelism: int) -> None:
+    def _batch(model: str, src: str, dst: str, parallelism: int | None) -> None:
         bar = WidgetProgress(f"scoring {Path(src).name}")
         try:
             result = serving.batch_predict(model, src, dst, parallelism=parallelism, progress=bar)

@@ -6,6 +6,7 @@ One module per concept:
 - ``pipeline``    ``Pipeline`` (Python or YAML), ``PipelineRun``, lookup by name, run listings
 - ``runner``      plan (every check, nothing written), parallel execution, caching, retries, resume
 - ``notebook``    a notebook step through papermill, and its nbconvert HTML report
+- ``kernels``     warm kernels of a pipeline run: a fresh namespace per notebook step in the same kernel
 - ``context``     what a running step's code sees: its inputs, outputs and tracked run
 - ``records``     the pipeline documents in the store
 - ``progress``    the terminal status line; the default a face may replace (notebook: ``display.pipelines``)
