@@ -299,8 +299,8 @@ def test_the_server_process_answers_through_the_fast_path(tmp_path):
         dep = nbmlops.serve("fastp/1", name="fastp")
         try:
             admin = {"Authorization": f"Bearer {dep.admin_token}"}
-            status, headers, body = call(dep.port, "POST", "/predict", json.dumps({"features": [0.1, 0.2, 0.3]}).encode(),
-                                         {**JSON, **admin})
+            body = json.dumps({"features": [0.1, 0.2, 0.3]}).encode()
+            status, headers, body = call(dep.port, "POST", "/predict", body, {**JSON, **admin})
             assert status == 200 and headers["content-type"] == "application/json"
             assert set(json.loads(body)) >= {"model", "version", "request_id", "prediction", "probability"}
             _, _, text = call(dep.port, "GET", "/metrics", headers=admin)
