@@ -11,6 +11,8 @@ medians. "MLflow best / nbmlops" is the faster MLflow backend's time divided by 
 how many times faster nbmlops is (below 1: nbmlops is slower).
 
 Only the section "## Tracking (benchmarks/tracking.py)" of RESULTS.md is replaced; other sections stay.
+Search at 100,000 runs (with MLflow sqlite, the runs browser and the dashboard's runs API) is
+benchmarks/search_scale.py, from stores filled once and cached (benchmarks/_fill.py).
 """
 
 from __future__ import annotations
