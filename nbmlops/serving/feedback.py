@@ -11,6 +11,7 @@ first when the cache passes ``max_bytes``.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections import OrderedDict
 from typing import Any
@@ -31,16 +32,26 @@ class _Entry:
         self.size = len(packed) + rows
 
 
+@functools.lru_cache(maxsize=64)
+def _class_index(classes: tuple[str, ...]) -> dict[str, int]:
+    """Each class's index, built once per model's classes (not per request)."""
+    return {c: i for i, c in enumerate(classes)}
+
+
 def _pack(predictions: list[Any], classes: tuple[str, ...] | None) -> tuple[str, bytes]:
     """(kind, bytes): "c" class indices, "f" float64, "i" int64, "s" the text forms as JSON."""
-    import numpy as np
-    import orjson
-
     if classes:
-        index = {c: i for i, c in enumerate(classes)}
+        index = _class_index(classes)
         found = [index.get(str(p)) for p in predictions]
         if None not in found:
-            return "c", np.asarray(found, dtype=np.uint8 if len(classes) <= 256 else np.uint32).tobytes()
+            if len(classes) <= 256:
+                return "c", bytes(found)  # one byte a row, as uint8 (no NumPy for the common case)
+            import numpy as np  # only for more than 256 classes
+
+            return "c", np.asarray(found, dtype=np.uint32).tobytes()
+    import numpy as np  # numbers and text: loaded with the server's model already
+    import orjson
+
     types = {type(p) for p in predictions}
     if types == {float}:
         return "f", np.asarray(predictions, dtype=np.float64).tobytes()
