@@ -14,20 +14,9 @@ import nbmlops
 from nbmlops import InvalidInput
 from nbmlops.pipelines import runner
 
+from test_pipeline_notebooks import notebook
+
 pytestmark = pytest.mark.process  # notebook steps run in Jupyter kernels
-
-
-def notebook(path: Path, *cells: str, params: str | None = None) -> Path:
-    nb = nbformat.v4.new_notebook()
-    if params is not None:
-        cell = nbformat.v4.new_code_cell(params)
-        cell.metadata["tags"] = ["parameters"]
-        nb.cells.append(cell)
-    nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
 
 
 PID = 'import os, nbmlops\nnbmlops.log_metric("pid", os.getpid())'
