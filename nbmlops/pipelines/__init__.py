@@ -4,7 +4,8 @@ One module per concept:
 
 - ``definition``  steps, their inputs/outputs/parameters, the DAG, code hashes (checked where defined)
 - ``pipeline``    ``Pipeline`` (Python or YAML), ``PipelineRun``, lookup by name, run listings
-- ``runner``      plan (every check, nothing written), parallel execution, caching, retries, resume
+- ``plan``        every check before anything is written, outside inputs resolved, a step's cache key
+- ``runner``      parallel execution, caching, retries, resume
 - ``notebook``    a notebook step through papermill, and its nbconvert HTML report
 - ``kernels``     warm kernels of a pipeline run: a fresh namespace per notebook step in the same kernel
 - ``context``     what a running step's code sees: its inputs, outputs and tracked run

@@ -35,8 +35,9 @@ from ..tracking.lookup import get_run
 from ..tracking.modelfiles import read_model
 from . import records
 from .definition import Step, check_name, check_params, order, step, step_from_dict
+from .plan import Plan, make_plan
 from .progress import default_progress
-from .runner import Plan, execute, make_plan
+from .runner import execute
 
 _defined: dict[str, Pipeline] = {}
 
