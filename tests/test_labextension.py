@@ -329,7 +329,7 @@ def test_drift_report_opens_in_a_tab_from_the_palette_and_the_sidebar(page, lab)
     expect(frame).to_have_attribute("src", re.compile(f"^{re.escape(lab.base)}/nbmlops/api/drift/{drift_id}/html$"))
     report = page.frame_locator(".jp-nbmlops-view:visible iframe").locator("body")
     expect(report).to_contain_text("drift")
-    expect(report.locator("img").first).to_be_visible()  # its inline PNG charts
+    expect(report.locator("svg").first).to_be_visible()  # its inline SVG charts
     page.shots("drift-tab")
 
     # the sidebar's entry finds the same tab rather than opening a second one
