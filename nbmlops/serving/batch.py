@@ -166,8 +166,9 @@ class _Job:
 
         def produce(put: Callable[[Any], bool]) -> None:  # this process's chunks, read one ahead
             reader = ParquetRows(self.src, use_threads=self.pool is None)
-            while (i := take()) is not None and put((i, *plan[i], reader.read(*plan[i]))):
-                pass
+            while (i := take()) is not None:
+                if not put((i, *plan[i], reader.read(*plan[i]))):  # the consumer stopped: read no further
+                    return
 
         ahead = ReadAhead(produce)
         try:

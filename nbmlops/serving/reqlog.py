@@ -30,6 +30,7 @@ class RequestLog:
         self.log = log if isinstance(log, RotatingLog) else RotatingLog(Path(log), STEM, max_bytes, keep)
         self.log.folder.mkdir(parents=True, exist_ok=True)
         self.pending: deque[bytes] = deque()
+        self.unwritable = 0  # records that could not be serialized: left out, counted
         self._stop = threading.Event()
         self._writing = threading.Lock()  # the flush thread and close() share the log's open file
         self._thread = threading.Thread(target=self._run, name="nbmlops-request-log", daemon=True)
@@ -39,7 +40,7 @@ class RequestLog:
         try:
             self.pending.append(orjson.dumps(record, option=_OPTIONS))
         except (TypeError, orjson.JSONEncodeError):  # one record that cannot be written costs only itself
-            pass
+            self.unwritable += 1
 
     def flush(self) -> None:
         pending = self.pending
